@@ -72,8 +72,13 @@ export interface KeyShare {
 
 export interface KeyExchange {
   readonly group: NamedGroup;
-  /** Client side: a fresh key pair (for ML-KEM hybrids: the encapsulation key). */
-  generate(): KeyShare;
+  /**
+   * Client side: a fresh key pair (for ML-KEM hybrids: the encapsulation key).
+   * `privateKey` makes it deterministic (test vectors such as RFC 8448): the raw private scalar
+   * for x25519 / secp256r1 / secp384r1; for x25519mlkem768 the 64-byte ML-KEM seed followed by
+   * the 32-byte X25519 scalar.
+   */
+  generate(privateKey?: Uint8Array): KeyShare;
   /**
    * Server side: answer a client share. Returns our share (for hybrids, the KEM ciphertext
    * concatenated as the group specifies) and the shared secret; null if the client share is invalid.
@@ -104,6 +109,12 @@ export const SignatureSchemeCode: Record<SignatureScheme, number> = {
   rsa_pss_rsae_sha512: 0x0806,
   ed25519: 0x0807,
 };
+
+export type SignatureAlgorithm =
+  | { kind: 'ecdsa'; hash: 'sha256' | 'sha384' | 'sha512' }
+  | { kind: 'rsa-pkcs1'; hash: 'sha256' | 'sha384' | 'sha512' }
+  | { kind: 'rsa-pss'; hash: 'sha256' | 'sha384' | 'sha512'; saltLength?: number }
+  | { kind: 'ed25519' };
 
 export type KeyType = 'ec-p256' | 'ec-p384' | 'ed25519' | 'rsa';
 
@@ -145,6 +156,14 @@ export interface CryptoProvider {
    * Throws ConfigError with an actionable message if it cannot be used.
    */
   loadPrivateKey(der: Uint8Array): SigningKey;
+  /** Generates a new private key of `type` ('rsa': 2048 bits unless `bits` says otherwise) as PKCS#8 DER. */
+  generatePrivateKey(type: KeyType, bits?: number): Uint8Array;
+  /**
+   * Verifies an X.509-style signature (any hash with any matching key, as certificate chains need):
+   * ECDSA (DER signature) with P-256/P-384 keys, RSA PKCS#1 v1.5, RSA-PSS (saltLength defaults to the
+   * hash length), Ed25519 (hash ignored). false on any failure; never throws.
+   */
+  verifySignature(alg: SignatureAlgorithm, spki: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
   /** Verifies `signature` over `message` with the key in `spki` (SubjectPublicKeyInfo DER). false on any failure. */
   verify(scheme: SignatureScheme, spki: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
 }
