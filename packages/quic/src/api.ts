@@ -1,0 +1,75 @@
+/**
+ * The public, sans-I/O surface of a QUIC connection and endpoint (DESIGN.md "quic"; quinn-proto's
+ * shape). Time is a number in milliseconds passed in by the caller; nothing inside reads a clock.
+ */
+import type { HandshakeInfo, SessionTicket } from '@petrel/tls-core';
+
+/** A UDP peer address. `family` 4 or 6. */
+export interface Address {
+  address: string;
+  port: number;
+  family?: 4 | 6;
+}
+
+export function addressKey(a: Address): string {
+  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+export interface Transmit {
+  datagram: Uint8Array;
+  remote: Address;
+}
+
+/** Why a connection ended. */
+export interface CloseInfo {
+  /** QUIC transport error code, or the application's code when `application` is true. */
+  code: number;
+  frameType: number;
+  reason: string;
+  /** Application CONNECTION_CLOSE (0x1d) rather than transport (0x1c). */
+  application: boolean;
+  /** The peer closed (true), or we did (false). */
+  remote: boolean;
+  /** How it ended: a CONNECTION_CLOSE, the idle timeout, a stateless reset, or a failed handshake/version negotiation. */
+  kind: 'close' | 'idle' | 'stateless-reset' | 'version-negotiation' | 'handshake-timeout';
+}
+
+export type ConnectionEvent =
+  /** The handshake is complete (client: 1-RTT keys and the server's Finished; server: the client's Finished). */
+  | { type: 'handshakeComplete'; info: HandshakeInfo }
+  /** Server: the handshake is confirmed (HANDSHAKE_DONE sent); client: HANDSHAKE_DONE received. */
+  | { type: 'handshakeConfirmed' }
+  /** Client: whether the server accepted our 0-RTT data. Rejected 0-RTT stream data must be resent by the application. */
+  | { type: 'earlyData'; accepted: boolean }
+  /** The peer opened a stream. */
+  | { type: 'streamOpened'; id: number; bidi: boolean }
+  /** Data (or FIN) can be read from the stream. */
+  | { type: 'streamReadable'; id: number }
+  /** The stream's send buffer has room again after the application was told to wait. */
+  | { type: 'streamWritable'; id: number }
+  /** The peer reset its sending part (RESET_STREAM). */
+  | { type: 'streamReset'; id: number; code: number; finalSize: number }
+  /** The peer asked us to stop sending (STOP_SENDING); our sending part is reset with `code`. */
+  | { type: 'streamStopped'; id: number; code: number }
+  /** The peer raised its stream limit: more streams of this kind can be opened. */
+  | { type: 'streamsAvailable'; bidi: boolean }
+  /** An unreliable datagram (RFC 9221). */
+  | { type: 'datagram'; data: Uint8Array }
+  /** Client: a resumption ticket (with the server's transport parameters, for 0-RTT). */
+  | { type: 'sessionTicket'; ticket: SessionTicket }
+  /** Client: a NEW_TOKEN token for future connections to this server. */
+  | { type: 'newToken'; token: Uint8Array }
+  /** The path to the peer changed (migration or NAT rebinding, after validation). */
+  | { type: 'pathChanged'; remote: Address }
+  /** A key update happened (locally initiated or by the peer). */
+  | { type: 'keyUpdate'; phase: number; initiatedBy: 'local' | 'peer' }
+  /** The connection is closed (draining done or immediate). No more events follow. */
+  | { type: 'closed'; info: CloseInfo }
+  /** An internal error (a bug): the connection was closed with INTERNAL_ERROR. */
+  | { type: 'error'; error: unknown };
+
+/** Stream read result: data may be empty with fin true. null when nothing is available yet. */
+export interface StreamChunk {
+  data: Uint8Array;
+  fin: boolean;
+}
