@@ -1,0 +1,24 @@
+/**
+ * Crypto providers: `node` (node:crypto, the default on Node) and `noble` (@noble/*, portable).
+ */
+import { ConfigError } from '../errors.js';
+import { nodeProvider } from './node.js';
+import type { CryptoProvider } from './provider.js';
+
+export * from './provider.js';
+export { nodeProvider } from './node.js';
+
+
+const byName: Record<string, CryptoProvider> = { node: nodeProvider };
+
+/** The default provider: node:crypto on Node. */
+export function defaultProvider(): CryptoProvider {
+  return nodeProvider;
+}
+
+/** A provider by name ('node' or 'noble'). Throws ConfigError for anything else. */
+export function getProvider(name: string): CryptoProvider {
+  const p = Object.hasOwn(byName, name) ? byName[name] : undefined;
+  if (!p) throw new ConfigError(`unknown crypto provider '${name}': use 'node' or 'noble'`);
+  return p;
+}
