@@ -2,10 +2,11 @@
  * The crypto providers every crypto-dependent test loops over.
  * PETREL_PROVIDERS="node,noble" (comma-separated) restricts the list.
  */
+import { nobleProvider } from '../../packages/tls-core/src/crypto/noble.js';
 import { nodeProvider } from '../../packages/tls-core/src/crypto/node.js';
 import type { CryptoProvider } from '../../packages/tls-core/src/crypto/provider.js';
 
-const all: CryptoProvider[] = [nodeProvider];
+const all: CryptoProvider[] = [nodeProvider, nobleProvider];
 
 function select(): CryptoProvider[] {
   const env = process.env.PETREL_PROVIDERS;

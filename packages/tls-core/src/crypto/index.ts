@@ -2,14 +2,15 @@
  * Crypto providers: `node` (node:crypto, the default on Node) and `noble` (@noble/*, portable).
  */
 import { ConfigError } from '../errors.js';
+import { nobleProvider } from './noble.js';
 import { nodeProvider } from './node.js';
 import type { CryptoProvider } from './provider.js';
 
 export * from './provider.js';
 export { nodeProvider } from './node.js';
+export { nobleProvider } from './noble.js';
 
-
-const byName: Record<string, CryptoProvider> = { node: nodeProvider };
+const byName: Record<string, CryptoProvider> = { node: nodeProvider, noble: nobleProvider };
 
 /** The default provider: node:crypto on Node. */
 export function defaultProvider(): CryptoProvider {
