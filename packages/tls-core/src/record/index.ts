@@ -1,0 +1,2 @@
+export * from './record-layer.js';
+export * from './keys.js';
