@@ -1,0 +1,56 @@
+/**
+ * Whole-packet helpers that are not header parsing: Stateless Reset (RFC 9000 §10.3).
+ * Token generation (HMAC of the connection ID) lives with the endpoint (token.ts / cid.ts).
+ */
+
+/** Stateless reset token length. */
+export const STATELESS_RESET_TOKEN_LENGTH = 16;
+/** Smallest possible Stateless Reset: 5 bytes looking like a short header + the 16-byte token (§10.3). */
+export const MIN_STATELESS_RESET_LENGTH = 21;
+
+/**
+ * Size of the Stateless Reset to send in response to a packet of `receivedLength` bytes: one byte
+ * shorter than the trigger (so resets cannot loop, §10.3.3) and never below 21 bytes; `preferred`
+ * (default 43) caps it. Returns 0 if no reset may be sent (the trigger is too small).
+ */
+export function statelessResetSize(receivedLength: number, preferred = 43): number {
+  const n = Math.min(preferred, receivedLength - 1);
+  return n >= MIN_STATELESS_RESET_LENGTH ? n : 0;
+}
+
+/**
+ * Writes a Stateless Reset into `out` (its whole length is the datagram): `random` supplies the
+ * unpredictable bytes (at least out.length - 16 of them), the first byte is forced to 0b01xxxxxx
+ * (short header form, fixed bit set), and the last 16 bytes are `token`.
+ */
+export function writeStatelessReset(out: Uint8Array, token: Uint8Array, random: Uint8Array): Uint8Array {
+  if (out.length < MIN_STATELESS_RESET_LENGTH) throw new RangeError('a Stateless Reset is at least 21 bytes');
+  if (token.length !== STATELESS_RESET_TOKEN_LENGTH) throw new RangeError('stateless reset token must be 16 bytes');
+  const n = out.length - STATELESS_RESET_TOKEN_LENGTH;
+  if (random.length < n) throw new RangeError(`need ${n} random bytes`);
+  out.set(random.subarray(0, n), 0);
+  out[0] = (out[0]! & 0x3f) | 0x40;
+  out.set(token, n);
+  return out;
+}
+
+/**
+ * Offset of the candidate stateless reset token in a datagram buf[offset, end): the last 16 bytes.
+ * Returns -1 if the datagram is too small to be a Stateless Reset (RFC 9000 §10.3.1).
+ */
+export function statelessResetTokenOffset(buf: Uint8Array, offset: number, end: number): number {
+  return end - offset >= MIN_STATELESS_RESET_LENGTH && end <= buf.length ? end - STATELESS_RESET_TOKEN_LENGTH : -1;
+}
+
+/**
+ * Does the datagram buf[offset, end) end with `token`? Constant-time in the token bytes. Call this for
+ * a datagram that could not be processed (RFC 9000 §10.3.1), for each stateless reset token of the
+ * peer's active connection IDs.
+ */
+export function matchesStatelessReset(buf: Uint8Array, offset: number, end: number, token: Uint8Array): boolean {
+  const at = statelessResetTokenOffset(buf, offset, end);
+  if (at < 0 || token.length !== STATELESS_RESET_TOKEN_LENGTH) return false;
+  let diff = 0;
+  for (let i = 0; i < STATELESS_RESET_TOKEN_LENGTH; i++) diff |= buf[at + i]! ^ token[i]!;
+  return diff === 0;
+}
