@@ -143,3 +143,107 @@ export function pemEncode(label: string, der: Uint8Array): string {
   const b64 = btoa(bin).replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
+
+// ---- DER encoding helpers (X.690), used by the certificate generator. ----
+
+/** Concatenates byte arrays. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** SEQUENCE of already-encoded elements. */
+export function derSequence(...elements: Uint8Array[]): Uint8Array {
+  return derEncode(Tag.SEQUENCE, concatBytes(...elements));
+}
+
+/** SET of already-encoded elements (the caller orders them; one element in practice). */
+export function derSet(...elements: Uint8Array[]): Uint8Array {
+  return derEncode(Tag.SET, concatBytes(...elements));
+}
+
+/** OBJECT IDENTIFIER from dotted form. */
+export function derOid(dotted: string): Uint8Array {
+  const arcs = dotted.split('.').map((s) => {
+    if (!/^\d+$/.test(s)) throw new DerError(`bad OID ${dotted}`);
+    return Number(s);
+  });
+  if (arcs.length < 2 || arcs[0]! > 2 || (arcs[0]! < 2 && arcs[1]! >= 40)) throw new DerError(`bad OID ${dotted}`);
+  const bytes: number[] = [];
+  const push = (v: number): void => {
+    const tmp = [v & 0x7f];
+    v = Math.floor(v / 128);
+    while (v > 0) {
+      tmp.unshift((v & 0x7f) | 0x80);
+      v = Math.floor(v / 128);
+    }
+    bytes.push(...tmp);
+  };
+  push(arcs[0]! * 40 + arcs[1]!);
+  for (let i = 2; i < arcs.length; i++) push(arcs[i]!);
+  return derEncode(Tag.OID, Uint8Array.from(bytes));
+}
+
+/** INTEGER from unsigned big-endian magnitude bytes (leading zeros stripped, a 0x00 added if the top bit is set). */
+export function derUnsignedInteger(magnitude: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < magnitude.length - 1 && magnitude[i] === 0) i++;
+  let m = magnitude.subarray(i);
+  if (m.length === 0) m = Uint8Array.of(0);
+  if (m[0]! & 0x80) m = concatBytes(Uint8Array.of(0), m);
+  return derEncode(Tag.INTEGER, m);
+}
+
+/** INTEGER from a small non-negative number. */
+export function derSmallInteger(n: number): Uint8Array {
+  if (!Number.isSafeInteger(n) || n < 0) throw new DerError(`bad integer ${n}`);
+  const bytes: number[] = [];
+  do {
+    bytes.unshift(n & 0xff);
+    n = Math.floor(n / 256);
+  } while (n > 0);
+  return derUnsignedInteger(Uint8Array.from(bytes));
+}
+
+export function derBoolean(v: boolean): Uint8Array {
+  return Uint8Array.of(Tag.BOOLEAN, 1, v ? 0xff : 0);
+}
+
+export function derNull(): Uint8Array {
+  return Uint8Array.of(Tag.NULL, 0);
+}
+
+export function derOctetString(v: Uint8Array): Uint8Array {
+  return derEncode(Tag.OCTET_STRING, v);
+}
+
+/** BIT STRING with `unusedBits` unused bits in the last octet. */
+export function derBitString(v: Uint8Array, unusedBits = 0): Uint8Array {
+  return derEncode(Tag.BIT_STRING, concatBytes(Uint8Array.of(unusedBits), v));
+}
+
+export function derUtf8String(s: string): Uint8Array {
+  return derEncode(Tag.UTF8String, new TextEncoder().encode(s));
+}
+
+/** Context-specific tag: [n] IMPLICIT (primitive) or EXPLICIT/constructed. */
+export function derContext(n: number, content: Uint8Array, constructed: boolean): Uint8Array {
+  return derEncode((constructed ? 0xa0 : 0x80) | n, content);
+}
+
+/** X.509 Time: UTCTime for years 1950-2049, GeneralizedTime otherwise (RFC 5280 §4.1.2.5). */
+export function derTime(ms: number): Uint8Array {
+  const d = new Date(ms);
+  const y = d.getUTCFullYear();
+  const p2 = (n: number): string => String(n).padStart(2, '0');
+  const rest = `${p2(d.getUTCMonth() + 1)}${p2(d.getUTCDate())}${p2(d.getUTCHours())}${p2(d.getUTCMinutes())}${p2(d.getUTCSeconds())}Z`;
+  if (y >= 1950 && y < 2050) return derEncode(Tag.UTCTime, new TextEncoder().encode(p2(y % 100) + rest));
+  return derEncode(Tag.GeneralizedTime, new TextEncoder().encode(String(y).padStart(4, '0') + rest));
+}
