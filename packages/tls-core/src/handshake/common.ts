@@ -1,0 +1,192 @@
+/**
+ * Pieces shared by TlsClient and TlsServer: the transcript hash, per-level message reassembly,
+ * the event queue with commit-on-success, and the receive() error boundary.
+ */
+import type { CryptoProvider, Hash, HashAlg } from '../crypto/provider.js';
+import { Alert, ProtocolViolation, tlsError } from '../errors.js';
+import type { CipherSuite, EncryptionLevel, HandshakeInfo, KeyLogger, TlsEvent } from './api.js';
+import { CipherSuites } from './api.js';
+import { HandshakeType, MessageBuffer, handshakeMessage, toHex } from './codec.js';
+
+export const LEVELS: EncryptionLevel[] = ['initial', 'early', 'handshake', 'application'];
+
+/**
+ * The running transcript. Until the hash is known (the suite is chosen by the server) raw
+ * messages are kept; `setHash` replays them. `restartForHrr` applies RFC 8446 §4.4.1: the first
+ * ClientHello is replaced by message_hash(Hash(ClientHello1)).
+ */
+export class Transcript {
+  private pending: Uint8Array[] = [];
+  private h: Hash | null = null;
+  constructor(private readonly provider: CryptoProvider) {}
+  get alg(): HashAlg | null {
+    return this.h?.alg ?? null;
+  }
+  add(msg: Uint8Array): void {
+    if (this.h) this.h.update(msg);
+    else this.pending.push(msg);
+  }
+  setHash(alg: HashAlg): void {
+    if (this.h) return;
+    this.h = this.provider.hash(alg);
+    for (const m of this.pending) this.h.update(m);
+    this.pending = [];
+  }
+  /** Replaces everything so far (ClientHello1) by the synthetic message_hash message. */
+  restartForHrr(alg: HashAlg): void {
+    const first = this.provider.hash(alg);
+    if (this.h) throw new Error('restartForHrr after hashing started');
+    for (const m of this.pending) first.update(m);
+    const d = first.digest();
+    this.pending = [];
+    this.h = this.provider.hash(alg);
+    this.h.update(handshakeMessage(HandshakeType.message_hash, d));
+  }
+  digest(): Uint8Array {
+    if (!this.h) throw new Error('transcript hash not selected');
+    return this.h.digest();
+  }
+  /** Hash of the transcript followed by `extra` (not added). */
+  digestWith(extra: Uint8Array): Uint8Array {
+    if (!this.h) throw new Error('transcript hash not selected');
+    const c = this.h.clone();
+    c.update(extra);
+    return c.digest();
+  }
+}
+
+const SPACES = new Uint8Array(64).fill(0x20);
+const enc = new TextEncoder();
+
+/** The signed content of CertificateVerify (RFC 8446 §4.4.3). */
+export function certificateVerifyContent(server: boolean, transcriptHash: Uint8Array): Uint8Array {
+  const ctx = enc.encode(server ? 'TLS 1.3, server CertificateVerify' : 'TLS 1.3, client CertificateVerify');
+  const out = new Uint8Array(64 + ctx.length + 1 + transcriptHash.length);
+  out.set(SPACES, 0);
+  out.set(ctx, 64);
+  out[64 + ctx.length] = 0;
+  out.set(transcriptHash, 65 + ctx.length);
+  return out;
+}
+
+export function suiteByCode(code: number): CipherSuite | null {
+  for (const k of Object.keys(CipherSuites) as CipherSuite[]) if (CipherSuites[k].code === code) return k;
+  return null;
+}
+
+export function codeToName<T extends string>(table: Record<T, number>, code: number): T | null {
+  for (const k of Object.keys(table) as T[]) if (table[k] === code) return k;
+  return null;
+}
+
+export type Message = { type: number; body: Uint8Array; raw: Uint8Array };
+
+/**
+ * The receive() boundary shared by both roles. Subclasses implement `expectedLevel()` (null when
+ * parked) and `handle(level, msg)`, which pushes events with `emit` — they reach the queue only
+ * when the whole receive() call succeeds up to that message; on an error, the session emits one
+ * 'alert' event and is dead.
+ */
+export abstract class SessionCore {
+  protected readonly events: TlsEvent[] = [];
+  private staged: TlsEvent[] = [];
+  protected readonly buffers: Record<EncryptionLevel, MessageBuffer> = {
+    initial: new MessageBuffer(),
+    early: new MessageBuffer(),
+    handshake: new MessageBuffer(),
+    application: new MessageBuffer(),
+  };
+  protected dead = false;
+  protected clientRandom: Uint8Array | null = null;
+  info: Partial<HandshakeInfo> = {};
+
+  constructor(
+    protected readonly provider: CryptoProvider,
+    protected readonly keyLog: KeyLogger | null,
+  ) {}
+
+  protected abstract expectedLevel(): EncryptionLevel | null;
+  protected abstract handle(msg: Message): void;
+
+  protected emit(e: TlsEvent): void {
+    this.staged.push(e);
+  }
+
+  protected log(label: string, secret: Uint8Array): void {
+    if (!this.keyLog || !this.clientRandom) return;
+    try {
+      this.keyLog(`${label} ${toHex(this.clientRandom)} ${toHex(secret)}`);
+    } catch {
+      // a failing logger must not break the handshake
+    }
+  }
+
+  poll(): TlsEvent | undefined {
+    return this.events.shift();
+  }
+
+  receive(level: EncryptionLevel, data: Uint8Array): void {
+    if (this.dead) return;
+    this.guard(() => {
+      if (!LEVELS.includes(level)) throw new Error(`unknown level ${String(level)}`);
+      this.buffers[level].push(data);
+      this.process();
+    });
+  }
+
+  /** Runs `fn`, committing staged events on success and turning any exception into an alert. */
+  protected guard(fn: () => void): void {
+    try {
+      fn();
+      this.commit();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  protected commit(): void {
+    if (this.staged.length) {
+      for (const e of this.staged) this.events.push(e);
+      this.staged = [];
+    }
+  }
+
+  protected fail(e: unknown): void {
+    this.staged = [];
+    this.dead = true;
+    const err =
+      e instanceof ProtocolViolation
+        ? e
+        : new ProtocolViolation('tls', Alert.internal_error, `internal error: ${e instanceof Error ? e.message : String(e)}`);
+    // Alerts of other layers (should not happen here) map to internal_error for TLS.
+    const alert = err.layer === 'tls' ? err.code : Alert.internal_error;
+    this.events.push({ type: 'alert', alert, remote: false, error: err });
+    this.onDead();
+  }
+
+  protected onDead(): void {}
+
+  /** Processes whole messages at the expected level; bytes at any other level are an error. */
+  protected process(): void {
+    for (;;) {
+      if (this.dead) return;
+      const level = this.expectedLevel();
+      if (level === null) return; // parked (async resolver)
+      for (const l of LEVELS) {
+        if (l !== level && this.buffers[l].pending > 0) throw tlsError(Alert.unexpected_message, `handshake data at ${l} level while expecting ${level}`);
+      }
+      const msg = this.buffers[level].next();
+      if (!msg) return;
+      this.handle(msg);
+      this.commit();
+      // RFC 8446 §5.1: messages that precede a key change must end at a record boundary.
+      const after = this.expectedLevel();
+      if (after !== null && after !== level && this.buffers[level].pending > 0)
+        throw tlsError(Alert.unexpected_message, `handshake data after a key change at ${level} level`);
+    }
+  }
+}
+
+export function unexpected(state: string, type: number): ProtocolViolation {
+  return tlsError(Alert.unexpected_message, `unexpected handshake message ${type} in state ${state}`);
+}
