@@ -1,1 +1,12 @@
-export {};
+export * from './errors.js';
+export * from './varint.js';
+export * from './frames.js';
+export * from './message.js';
+export * from './transport.js';
+export * from './memory-transport.js';
+export * from './connection.js';
+export * from './qpack/static-table.js';
+export * from './qpack/huffman.js';
+export * from './qpack/dynamic-table.js';
+export * from './qpack/decoder.js';
+export * from './qpack/encoder.js';

@@ -167,7 +167,8 @@ export class QpackDecoder {
    */
   decodeSection(streamId: number, data: Uint8Array): SectionResult {
     const code = QpackError.QPACK_DECOMPRESSION_FAILED;
-    const r = new QpackReader(data, 0, data.length, code, this.maxFieldSectionSize);
+    const max = this.maxFieldSectionSize;
+    const r = new QpackReader(data, 0, data.length, code, max, () => new FieldSectionTooLarge(max));
     try {
       const ric = this.requiredInsertCount(r.int(8));
       const signNeg = (r.peek() & 0x80) !== 0;

@@ -33,6 +33,8 @@ export class QpackReader {
     readonly errorCode: number,
     /** Longest string literal accepted (bytes, after Huffman decoding). */
     readonly maxString: number = 1 << 20,
+    /** Error for a string longer than maxString (default: `errorCode`). */
+    private readonly tooLong: () => Error = () => qpackError(errorCode, 'string literal too long'),
   ) {
     this.pos = start;
   }
@@ -71,18 +73,18 @@ export class QpackReader {
     const len = this.int(n);
     if (len > this.end - this.pos) {
       // A length that cannot fit any sane limit is an error even before the bytes arrive.
-      if (len > this.maxString * 2) throw qpackError(this.errorCode, 'string literal too long');
+      if (len > this.maxString * 2) throw this.tooLong();
       throw TRUNCATED;
     }
     const start = this.pos;
     this.pos += len;
     if (!huffman) {
-      if (len > this.maxString) throw qpackError(this.errorCode, 'string literal too long');
+      if (len > this.maxString) throw this.tooLong();
       return this.buf.subarray(start, start + len);
     }
-    if (len > this.maxString) throw qpackError(this.errorCode, 'string literal too long');
+    if (len > this.maxString) throw this.tooLong();
     const out = huffmanDecode(this.buf, start, start + len, this.errorCode);
-    if (out.length > this.maxString) throw qpackError(this.errorCode, 'string literal too long');
+    if (out.length > this.maxString) throw this.tooLong();
     return out;
   }
 }
