@@ -1,0 +1,194 @@
+/**
+ * Reassembly of out-of-order byte ranges (CRYPTO data per encryption level, STREAM data per
+ * stream). Incoming data is copied (the datagram buffer is reused by the caller) into
+ * non-overlapping segments sorted by offset; overlapping data must be identical (RFC 9000 §2.2:
+ * PROTOCOL_VIOLATION otherwise). `maxBuffer` bounds how far beyond the read offset data may reach
+ * (CRYPTO: CRYPTO_BUFFER_EXCEEDED 0x0d, RFC 9000 §7.5).
+ */
+import { ProtocolViolation } from '@petrel/tls-core';
+import { TransportError } from './errors.js';
+
+/** RFC 9000 §19.6/§19.8: offsets + lengths cannot exceed 2^62 − 1. */
+export const MAX_STREAM_OFFSET = 2 ** 62 - 1;
+
+export interface AssemblerOptions {
+  /** Data may not extend beyond readOffset + maxBuffer (Infinity: unchecked here, e.g. flow control
+   *  already bounds it). */
+  maxBuffer?: number;
+  /** Error code when `maxBuffer` is exceeded. Default CRYPTO_BUFFER_EXCEEDED. */
+  bufferErrorCode?: number;
+  /** Frame type reported in errors (CRYPTO 0x06 by default). */
+  frameType?: number;
+  /** Compare overlapping bytes (RFC 9000 §2.2 MAY). Default true. */
+  checkConsistency?: boolean;
+}
+
+interface Segment {
+  off: number;
+  data: Uint8Array;
+}
+
+export class Assembler {
+  /** Bytes delivered to the reader (everything below is gone). */
+  readOffset = 0;
+  /** Highest end offset received. */
+  highest = 0;
+  /** Bytes currently buffered. */
+  buffered = 0;
+  readonly maxBuffer: number;
+  private readonly bufferErrorCode: number;
+  private readonly frameType: number;
+  private readonly checkConsistency: boolean;
+  private segs: Segment[] = [];
+  private head = 0;
+
+  constructor(opts: AssemblerOptions = {}) {
+    this.maxBuffer = opts.maxBuffer ?? Infinity;
+    this.bufferErrorCode = opts.bufferErrorCode ?? TransportError.CRYPTO_BUFFER_EXCEEDED;
+    this.frameType = opts.frameType ?? 0x06;
+    this.checkConsistency = opts.checkConsistency ?? true;
+  }
+
+  /** Number of buffered segments. */
+  get segmentCount(): number {
+    return this.segs.length - this.head;
+  }
+
+  /** Bytes readable now (contiguous from readOffset). */
+  get readable(): number {
+    let end = this.readOffset;
+    for (let i = this.head; i < this.segs.length; i++) {
+      const s = this.segs[i]!;
+      if (s.off > end) break;
+      end = s.off + s.data.length;
+    }
+    return end - this.readOffset;
+  }
+
+  /**
+   * Adds `data` at `offset` (copied). Data below the read offset or already buffered is ignored
+   * after a consistency check. Throws ProtocolViolation on a limit or consistency violation,
+   * leaving the state unchanged.
+   */
+  insert(offset: number, data: Uint8Array): void {
+    const end = offset + data.length;
+    if (!Number.isSafeInteger(offset) || offset < 0 || end > MAX_STREAM_OFFSET) {
+      throw new ProtocolViolation('quic', TransportError.FRAME_ENCODING_ERROR, `data offset ${offset}+${data.length} beyond 2^62-1`, this.frameType);
+    }
+    if (end > this.readOffset + this.maxBuffer) {
+      throw new ProtocolViolation(
+        'quic',
+        this.bufferErrorCode,
+        `data up to offset ${end} exceeds the ${this.maxBuffer}-byte reassembly buffer (read offset ${this.readOffset})`,
+        this.frameType,
+      );
+    }
+    const start = Math.max(offset, this.readOffset);
+    if (end <= start) return;
+    const segs = this.segs;
+    // Fast path: appends after everything buffered.
+    const last = segs.length > this.head ? segs[segs.length - 1]! : undefined;
+    if (!last || last.off + last.data.length <= start) {
+      this.add(segs.length, start, data.slice(start - offset, end - offset));
+      if (end > this.highest) this.highest = end;
+      return;
+    }
+    // First segment that ends after `start`.
+    let a = this.head, b = segs.length;
+    while (a < b) {
+      const m = (a + b) >> 1;
+      const s = segs[m]!;
+      if (s.off + s.data.length <= start) a = m + 1;
+      else b = m;
+    }
+    // Check consistency of all overlaps before changing anything.
+    if (this.checkConsistency) {
+      for (let j = a; j < segs.length; j++) {
+        const s = segs[j]!;
+        if (s.off >= end) break;
+        const lo = Math.max(start, s.off), hi = Math.min(end, s.off + s.data.length);
+        for (let p = lo; p < hi; p++) {
+          if (s.data[p - s.off] !== data[p - offset]) {
+            throw new ProtocolViolation('quic', TransportError.PROTOCOL_VIOLATION, `different data received at offset ${p}`, this.frameType);
+          }
+        }
+      }
+    }
+    // Insert the pieces of new data that fill the gaps.
+    let pos = start;
+    let j = a;
+    while (pos < end) {
+      const s = j < segs.length ? segs[j]! : undefined;
+      if (!s || s.off >= end) {
+        this.add(j, pos, data.slice(pos - offset, end - offset));
+        break;
+      }
+      if (s.off > pos) {
+        this.add(j, pos, data.slice(pos - offset, s.off - offset));
+        j++;
+      }
+      pos = Math.max(pos, s.off + s.data.length);
+      j++;
+    }
+    if (end > this.highest) this.highest = end;
+  }
+
+  private add(idx: number, off: number, data: Uint8Array): void {
+    if (idx === this.segs.length) this.segs.push({ off, data });
+    else this.segs.splice(idx, 0, { off, data });
+    this.buffered += data.length;
+  }
+
+  /**
+   * Returns up to `max` contiguous bytes at the read offset (a view into the buffer, valid until
+   * the next call) and advances, or null if none are available.
+   */
+  read(max = Infinity): Uint8Array | null {
+    if (this.head === this.segs.length || max <= 0) return null;
+    const s = this.segs[this.head]!;
+    if (s.off > this.readOffset) return null;
+    const skip = this.readOffset - s.off; // 0 unless partially read before
+    const n = Math.min(s.data.length - skip, max);
+    const out = s.data.subarray(skip, skip + n);
+    this.readOffset += n;
+    this.buffered -= n;
+    if (skip + n === s.data.length) {
+      this.segs[this.head] = undefined as unknown as Segment;
+      this.head++;
+      this.compact();
+    }
+    return out;
+  }
+
+  /** Copies all readable bytes into one new array (convenience for CRYPTO data), or null. */
+  readAll(): Uint8Array | null {
+    const n = this.readable;
+    if (n === 0) return null;
+    const out = new Uint8Array(n);
+    let o = 0;
+    while (o < n) {
+      const c = this.read(n - o)!;
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
+  }
+
+  /** Drops everything buffered (STOP_SENDING / reset); the read offset moves to `highest`. */
+  discard(): void {
+    this.segs = [];
+    this.head = 0;
+    this.buffered = 0;
+    this.readOffset = Math.max(this.readOffset, this.highest);
+  }
+
+  private compact(): void {
+    if (this.head === this.segs.length) {
+      this.segs.length = 0;
+      this.head = 0;
+    } else if (this.head > 32 && this.head * 2 > this.segs.length) {
+      this.segs.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}
