@@ -1,0 +1,476 @@
+/**
+ * TlsSocket: a Node `Duplex` carrying TLS 1.3 over a TCP socket (or any byte Duplex), driving a
+ * sans-I/O handshake core (`TlsSession`) through the record layer. Shaped like node:tls
+ * (`secureConnect` / `secure` events, `alpnProtocol`, `getCipher()`, `getProtocol()`,
+ * `getPeerCertificates()`, `session` events) so that it is easy to swap in.
+ *
+ * Error model: everything the peer does wrong ends in an alert sent (when we detect it) and an
+ * 'error' event carrying a {@link TlsAlertError}; nothing throws out of a transport callback.
+ */
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { Alert, ProtocolViolation, alertName } from '../errors.js';
+import type { NamedGroup, SignatureScheme } from '../crypto/provider.js';
+import type { CipherSuite, HandshakeInfo, SessionTicket, TlsSession } from '../handshake/api.js';
+import { RecordLayer } from '../record/record-layer.js';
+import type { CryptoProvider } from '../crypto/provider.js';
+
+/** A TLS failure: an alert we sent (remote false) or one the peer sent (remote true). */
+export class TlsAlertError extends Error {
+  override readonly name = 'TlsAlertError';
+  /** 'ERR_TLS_ALERT_RECEIVED' or 'ERR_TLS_ALERT_SENT'. */
+  readonly code: string;
+  /** Alert name, e.g. 'handshake_failure'. */
+  readonly alert: string;
+  constructor(
+    readonly alertCode: number,
+    readonly remote: boolean,
+    detail: string,
+    readonly protocolError?: ProtocolViolation,
+  ) {
+    const name = alertName(alertCode);
+    super(remote ? `peer sent fatal alert ${name} (${alertCode})${detail ? `: ${detail}` : ''}` : `TLS error, sent alert ${name} (${alertCode}): ${detail}`);
+    this.alert = name;
+    this.code = remote ? 'ERR_TLS_ALERT_RECEIVED' : 'ERR_TLS_ALERT_SENT';
+  }
+}
+
+/** What a finished handshake negotiated, as printed by the CLIs. */
+export interface TlsConnectionInfo {
+  version: 'TLSv1.3';
+  suite: CipherSuite;
+  group: NamedGroup | null;
+  signatureScheme: SignatureScheme | null;
+  alpn: string | null;
+  serverName: string | null;
+  resumed: boolean;
+  /** 0-RTT: 'accepted', 'rejected' (client: the data was resent after the handshake), or 'none'. */
+  earlyData: 'accepted' | 'rejected' | 'none';
+  helloRetry: boolean;
+  peerCertificates: Uint8Array[];
+  provider: string;
+}
+
+export interface TlsSocketOptions {
+  role: 'client' | 'server';
+  provider: CryptoProvider;
+  /** Builds the handshake core; receives the key-log callback bound to this socket. */
+  session: (keyLog: ((line: string) => void) | undefined) => TlsSession;
+  /** Key-log sink (besides the 'keylog' event). */
+  keyLog?: ((line: string) => void) | null;
+  /** Client: 0-RTT bytes to send with the ClientHello (if the session allows it). */
+  earlyData?: Uint8Array;
+  /** Client: the ticket's max_early_data_size (bytes of earlyData actually sent as 0-RTT). */
+  maxEarlyData?: number;
+  /** Server: configured max_early_data_size (accept limit, and skip budget when rejecting). */
+  serverMaxEarlyData?: number;
+  /** Abort the handshake after this many ms (default: none for clients, 10 s for servers). */
+  handshakeTimeoutMs?: number;
+  /** Records per key before an automatic KeyUpdate (tests; default per suite, RFC 8446 §5.5). */
+  keyUpdateAfter?: number;
+  /** Plaintext bytes per record (default 2^14). */
+  maxFragment?: number;
+}
+
+type PendingWrite = { data: Uint8Array; cb: (err?: Error | null) => void };
+
+export class TlsSocket extends Duplex {
+  readonly role: 'client' | 'server';
+  readonly encrypted = true;
+  /** The transport (usually a net.Socket). */
+  readonly transport: Socket | Duplex;
+  /** Negotiated ALPN protocol; false if none, null before the handshake completes (as node:tls). */
+  alpnProtocol: string | false | null = null;
+  /** True once the peer's certificate was verified (client) or the handshake completed (server). */
+  authorized = false;
+  /** The latest session ticket received (client). */
+  session: SessionTicket | null = null;
+  info: TlsConnectionInfo | null = null;
+  /** performance.now() stamps: when the socket was created, and when the handshake completed. */
+  readonly timings: { start: number; secure: number | null } = { start: performance.now(), secure: null };
+
+  private readonly provider: CryptoProvider;
+  private readonly record: RecordLayer;
+  private readonly tls: TlsSession;
+  private readonly opts: TlsSocketOptions;
+  private secure = false;
+  private dead = false;
+  private readBlocked = false;
+  private peerClosed = false;
+  private closeNotifySent = false;
+  private queued: PendingWrite[] = [];
+  private finalCb: ((err?: Error | null) => void) | null = null;
+  private earlyState: 'none' | 'sent' | 'accepted' | 'rejected' = 'none';
+  private earlySent: Uint8Array | null = null;
+  private earlyRest: Uint8Array | null = null;
+  private handshakeTimer: NodeJS.Timeout | null = null;
+  private waitingPending = false;
+  private drainCb: (() => void) | null = null;
+
+  constructor(transport: Socket | Duplex, opts: TlsSocketOptions) {
+    super({ allowHalfOpen: false });
+    this.role = opts.role;
+    this.transport = transport;
+    this.provider = opts.provider;
+    this.opts = opts;
+    this.record = new RecordLayer({
+      provider: opts.provider,
+      role: opts.role,
+      ...(opts.keyUpdateAfter !== undefined ? { keyUpdateAfter: opts.keyUpdateAfter } : {}),
+      ...(opts.maxFragment !== undefined ? { maxFragment: opts.maxFragment } : {}),
+    });
+    const sink = opts.keyLog ?? null;
+    const keyLog = (line: string): void => {
+      if (sink) sink(line);
+      if (this.listenerCount('keylog') > 0) this.emit('keylog', Buffer.from(`${line}\n`));
+    };
+    this.tls = opts.session(keyLog);
+
+    transport.on('data', (chunk: Buffer) => this.onTransportData(chunk));
+    transport.on('end', () => this.onTransportEnd());
+    transport.on('error', (err: Error) => this.failWith(err));
+    transport.on('close', () => {
+      if (!this.dead && !this.destroyed) {
+        if (!this.secure) this.failWith(connectionClosed('the connection closed before the TLS handshake completed'));
+        else this.destroy();
+      }
+    });
+    transport.on('drain', () => {
+      const cb = this.drainCb;
+      this.drainCb = null;
+      if (cb) cb();
+    });
+    const timeout = opts.handshakeTimeoutMs ?? (opts.role === 'server' ? 10_000 : 0);
+    if (timeout > 0) {
+      this.handshakeTimer = setTimeout(() => this.failWith(connectionClosed(`TLS handshake timed out after ${timeout} ms`, 'ETIMEDOUT')), timeout);
+      this.handshakeTimer.unref?.();
+    }
+    if (opts.role === 'client') {
+      // Defer so that callers can attach listeners first; transports buffer writes until connected.
+      process.nextTick(() => this.guard(() => this.startClient()));
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // node:tls-like accessors
+
+  getProtocol(): string | null {
+    return this.secure ? 'TLSv1.3' : null;
+  }
+  getCipher(): { name: string; standardName: string; version: string } | null {
+    if (!this.info) return null;
+    return { name: this.info.suite, standardName: this.info.suite, version: 'TLSv1.3' };
+  }
+  /** DER certificates of the peer, leaf first (empty when resumed or none). */
+  getPeerCertificates(): Uint8Array[] {
+    return this.info?.peerCertificates ?? [];
+  }
+  getSession(): SessionTicket | null {
+    return this.session;
+  }
+  isSessionReused(): boolean {
+    return !!this.info?.resumed;
+  }
+  /** Sends a KeyUpdate (RFC 8446 §4.6.3); with requestPeer the peer updates its keys too. */
+  keyUpdate(requestPeer = true): void {
+    if (!this.secure || this.dead) throw new Error('keyUpdate: the handshake has not completed or the socket is closed');
+    this.guard(() => {
+      this.tls.updateKeys(requestPeer);
+      this.drainSession();
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Driving the handshake core
+
+  private startClient(): void {
+    this.tls.start();
+    this.drainSession();
+    const early = this.opts.earlyData;
+    if (early && early.length > 0 && this.record.appWriteLevel === 'early') {
+      const n = Math.min(early.length, this.opts.maxEarlyData ?? early.length);
+      this.earlySent = early.subarray(0, n);
+      this.earlyRest = n < early.length ? early.subarray(n) : null;
+      this.earlyState = 'sent';
+      this.transport.write(this.record.writeAppData(this.earlySent));
+    } else if (early && early.length > 0) {
+      this.earlyRest = early;
+    }
+  }
+
+  /** Runs `fn` and turns any exception into a connection failure (never throws). */
+  private guard(fn: () => void): void {
+    if (this.dead) return;
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof ProtocolViolation) this.failLocal(e);
+      else this.failLocal(new ProtocolViolation('tls', Alert.internal_error, `internal error: ${e instanceof Error ? e.message : String(e)}`));
+    }
+  }
+
+  private onTransportData(chunk: Buffer): void {
+    if (this.dead) return;
+    this.record.receive(chunk);
+    this.guard(() => this.pump());
+  }
+
+  private onTransportEnd(): void {
+    if (this.dead) return;
+    if (!this.secure) {
+      this.failWith(connectionClosed('the peer closed the connection before the TLS handshake completed'));
+      return;
+    }
+    // A TCP FIN without close_notify is a truncation; like node:tls we end the stream.
+    if (!this.peerClosed) {
+      this.peerClosed = true;
+      this.push(null);
+    }
+  }
+
+  /** Moves records → handshake core / application, and core events → records, until stalled. */
+  private pump(): void {
+    const cork = 'cork' in this.transport && typeof this.transport.cork === 'function';
+    if (cork) this.transport.cork();
+    try {
+      for (let guard = 0; guard < 1_000_000; guard++) {
+        this.drainSession();
+        if (this.dead) return;
+        if (this.tls.pending) {
+          this.waitPending();
+          return;
+        }
+        if (this.readBlocked) return;
+        const ev = this.record.poll();
+        if (!ev) return;
+        switch (ev.type) {
+          case 'handshake':
+            this.tls.receive(ev.level, ev.data);
+            break;
+          case 'appData':
+            if (this.peerClosed) break;
+            if (ev.data.length > 0 && !this.push(Buffer.from(ev.data.buffer, ev.data.byteOffset, ev.data.length))) {
+              this.readBlocked = true;
+              if ('pause' in this.transport) this.transport.pause();
+            }
+            break;
+          case 'alert':
+            this.onAlert(ev.description, ev.fatal);
+            break;
+        }
+      }
+    } finally {
+      if (cork) (this.transport as Socket).uncork();
+    }
+  }
+
+  private waitPending(): void {
+    if (this.waitingPending || !this.tls.pending) return;
+    this.waitingPending = true;
+    this.tls.pending.then(() => {
+      this.waitingPending = false;
+      this.guard(() => this.pump());
+    });
+  }
+
+  private onAlert(description: number, fatal: boolean): void {
+    if (description === Alert.close_notify) {
+      if (!this.secure) {
+        this.failWith(new TlsAlertError(description, true, 'close_notify before the handshake completed'));
+        return;
+      }
+      if (!this.peerClosed) {
+        this.peerClosed = true;
+        this.push(null);
+      }
+      return;
+    }
+    if (!fatal) return; // user_canceled: a close_notify follows
+    this.failWith(new TlsAlertError(description, true, ''));
+  }
+
+  private drainSession(): void {
+    for (let ev = this.tls.poll(); ev && !this.dead; ev = this.tls.poll()) {
+      switch (ev.type) {
+        case 'send':
+          this.transport.write(this.record.writeHandshake(ev.level, ev.data));
+          break;
+        case 'secret':
+          this.record.installSecret(ev.level, ev.direction, ev.suite, ev.secret);
+          break;
+        case 'earlyData':
+          if (this.role === 'server') {
+            const max = this.opts.serverMaxEarlyData ?? 0;
+            if (ev.accepted) this.record.acceptEarlyData(max);
+            else this.record.rejectEarlyData(Math.max(max, 16384));
+          } else {
+            this.earlyState = ev.accepted ? 'accepted' : 'rejected';
+            if (!ev.accepted) this.record.dropEarlyWriteKey();
+          }
+          break;
+        case 'sessionTicket':
+          this.session = ev.ticket;
+          this.emit('session', ev.ticket);
+          break;
+        case 'handshakeComplete':
+          this.onSecure(ev.info);
+          break;
+        case 'alert':
+          if (ev.remote) this.failWith(new TlsAlertError(ev.alert, true, ev.error.message, ev.error));
+          else this.failLocal(ev.error, ev.alert);
+          break;
+      }
+    }
+  }
+
+  private onSecure(info: HandshakeInfo): void {
+    this.secure = true;
+    this.authorized = true;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.timings.secure = performance.now();
+    this.alpnProtocol = info.alpn ?? false;
+    const earlyData: TlsConnectionInfo['earlyData'] =
+      this.role === 'server' ? (info.earlyDataAccepted ? 'accepted' : 'none') : this.earlyState === 'sent' ? 'none' : this.earlyState === 'none' ? 'none' : this.earlyState;
+    this.info = {
+      version: 'TLSv1.3',
+      suite: info.suite,
+      group: info.group,
+      signatureScheme: info.signatureScheme,
+      alpn: info.alpn,
+      serverName: info.serverName,
+      resumed: info.resumed,
+      earlyData,
+      helloRetry: info.helloRetry,
+      peerCertificates: info.peerCertificates,
+      provider: this.provider.name,
+    };
+    // 0-RTT data the server did not take, and whatever did not fit, goes out as 1-RTT data first.
+    const resend: Uint8Array[] = [];
+    if (this.earlyState === 'rejected' && this.earlySent) resend.push(this.earlySent);
+    if (this.earlyRest) resend.push(this.earlyRest);
+    this.earlySent = this.earlyRest = null;
+    for (const d of resend) this.transport.write(this.record.writeAppData(d));
+    process.nextTick(() => {
+      if (this.dead) return;
+      this.emit(this.role === 'client' ? 'secureConnect' : 'secure');
+      this.flushQueued();
+    });
+  }
+
+  private flushQueued(): void {
+    const q = this.queued;
+    this.queued = [];
+    for (const w of q) this.writeApp(w.data, w.cb);
+    if (this.finalCb) {
+      const cb = this.finalCb;
+      this.finalCb = null;
+      this._final(cb);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Duplex
+
+  override _read(): void {
+    if (this.readBlocked) {
+      this.readBlocked = false;
+      if ('resume' in this.transport) this.transport.resume();
+      this.guard(() => this.pump());
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.dead) return cb(new Error('TLS socket is closed'));
+    if (!this.secure) {
+      this.queued.push({ data: chunk, cb });
+      return;
+    }
+    this.writeApp(chunk, cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this._write(data, 'binary', cb);
+  }
+
+  private writeApp(data: Uint8Array, cb: (err?: Error | null) => void): void {
+    if (this.dead) return cb(new Error('TLS socket is closed'));
+    let ok = true;
+    try {
+      if (this.record.needsKeyUpdate) {
+        this.tls.updateKeys(false);
+        this.drainSession();
+      }
+      ok = this.transport.write(this.record.writeAppData(data));
+    } catch (e) {
+      this.guard(() => {
+        throw e;
+      });
+      return cb(e instanceof Error ? e : new Error(String(e)));
+    }
+    if (ok) cb();
+    else this.drainCb = () => cb();
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.dead) return cb();
+    if (!this.secure) {
+      this.finalCb = cb;
+      return;
+    }
+    if (!this.closeNotifySent) {
+      this.closeNotifySent = true;
+      try {
+        this.transport.write(this.record.writeAlert(Alert.close_notify));
+      } catch {
+        // closing anyway
+      }
+    }
+    this.transport.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.dead = true;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    for (const w of this.queued) w.cb(err ?? new Error('TLS socket destroyed'));
+    this.queued = [];
+    if (this.finalCb) this.finalCb(err);
+    this.finalCb = null;
+    if (this.drainCb) this.drainCb();
+    this.drainCb = null;
+    this.transport.destroy();
+    cb(err);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Failures
+
+  /** We detected a protocol error: send the alert, close, and report it. */
+  private failLocal(err: ProtocolViolation, alert = err.layer === 'tls' ? err.code : Alert.internal_error): void {
+    if (this.dead) return;
+    try {
+      if (this.transport.writable) {
+        this.transport.write(this.record.writeAlert(alert));
+        this.transport.end();
+      }
+    } catch {
+      // the alert is best effort
+    }
+    this.failWith(new TlsAlertError(alert, false, err.message, err));
+  }
+
+  private failWith(err: Error): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.destroy(err);
+  }
+}
+
+function connectionClosed(message: string, code = 'ECONNRESET'): Error {
+  const e = new Error(message) as Error & { code: string };
+  e.code = code;
+  return e;
+}
