@@ -314,7 +314,8 @@ export class TlsClient extends SessionCore implements TlsSession {
     if (!bytesEqual(sh.sessionId, offer.sessionId)) throw tlsError(Alert.illegal_parameter, 'legacy_session_id_echo does not match');
     if (!offer.suites.includes(sh.cipherSuite) || !suiteByCode(sh.cipherSuite)) throw tlsError(Alert.illegal_parameter, 'server selected a cipher suite we did not offer');
     for (const e of sh.extensions) {
-      if (!offer.exts.has(e.type)) throw tlsError(Alert.unsupported_extension, `server sent extension ${e.type} that was not offered`);
+      // The cookie is the one extension a HelloRetryRequest may carry unsolicited (RFC 8446 §4.2.2).
+      if (!offer.exts.has(e.type) && e.type !== X.cookie) throw tlsError(Alert.unsupported_extension, `server sent extension ${e.type} that was not offered`);
       if (!allowed.includes(e.type)) throw tlsError(Alert.illegal_parameter, `extension ${e.type} not allowed in ServerHello`);
     }
   }
