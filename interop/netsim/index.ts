@@ -1,0 +1,3 @@
+export * from './classify.js';
+export * from './link.js';
+export * from './relay.js';

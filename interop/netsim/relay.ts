@@ -1,0 +1,247 @@
+/**
+ * Userspace UDP relay between one client and one server on loopback, shaping each direction with
+ * a {@link Link} (delay, rate + drop-tail queue, loss, targeted drops, blackholes, corruption,
+ * reordering, duplication) and able to rebind its addresses mid-connection.
+ *
+ *   const relay = await startRelay({ listen: 0, target: { host: '127.0.0.1', port: 4433 },
+ *                                    up: { loss: 0.1 }, down: {}, seed: 1, log: 'netsim.jsonl' });
+ *   // client → 127.0.0.1:relay.port → relay → server; replies come back the same way.
+ *   await relay.rebind();                          // server sees a new source port
+ *   await relay.rebind({ side: 'server', address: '127.0.0.2' });  // ... and a new address
+ *   await relay.rebind({ side: 'client' });        // client sees replies from a new port
+ *   relay.stats; await relay.close();
+ *
+ * `up` is client → server, `down` is server → client. The client is whoever sent the last
+ * datagram to the listening socket (a client that migrates is followed). Every datagram is
+ * logged as one JSON line: {t, dir, n, size, type, first, fate, reason?, at?, dup?, reorder?}
+ * (t and at in ms since start, first = first 8 bytes in hex), plus {t, event: 'rebind', ...}
+ * and {t, event: 'client', addr} lines.
+ */
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import { Rng } from '../../test/support/rng.js';
+import { hexPrefix } from './classify.js';
+import { Link, type Decision, type Direction, type LinkConfig, type LinkStats } from './link.js';
+
+export interface Addr {
+  host: string;
+  port: number;
+}
+
+export type LogRecord = Record<string, unknown> & { t: number };
+
+export interface RelayOptions {
+  /** Port to listen on (0 = any free port), or a full address (default host 127.0.0.1). */
+  listen: number | Addr;
+  /** The server. */
+  target: Addr;
+  /** Client → server shaping (defaults: 15 ms, 10 Mbit/s, 25-packet queue). */
+  up?: LinkConfig;
+  /** Server → client shaping (same defaults). */
+  down?: LinkConfig;
+  /** Seed for every random decision (default 1). */
+  seed?: number;
+  /** JSON-lines log: a file path or a callback per record. */
+  log?: string | ((rec: LogRecord) => void);
+  /** Address the relay's server-facing socket binds to (default 127.0.0.1). */
+  upstreamHost?: string;
+}
+
+export interface RebindOptions {
+  /**
+   * 'server' (default): the server-facing socket moves (NAT rebinding as the server sees it).
+   * 'client': replies to the client come from a new socket (the client sees the server move);
+   * the old listening socket keeps accepting client datagrams.
+   */
+  side?: 'server' | 'client';
+  /** New local address (e.g. 127.0.0.2); default: the current one. */
+  address?: string;
+  /** New local port (default: any free one). */
+  port?: number;
+}
+
+export interface Relay {
+  /** The port clients send to. */
+  readonly port: number;
+  readonly address: Addr;
+  /** The relay's current server-facing address (what the server sees as the client). */
+  readonly upstreamAddress: Addr;
+  /** Current address the client receives replies from. */
+  readonly downstreamAddress: Addr;
+  readonly stats: { up: LinkStats; down: LinkStats; rebinds: number; clientAddresses: number };
+  rebind(opts?: RebindOptions): Promise<{ from: Addr; to: Addr }>;
+  close(): Promise<void>;
+}
+
+interface Pending {
+  at: number;
+  dir: Direction;
+  data: Uint8Array;
+}
+
+export async function startRelay(opts: RelayOptions): Promise<Relay> {
+  const t0 = performance.now();
+  const now = () => performance.now() - t0;
+  const rng = new Rng(opts.seed ?? 1);
+  const links = { up: new Link('up', opts.up ?? {}, rng.fork()), down: new Link('down', opts.down ?? {}, rng.fork()) };
+  const listen: Addr = typeof opts.listen === 'number' ? { host: '127.0.0.1', port: opts.listen } : opts.listen;
+
+  let logFd: number | undefined;
+  let logFn: ((r: LogRecord) => void) | undefined;
+  if (typeof opts.log === 'string') logFd = fs.openSync(opts.log, 'w');
+  else logFn = opts.log;
+  const logging = logFd !== undefined || logFn !== undefined;
+  const log = (rec: LogRecord) => {
+    if (logFn) logFn(rec);
+    if (logFd !== undefined) fs.writeSync(logFd, JSON.stringify(rec) + '\n');
+  };
+
+  const family = (h: string) => (h.includes(':') ? 'udp6' : 'udp4') as dgram.SocketType;
+  const bind = (host: string, port: number, onMsg: (m: Buffer, r: dgram.RemoteInfo) => void): Promise<dgram.Socket> =>
+    new Promise((resolve, reject) => {
+      // Large buffers: the relay, not the kernel, should decide what is dropped (bursts of a
+      // fast sender would otherwise overflow the default ~200 kB; capped by net.core.rmem_max).
+      const s = dgram.createSocket({ type: family(host), recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+      s.once('error', reject);
+      s.bind(port, host, () => {
+        s.off('error', reject);
+        s.on('error', () => {}); // ICMP unreachable etc. on a relay: ignore
+        s.on('message', onMsg);
+        resolve(s);
+      });
+    });
+
+  let closed = false;
+  let client: Addr | undefined;
+  let clientCount = 0;
+  let rebinds = 0;
+
+  const fromClient = (m: Buffer, r: dgram.RemoteInfo) => {
+    if (closed) return;
+    if (!client || client.port !== r.port || client.host !== r.address) {
+      client = { host: r.address, port: r.port };
+      clientCount++;
+      if (logging) log({ t: round(now()), event: 'client', addr: `${r.address}:${r.port}` });
+    }
+    handle('up', new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
+  };
+  const upHandler = (m: Buffer, r: dgram.RemoteInfo) => {
+    if (closed || r.port !== opts.target.port) return; // only the server talks to the upstream socket
+    handle('down', new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
+  };
+
+  const listenSock = await bind(listen.host, listen.port, fromClient);
+  let downSock = listenSock; // socket used to send to the client
+  const extraDownSocks: dgram.Socket[] = [];
+  let upSock = await bind(opts.upstreamHost ?? '127.0.0.1', 0, upHandler);
+
+  // Delivery queue, sorted by time; one timer for the earliest entry.
+  const pending: Pending[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let timerAt = Infinity;
+  const arm = () => {
+    if (closed || pending.length === 0) return;
+    const at = pending[0]!.at;
+    if (timer && at >= timerAt) return;
+    if (timer) clearTimeout(timer);
+    timerAt = at;
+    timer = setTimeout(flush, Math.max(0, at - now()));
+  };
+  const flush = () => {
+    timer = undefined;
+    timerAt = Infinity;
+    const n = now() + 0.5;
+    while (pending.length && pending[0]!.at <= n) {
+      const p = pending.shift()!;
+      if (p.dir === 'up') upSock.send(p.data, opts.target.port, opts.target.host);
+      else if (client) downSock.send(p.data, client.port, client.host);
+    }
+    arm();
+  };
+  const enqueue = (p: Pending) => {
+    let lo = 0;
+    let hi = pending.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pending[mid]!.at <= p.at) lo = mid + 1;
+      else hi = mid;
+    }
+    pending.splice(lo, 0, p);
+    arm();
+  };
+
+  const handle = (dir: Direction, data: Uint8Array) => {
+    const d: Decision = links[dir].decide(data.slice(), now());
+    if (logging) {
+      const rec: LogRecord = { t: round(d.info.timeMs), dir, n: d.info.index, size: d.info.size, type: d.info.type, first: hexPrefix(data), fate: d.fate };
+      if (d.reason) rec.reason = d.reason;
+      if (d.deliverAtMs.length) rec.at = round(d.deliverAtMs[0]!);
+      if (d.duplicated) rec.dup = true;
+      if (d.reordered) rec.reorder = true;
+      if (d.fate !== 'dropped') rec.q = d.queueLen;
+      log(rec);
+    }
+    for (const at of d.deliverAtMs) enqueue({ at, dir, data: d.data });
+  };
+
+  const addrOf = (s: dgram.Socket): Addr => {
+    const a = s.address();
+    return { host: a.address, port: a.port };
+  };
+
+  const relay: Relay = {
+    get port() {
+      return addrOf(listenSock).port;
+    },
+    get address() {
+      return addrOf(listenSock);
+    },
+    get upstreamAddress() {
+      return addrOf(upSock);
+    },
+    get downstreamAddress() {
+      return addrOf(downSock);
+    },
+    get stats() {
+      return { up: links.up.stats, down: links.down.stats, rebinds, clientAddresses: clientCount };
+    },
+    async rebind(ro: RebindOptions = {}) {
+      if (closed) throw new Error('relay closed');
+      const side = ro.side ?? 'server';
+      let from: Addr;
+      let to: Addr;
+      if (side === 'server') {
+        from = addrOf(upSock);
+        const next = await bind(ro.address ?? from.host, ro.port ?? 0, upHandler);
+        const old = upSock;
+        upSock = next;
+        // The old mapping is gone: datagrams still addressed to it are lost, as after a NAT rebinding.
+        old.close();
+        to = addrOf(next);
+      } else {
+        from = addrOf(downSock);
+        const next = await bind(ro.address ?? from.host, ro.port ?? 0, fromClient);
+        extraDownSocks.push(next);
+        downSock = next;
+        to = addrOf(next);
+      }
+      rebinds++;
+      if (logging) log({ t: round(now()), event: 'rebind', side, from: `${from.host}:${from.port}`, to: `${to.host}:${to.port}` });
+      return { from, to };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (timer) clearTimeout(timer);
+      pending.length = 0;
+      const socks = [listenSock, upSock, ...extraDownSocks];
+      await Promise.all(socks.map((s) => new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } })));
+      if (logFd !== undefined) fs.closeSync(logFd);
+    },
+  };
+  return relay;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
