@@ -122,12 +122,15 @@ export function buildPath(chain: Certificate[], o: PathOptions): ValidatedPath |
   const anchor = extend(path, s);
   if (anchor) return { certificates: path, anchor };
   if (s.exhausted) return s.exhausted;
-  if (s.best) return s.best;
+  return s.best ?? unknownIssuer(path);
+}
+
+function unknownIssuer(path: Certificate[]): CertificateError {
   const last = path[path.length - 1]!;
   return new CertificateError(
     'unknown-issuer',
-    `unknown issuer: "${last.issuer.text}" (issuer of "${last.subject.text}") is not a trusted root and no presented certificate chains to one`,
-    { index: 0, subject: leaf.subject.text, issuer: last.issuer.text },
+    `unknown issuer: "${last.issuer.text}" (issuer of "${last.subject.text}") is not a trusted root and was not presented`,
+    { index: 0, subject: path[0]!.subject.text, issuer: last.issuer.text },
   );
 }
 
@@ -195,7 +198,10 @@ function extend(path: Certificate[], s: Search): Certificate | null {
   }
   // 2. Presented intermediates.
   const candidates = s.presented.filter((c) => bytesEqual(c.subject.raw, cert.issuer.raw));
-  if (candidates.length === 0) return null;
+  if (candidates.length === 0) {
+    if (s.o.anchors.candidates(cert).length === 0) record(s, unknownIssuer(path), depth);
+    return null;
+  }
   if (depth >= s.maxDepth) {
     record(s, new CertificateError('path-too-long', `certification path longer than ${s.maxDepth} intermediates`, { index: depth, subject: cert.subject.text }), depth + 1);
     return null;
@@ -253,10 +259,10 @@ function issuerIndependent(c: Certificate, index: number, isLeaf: boolean, o: Pa
   if (c.extKeyUsage && !c.extKeyUsage.includes(purposeOid[o.purpose]))
     return new CertificateError('ext-key-usage', `${who} is not valid for ${o.purpose}: its extendedKeyUsage lists ${c.extKeyUsage.map(ekuName).join(', ')}`, f);
   if (isLeaf) {
-    if (c.keyUsage !== null && !(c.keyUsage & KeyUsage.digitalSignature))
-      return new CertificateError('key-usage', `${who} keyUsage does not include digitalSignature (needed to sign the TLS 1.3 handshake)`, f);
     if (c.basicConstraints?.ca && !o.anchors.contains(c))
       return new CertificateError('ca-as-leaf', `${who} is a CA certificate (basicConstraints cA) used as an end-entity certificate`, f);
+    if (c.keyUsage !== null && !(c.keyUsage & KeyUsage.digitalSignature))
+      return new CertificateError('key-usage', `${who} keyUsage does not include digitalSignature (needed to sign the TLS 1.3 handshake)`, f);
   } else {
     if (!c.basicConstraints?.ca) return new CertificateError('not-ca', `${who} is not a CA (basicConstraints cA is ${c.basicConstraints ? 'false' : 'absent'}) but issued a certificate in the chain`, f);
     if (c.keyUsage !== null && !(c.keyUsage & KeyUsage.keyCertSign))
