@@ -1,0 +1,52 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { providers } from '../../../test/support/providers.js';
+import { TokenAuthority } from '../src/token.js';
+
+for (const p of providers) {
+  test(`${p.name}: retry token round trip binds address, ODCID and expiry`, () => {
+    const ta = new TokenAuthority(p);
+    const odcid = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
+    const rscid = new Uint8Array([9, 9, 9, 9]);
+    const t = ta.retryToken('127.0.0.1:5000', odcid, rscid, 1000);
+    const v = ta.validate(t, '127.0.0.1:5000', '127.0.0.1', 2000);
+    assert.ok(v && v !== 'new-token');
+    if (v && v !== 'new-token') {
+      assert.equal([...v.originalDcid], [...odcid]);
+      assert.equal([...v.retryScid], [...rscid]);
+    }
+    assert.is(ta.validate(t, '127.0.0.1:5001', '127.0.0.1', 2000), null); // other port
+    assert.is(ta.validate(t, '127.0.0.1:5000', '127.0.0.1', 20_000), null); // expired
+    assert.is(ta.validate(t, '127.0.0.1:5000', '127.0.0.1', 500), null); // from the future
+    const bad = t.slice();
+    bad[bad.length - 1]! ^= 1;
+    assert.is(ta.validate(bad, '127.0.0.1:5000', '127.0.0.1', 2000), null);
+    assert.is(new TokenAuthority(p).validate(t, '127.0.0.1:5000', '127.0.0.1', 2000), null); // other key
+  });
+
+  test(`${p.name}: NEW_TOKEN tokens bind only the IP`, () => {
+    const ta = new TokenAuthority(p);
+    const t = ta.newToken('::1', 0);
+    assert.is(ta.validate(t, '[::1]:1', '::1', 1000), 'new-token');
+    assert.is(ta.validate(t, '[::1]:1', '::2', 1000), null);
+    assert.is(ta.validate(t, '[::1]:1', '::1', 25 * 3600_000), null);
+  });
+
+  test(`${p.name}: garbage tokens are invalid, never a throw`, () => {
+    const ta = new TokenAuthority(p);
+    for (let n = 0; n < 200; n++) {
+      const g = p.randomBytes(n % 90);
+      assert.is(ta.validate(g, 'a', 'a', 0), null);
+    }
+  });
+
+  test(`${p.name}: stateless reset tokens are deterministic per CID and key`, () => {
+    const ta = new TokenAuthority(p);
+    const a = ta.resetToken(new Uint8Array([1, 2, 3]));
+    assert.is(a.length, 16);
+    assert.equal([...ta.resetToken(new Uint8Array([1, 2, 3]))], [...a]);
+    assert.not.equal([...ta.resetToken(new Uint8Array([1, 2, 4]))], [...a]);
+  });
+}
+
+test.run();
