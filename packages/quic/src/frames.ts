@@ -386,6 +386,11 @@ function checkStreamBound(buf: Uint8Array, offPos: number, len: number): void {
 
 function decodeAck(buf: Uint8Array, end: number, out: Frame, ecn: boolean): void {
   const largest = rv(buf, end);
+  // We never send packet numbers near 2^53; above that the arithmetic below would lose precision.
+  // Acknowledging a packet we did not send is a PROTOCOL_VIOLATION (RFC 9000 §13.1).
+  if (largest > Number.MAX_SAFE_INTEGER) {
+    throw quicError(TransportError.PROTOCOL_VIOLATION, 'ACK of a packet number that was never sent', curType);
+  }
   out.largestAcked = largest;
   out.ackDelay = rv(buf, end);
   const count = rv(buf, end);

@@ -1,0 +1,177 @@
+/**
+ * Fuzzing the frame decoder (RFC 9000 §19): random bytes and mutated valid encodings. Only
+ * ProtocolViolation may escape; successful decodes must make progress, stay in bounds and re-encode.
+ * SEED=n picks the seed, FUZZ_SCALE=k multiplies the iteration counts (default ~1 s).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ProtocolViolation } from '@petrel/tls-core';
+import { Rng } from '../../../test/support/rng.js';
+import { Frame, FrameType, decodeFrame, encodeFrame, frameSize } from '../src/frames.js';
+import { PacketType } from '../src/header.js';
+import { TransportError } from '../src/errors.js';
+
+const SEED = Number(process.env.SEED ?? 0x5eed);
+const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
+const PACKET_TYPES = [PacketType.Initial, PacketType.ZeroRtt, PacketType.Handshake, PacketType.OneRtt];
+
+function mutate(rng: Rng, src: Uint8Array): Uint8Array {
+  let b = src.slice();
+  const n = rng.range(1, 4);
+  for (let k = 0; k < n; k++) {
+    switch (rng.int(7)) {
+      case 0: // bit flip
+        if (b.length) b[rng.int(b.length)]! ^= 1 << rng.int(8);
+        break;
+      case 1: // truncate
+        b = b.subarray(0, rng.int(b.length + 1));
+        break;
+      case 2: // random byte
+        if (b.length) b[rng.int(b.length)] = rng.int(256);
+        break;
+      case 3: // extreme varint prefix (length fields)
+        if (b.length) b[rng.int(b.length)] = rng.pick([0x3f, 0x40, 0x7f, 0x80, 0xbf, 0xc0, 0xff, 0x00]);
+        break;
+      case 4: { // insert random bytes
+        const at = rng.int(b.length + 1);
+        const ins = rng.bytes(rng.range(1, 8));
+        const nb = new Uint8Array(b.length + ins.length);
+        nb.set(b.subarray(0, at));
+        nb.set(ins, at);
+        nb.set(b.subarray(at), at + ins.length);
+        b = nb;
+        break;
+      }
+      case 5: // duplicate a slice
+        if (b.length > 2) {
+          const s = rng.int(b.length - 1);
+          const e = rng.range(s + 1, b.length);
+          const nb = new Uint8Array(b.length + e - s);
+          nb.set(b);
+          nb.set(b.subarray(s, e), b.length);
+          b = nb;
+        }
+        break;
+      default: // all-ones 8-byte varint somewhere
+        if (b.length > 8) b.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], rng.int(b.length - 8));
+    }
+  }
+  return b;
+}
+
+/** Valid encodings of every frame type, as mutation seeds. */
+function corpus(rng: Rng): Uint8Array[] {
+  const data = rng.bytes(64);
+  const fs: Partial<Frame>[] = [
+    { type: FrameType.PADDING, dataLength: 3 },
+    { type: FrameType.PING },
+    { type: FrameType.ACK, ackDelay: 100, ackRangeCount: 3, ackRanges: [5000, 4000, 300, 200, 20, 0] },
+    { type: FrameType.ACK_ECN, ackDelay: 1, ackRangeCount: 1, ackRanges: [9, 1], ect0: 3, ect1: 4, ce: 5 },
+    { type: FrameType.RESET_STREAM, streamId: 4, errorCode: 9, finalSize: 1 << 20 },
+    { type: FrameType.STOP_SENDING, streamId: 8, errorCode: 2 },
+    { type: FrameType.CRYPTO, offset: 1000, dataOffset: 0, dataLength: 40 },
+    { type: FrameType.NEW_TOKEN, dataOffset: 0, dataLength: 20 },
+    { type: 0x0f, streamId: 12, offset: 2 ** 40, dataOffset: 0, dataLength: 30, fin: true },
+    { type: 0x0a, streamId: 1, offset: 0, dataOffset: 0, dataLength: 10 },
+    { type: 0x08, streamId: 1, offset: 0, dataOffset: 0, dataLength: 10 },
+    { type: FrameType.MAX_DATA, maximum: 2 ** 50 },
+    { type: FrameType.MAX_STREAM_DATA, streamId: 3, maximum: 7 },
+    { type: FrameType.MAX_STREAMS_BIDI, maximum: 2 ** 60 },
+    { type: FrameType.STREAMS_BLOCKED_UNI, maximum: 100 },
+    { type: FrameType.DATA_BLOCKED, maximum: 1 },
+    { type: FrameType.STREAM_DATA_BLOCKED, streamId: 1, maximum: 1 },
+    { type: FrameType.NEW_CONNECTION_ID, sequence: 5, retirePriorTo: 2, dataOffset: 0, dataLength: 8, resetTokenOffset: 10 },
+    { type: FrameType.RETIRE_CONNECTION_ID, sequence: 5 },
+    { type: FrameType.PATH_CHALLENGE, dataOffset: 0, dataLength: 8 },
+    { type: FrameType.PATH_RESPONSE, dataOffset: 8, dataLength: 8 },
+    { type: FrameType.CONNECTION_CLOSE, errorCode: 0x0a, frameType: 6, dataOffset: 0, dataLength: 12 },
+    { type: FrameType.CONNECTION_CLOSE_APP, errorCode: 0x100, dataOffset: 0, dataLength: 5 },
+    { type: FrameType.HANDSHAKE_DONE },
+    { type: FrameType.DATAGRAM_LEN, dataOffset: 0, dataLength: 17 },
+    { type: FrameType.DATAGRAM, dataOffset: 0, dataLength: 17 },
+  ];
+  return fs.map((init) => {
+    const f = Object.assign(new Frame(), { buf: data }, init);
+    const out = new Uint8Array(frameSize(f));
+    encodeFrame(out, 0, f);
+    return out;
+  });
+}
+
+const HAS_DATA = new Set<number>([0x06, 0x07, 0x18, 0x1a, 0x1b, 0x1c, 0x1d, 0x30, 0x31]);
+
+function decodeAll(buf: Uint8Array, packetType: PacketType, f: Frame, scratch: Uint8Array): number {
+  let frames = 0;
+  for (let o = 0; o < buf.length; ) {
+    const next = decodeFrame(buf, o, buf.length, packetType, f);
+    assert.ok(next > o && next <= buf.length, `progress ${o} → ${next}`);
+    // Re-encoding the decoded frame is never longer than the input and decodes to the same type.
+    const size = frameSize(f);
+    if (f.type !== FrameType.PADDING) assert.ok(size <= next - o, `re-encoded size ${size} > ${next - o}`);
+    const end = encodeFrame(scratch, 0, f);
+    assert.is(end, size);
+    // Start from a copy of f so that fields the type does not use compare equal.
+    const g = Object.assign(new Frame(), f, { ackRanges: [] as number[] });
+    assert.is(decodeFrame(scratch, 0, end, packetType, g), end);
+    // STREAM with an explicit zero offset re-encodes without the OFF bit.
+    const isStream = f.type >= 0x08 && f.type <= 0x0f;
+    assert.is(g.type, isStream && f.offset === 0 ? f.type & ~0x04 : f.type);
+    for (const k of ['streamId', 'offset', 'dataLength', 'fin', 'errorCode', 'finalSize', 'maximum', 'sequence', 'retirePriorTo', 'frameType', 'largestAcked', 'ackDelay', 'ackRangeCount', 'ect0', 'ect1', 'ce'] as const) {
+      if (f.type !== FrameType.PADDING) assert.is(g[k], f[k], k);
+    }
+    if (f.type === FrameType.ACK || f.type === FrameType.ACK_ECN) {
+      assert.equal(g.ackRanges.slice(0, 2 * g.ackRangeCount), f.ackRanges.slice(0, 2 * f.ackRangeCount));
+    }
+    if (HAS_DATA.has(f.type) || isStream) assert.equal(g.data(), f.data());
+    o = next;
+    frames++;
+  }
+  return frames;
+}
+
+function run(name: string, iterations: number, gen: (rng: Rng) => Uint8Array): void {
+  test(name, () => {
+    const rng = new Rng(SEED);
+    const f = new Frame();
+    const scratch = new Uint8Array(1 << 16);
+    let ok = 0;
+    let pv = 0;
+    for (let i = 0; i < iterations * SCALE; i++) {
+      const input = gen(rng);
+      const pt = rng.pick(PACKET_TYPES);
+      try {
+        decodeAll(input, pt, f, scratch);
+        ok++;
+      } catch (e) {
+        if (!(e instanceof ProtocolViolation)) {
+          throw new Error(`seed ${SEED} iteration ${i}: ${(e as Error)?.stack ?? e} input ${Buffer.from(input).toString('hex')}`);
+        }
+        assert.ok(e.code === TransportError.FRAME_ENCODING_ERROR || e.code === TransportError.PROTOCOL_VIOLATION);
+        pv++;
+      }
+    }
+    // Both outcomes must occur, or the fuzzer is not exercising anything.
+    assert.ok(ok > 0 && pv > 0, `ok ${ok} errors ${pv}`);
+  });
+}
+
+const base = corpus(new Rng(SEED ^ 1));
+run('random bytes', 20000, (rng) => rng.bytes(rng.int(40)));
+run('random bytes with a known frame type first', 20000, (rng) => {
+  const b = rng.bytes(rng.range(1, 40));
+  b[0] = rng.pick([0x02, 0x03, 0x04, 0x06, 0x07, 0x08, 0x0b, 0x0e, 0x0f, 0x12, 0x18, 0x1c, 0x1d, 0x31]);
+  return b;
+});
+run('mutated valid frames', 30000, (rng) => mutate(rng, rng.pick(base)));
+run('mutated sequences of valid frames', 5000, (rng) => {
+  const parts = Array.from({ length: rng.range(2, 6) }, () => rng.pick(base));
+  const b = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    b.set(p, o);
+    o += p.length;
+  }
+  return rng.chance(0.2) ? b : mutate(rng, b);
+});
+
+test.run();
