@@ -73,3 +73,48 @@ export interface StreamChunk {
   data: Uint8Array;
   fin: boolean;
 }
+
+/**
+ * One QUIC connection, sans-I/O. Implemented by `Connection` (connection.ts). Every method is safe
+ * to call in any state; peer input never throws out of `receive` (it closes the connection with
+ * the right code instead, and an internal bug closes with INTERNAL_ERROR and an 'error' event).
+ */
+export interface QuicConnection {
+  readonly role: 'client' | 'server';
+  /** Negotiated QUIC version (v1 0x00000001 or v2 0x6b3343cf). */
+  readonly version: number;
+  readonly remote: Address;
+  readonly isClosed: boolean;
+  readonly handshakeComplete: boolean;
+
+  /** Feeds one UDP datagram received from `remote` at time `now` (ms). */
+  receive(datagram: Uint8Array, remote: Address, now: number): void;
+  /** Next datagram to send, or null (nothing to send now: poll again after input or a timeout). */
+  pollTransmit(now: number): Transmit | null;
+  /** Absolute time (ms) of the next timer, or null. */
+  nextTimeout(): number | null;
+  handleTimeout(now: number): void;
+  pollEvent(): ConnectionEvent | undefined;
+
+  /** Opens a locally-initiated stream; null when the peer's stream limit is reached (wait for 'streamsAvailable'). */
+  openStream(bidi: boolean): number | null;
+  /**
+   * Queues bytes on a stream; returns how many were accepted (less than data.length when the send
+   * buffer is full: wait for 'streamWritable'). `fin` applies only if all bytes were accepted.
+   */
+  write(id: number, data: Uint8Array, fin?: boolean): number;
+  /** Reads up to `max` bytes in order; null when nothing is available now. */
+  read(id: number, max?: number): StreamChunk | null;
+  /** Abruptly ends our sending part (RESET_STREAM). */
+  resetStream(id: number, code: number): void;
+  /** Asks the peer to stop sending (STOP_SENDING). */
+  stopSending(id: number, code: number): void;
+  /** Sends an unreliable datagram (RFC 9221); false if not negotiated or too large. */
+  sendDatagram(data: Uint8Array): boolean;
+  /** Initiates a key update (RFC 9001 §6); false if not allowed yet. */
+  updateKeys(): boolean;
+  /** Client: moves to a new local path (active migration, RFC 9000 §9); the driver rebinds the socket. */
+  migrate(now: number): boolean;
+  /** Closes with an application error code (CONNECTION_CLOSE 0x1d). */
+  close(code: number, reason: string, now: number): void;
+}
