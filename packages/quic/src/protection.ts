@@ -51,6 +51,15 @@ export const AEAD_LIMITS: Record<AeadAlg, { confidentiality: number; integrity: 
   'chacha20-poly1305': { confidentiality: 2 ** 62, integrity: 2 ** 36 },
 };
 
+/**
+ * PADDING bytes to add to a payload of `payloadLength` bytes so that the header protection sample
+ * (which starts 4 bytes after the packet number field, RFC 9001 §5.4.2) fits: pnLength + payload >= 4.
+ */
+export function paddingForSample(pnLength: number, payloadLength: number): number {
+  const missing = 4 - pnLength - payloadLength;
+  return missing > 0 ? missing : 0;
+}
+
 /** Result of header-protection removal / decryption, reused across packets. */
 export class UnprotectedPacket {
   /** Full packet number. */

@@ -288,7 +288,8 @@ export function encodeTransportParameters(
   options: EncodeTransportParametersOptions = {},
 ): Uint8Array {
   const d = defaultTransportParameters();
-  const p: TransportParameters = { ...d, ...params };
+  const p: TransportParameters = { ...d };
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) (p as unknown as Record<string, unknown>)[k] = v;
   if (sender === 'client') {
     if (p.originalDestinationConnectionId || p.statelessResetToken || p.preferredAddress || p.retrySourceConnectionId) {
       throw new ConfigError('a client must not send original_destination_connection_id, stateless_reset_token, preferred_address or retry_source_connection_id');

@@ -1,6 +1,9 @@
 /**
- * QUIC versions (RFC 9000 §15, RFC 9369, RFC 8999) and Version Negotiation packets (RFC 9000 §17.2.1).
+ * QUIC versions (RFC 9000 §15, RFC 9369, RFC 8999), Version Negotiation packets (RFC 9000 §17.2.1)
+ * and compatible version negotiation (RFC 9368).
  */
+import { TransportError, quicError } from './errors.js';
+import type { VersionInformation } from './transport-params.js';
 
 export const QUIC_V1 = 0x00000001;
 /** QUIC version 2 (RFC 9369 §3.1). */
@@ -83,4 +86,90 @@ export function parseVersionNegotiation(buf: Uint8Array, offset = 0, end = buf.l
     versions.push(((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0);
   }
   return { dcid, scid, versions };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compatible version negotiation (RFC 9368)
+
+/** Can a connection started in `from` switch to `to` (RFC 9368 §2.3)? v1 and v2 are mutually compatible (RFC 9369 §4). */
+export function areCompatibleVersions(from: number, to: number): boolean {
+  return from === to || (isSupportedVersion(from) && isSupportedVersion(to));
+}
+
+/**
+ * Server: the Negotiated Version for a client whose first flight used `originalVersion` and carried
+ * `clientInfo` (RFC 9368 §2.3): the first of `serverPreference` that the client lists in its Available
+ * Versions and that is compatible with the original version; otherwise the original version.
+ */
+export function negotiateVersion(
+  originalVersion: number,
+  clientInfo: VersionInformation | null,
+  serverPreference: readonly number[] = SUPPORTED_VERSIONS,
+): number {
+  if (clientInfo) {
+    for (const v of serverPreference) {
+      if (isSupportedVersion(v) && clientInfo.availableVersions.includes(v) && areCompatibleVersions(originalVersion, v)) return v;
+    }
+  }
+  return originalVersion;
+}
+
+/**
+ * Client: the version to retry with after a Version Negotiation packet listing `offered`
+ * (RFC 9000 §6.2, RFC 9368 §2.1): the first of our preference the server offers; null if none, or if
+ * the packet lists `originalVersion` (then it must be ignored).
+ */
+export function chooseVersionFromNegotiation(
+  originalVersion: number,
+  offered: readonly number[],
+  clientPreference: readonly number[] = SUPPORTED_VERSIONS,
+): number | null {
+  if (offered.includes(originalVersion)) return null;
+  for (const v of clientPreference) if (offered.includes(v)) return v;
+  return null;
+}
+
+/**
+ * Server: checks the client's version_information against the version of the long headers that
+ * carried it (RFC 9368 §4). Missing information is allowed. Throws VERSION_NEGOTIATION_ERROR.
+ */
+export function validateClientVersionInformation(info: VersionInformation | null, packetVersion: number): void {
+  if (info && info.chosenVersion !== packetVersion) {
+    throw quicError(TransportError.VERSION_NEGOTIATION_ERROR, 'client Chosen Version differs from the version in use');
+  }
+}
+
+/**
+ * Client: checks the server's version_information (RFC 9368 §4). `negotiatedVersion` is the version of
+ * the server's long headers; `clientAvailable` what we sent in Available Versions; `reactedToVn` whether
+ * this connection attempt followed a Version Negotiation packet. Throws VERSION_NEGOTIATION_ERROR.
+ */
+export function validateServerVersionInformation(
+  info: VersionInformation | null,
+  negotiatedVersion: number,
+  clientAvailable: readonly number[],
+  reactedToVn: boolean,
+  clientPreference: readonly number[] = SUPPORTED_VERSIONS,
+): void {
+  const fail = (m: string): never => {
+    throw quicError(TransportError.VERSION_NEGOTIATION_ERROR, m);
+  };
+  if (!info) {
+    if (reactedToVn) fail('server sent no version_information after Version Negotiation');
+    return;
+  }
+  if (info.chosenVersion !== negotiatedVersion) fail('server Chosen Version differs from the Negotiated Version');
+  if (!clientAvailable.includes(info.chosenVersion)) fail('server chose a version we did not offer');
+  if (reactedToVn) {
+    // We must have picked the same version knowing the server's full list (downgrade protection).
+    const offered = [...info.availableVersions, negotiatedVersion];
+    let wouldPick: number | null = null;
+    for (const v of clientPreference) {
+      if (offered.includes(v)) {
+        wouldPick = v;
+        break;
+      }
+    }
+    if (info.availableVersions.length === 0 || wouldPick !== negotiatedVersion) fail('version downgrade detected');
+  }
 }

@@ -27,12 +27,19 @@ import {
 import {
   QUIC_V1,
   QUIC_V2,
+  areCompatibleVersions,
   buildVersionNegotiation,
+  chooseVersionFromNegotiation,
+  negotiateVersion,
+  validateClientVersionInformation,
+  validateServerVersionInformation,
   greaseVersion,
   isReservedVersion,
   isSupportedVersion,
   parseVersionNegotiation,
 } from '../src/version.js';
+import { ProtocolViolation } from '@petrel/tls-core';
+import { TransportError } from '../src/errors.js';
 import { matchesStatelessReset, statelessResetSize, writeStatelessReset } from '../src/packet.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(s.replace(/\s+/g, '').match(/../g) ?? [], (b) => parseInt(b, 16));
@@ -287,6 +294,47 @@ test('stateless reset: build, detect, sizes', () => {
   assert.is(statelessResetSize(30), 29);
   assert.is(statelessResetSize(22), 21);
   assert.is(statelessResetSize(21), 0);
+});
+
+test('compatible version negotiation (RFC 9368)', () => {
+  const G = 0x1a2a3a4a;
+  assert.ok(areCompatibleVersions(QUIC_V1, QUIC_V2) && areCompatibleVersions(QUIC_V2, QUIC_V1));
+  assert.not.ok(areCompatibleVersions(QUIC_V1, G));
+  assert.ok(areCompatibleVersions(G, G));
+  // Server picks by its preference among the client's Available Versions.
+  assert.is(negotiateVersion(QUIC_V1, { chosenVersion: QUIC_V1, availableVersions: [QUIC_V1, QUIC_V2] }, [QUIC_V2, QUIC_V1]), QUIC_V2);
+  assert.is(negotiateVersion(QUIC_V1, { chosenVersion: QUIC_V1, availableVersions: [QUIC_V1] }, [QUIC_V2, QUIC_V1]), QUIC_V1);
+  assert.is(negotiateVersion(QUIC_V2, null), QUIC_V2);
+  assert.is(negotiateVersion(QUIC_V1, { chosenVersion: QUIC_V1, availableVersions: [QUIC_V1, QUIC_V2] }), QUIC_V1);
+  // Client reacting to VN.
+  assert.is(chooseVersionFromNegotiation(G, [QUIC_V2, 0x0a0a0a0a]), QUIC_V2);
+  assert.is(chooseVersionFromNegotiation(QUIC_V1, [QUIC_V1, QUIC_V2]), null); // lists the original: ignore
+  assert.is(chooseVersionFromNegotiation(G, [0x0a0a0a0a]), null);
+
+  const vne = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      assert.instance(e, ProtocolViolation);
+      assert.is((e as ProtocolViolation).code, TransportError.VERSION_NEGOTIATION_ERROR);
+      return;
+    }
+    assert.unreachable('accepted');
+  };
+  validateClientVersionInformation(null, QUIC_V1);
+  validateClientVersionInformation({ chosenVersion: QUIC_V1, availableVersions: [QUIC_V1] }, QUIC_V1);
+  vne(() => validateClientVersionInformation({ chosenVersion: QUIC_V2, availableVersions: [QUIC_V2] }, QUIC_V1));
+
+  const both = [QUIC_V1, QUIC_V2];
+  validateServerVersionInformation(null, QUIC_V1, both, false);
+  vne(() => validateServerVersionInformation(null, QUIC_V1, both, true));
+  validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: both }, QUIC_V2, both, false);
+  vne(() => validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: both }, QUIC_V1, both, false));
+  vne(() => validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: both }, QUIC_V2, [QUIC_V1], false));
+  // After VN: a server that supports v1 (our first preference) but we ended up on v2 → downgrade.
+  vne(() => validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: [QUIC_V1, QUIC_V2] }, QUIC_V2, both, true));
+  validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: [QUIC_V2] }, QUIC_V2, both, true);
+  vne(() => validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: [] }, QUIC_V2, both, true));
 });
 
 test.run();

@@ -105,6 +105,10 @@ test('client round trip; zero-length CIDs; max values', () => {
   assert.is(dec.initialMaxData, 2 ** 62);
   assert.is(dec.maxDatagramFrameSize, 0);
   assert.equal(dec.versionInformation, p.versionInformation);
+  // Explicit undefined means "default".
+  const u = decodeTransportParameters(encodeTransportParameters({ initialSourceConnectionId: SCID, maxDatagramFrameSize: undefined, maxAckDelay: undefined } as Partial<TransportParameters>, 'client'), 'client');
+  assert.is(u.maxDatagramFrameSize, null);
+  assert.is(u.maxAckDelay, 25);
   // Defaults are not written.
   assert.is(encodeTransportParameters({ initialSourceConnectionId: SCID }, 'client').length, 2 + 5);
 });
