@@ -3,7 +3,7 @@
  * Pure JavaScript, so it runs anywhere (browsers, Deno, Bun, workers). RSA is our own BigInt
  * code (./rsa.ts): noble has none.
  */
-import { gcm, unsafe as aesUnsafe } from '@noble/ciphers/aes.js';
+import { unsafe as aesUnsafe } from '@noble/ciphers/aes.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { p256, p384 } from '@noble/curves/nist.js';
@@ -13,6 +13,7 @@ import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { ConfigError } from '../errors.js';
 import { ChaChaHeaderProtection } from './chacha-hp.js';
+import { AesGcm } from './gcm.js';
 import { x25519Mlkem768 } from './hybrid.js';
 import {
   allSignatureSchemes,
@@ -101,41 +102,34 @@ const TAG = 16;
 
 class NobleAead implements Aead {
   private readonly key: Uint8Array;
+  private readonly gcm: AesGcm | null;
   constructor(
     readonly alg: AeadAlg,
     key: Uint8Array,
   ) {
     checkKey(alg, key, 'key');
     this.key = key.slice(); // noble borrows the key by reference: keep our own copy
+    // AES-GCM: our keyed implementation on noble's AES core (./gcm.ts); noble's gcm() re-derives
+    // the key schedule and GHASH tables on every call.
+    this.gcm = alg === 'chacha20-poly1305' ? null : new AesGcm(this.key);
   }
 
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Uint8Array {
     const len = plaintext.length;
     if (out && out.length < len + TAG) throw new RangeError('AEAD output buffer too small');
-    if (this.alg === 'chacha20-poly1305') {
-      // Writes straight into `out` (in place when it aliases the plaintext).
-      return chacha20poly1305(this.key, nonce, aad).encrypt(plaintext, out ? out.subarray(0, len + TAG) : undefined);
-    }
-    // noble's GCM has no output parameter: one copy.
-    const ct = gcm(this.key, nonce, aad).encrypt(plaintext);
-    if (!out) return ct;
-    out.set(ct, 0);
-    return out.subarray(0, len + TAG);
+    if (this.gcm) return this.gcm.seal(nonce, aad, plaintext, out);
+    // Writes straight into `out` (in place when it aliases the plaintext).
+    return chacha20poly1305(this.key, nonce, aad).encrypt(plaintext, out ? out.subarray(0, len + TAG) : undefined);
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, out?: Uint8Array): Uint8Array | null {
     const len = ciphertext.length - TAG;
     if (len < 0 || nonce.length !== 12) return null;
     if (out && out.length < len) return null;
+    if (this.gcm) return this.gcm.open(nonce, aad, ciphertext, out);
     try {
-      if (this.alg === 'chacha20-poly1305') {
-        // The tag is checked before anything is written to `out`.
-        return chacha20poly1305(this.key, nonce, aad).decrypt(ciphertext, out ? out.subarray(0, len) : undefined);
-      }
-      const pt = gcm(this.key, nonce, aad).decrypt(ciphertext);
-      if (!out) return pt;
-      out.set(pt, 0);
-      return out.subarray(0, len);
+      // The tag is checked before anything is written to `out`.
+      return chacha20poly1305(this.key, nonce, aad).decrypt(ciphertext, out ? out.subarray(0, len) : undefined);
     } catch {
       return null;
     }
