@@ -10,3 +10,5 @@ export * from './qpack/huffman.js';
 export * from './qpack/dynamic-table.js';
 export * from './qpack/decoder.js';
 export * from './qpack/encoder.js';
+export * from './web.js';
+export * from './memory-session.js';

@@ -9,6 +9,8 @@ export class MemoryTransport implements H3Transport {
   peer!: MemoryTransport;
   /** Events waiting for this side. */
   readonly inbox: TransportEvent[] = [];
+  /** Called (synchronously) whenever an event is queued for this side: drivers schedule a poll. */
+  onEvent: (() => void) | null = null;
   /** Operations this side performed (for assertions). */
   readonly log: { op: 'reset' | 'stop' | 'close'; id?: number; code: number; reason?: string }[] = [];
   closed: { code: number; reason: string } | null = null;
@@ -45,7 +47,7 @@ export class MemoryTransport implements H3Transport {
     if (this.closed) return;
     if (this.finished.has(id)) throw new Error(`stream ${id} already finished`);
     if (fin) this.finished.add(id);
-    this.peer.inbox.push({ type: 'streamData', id, data: data.slice(), fin });
+    this.peer.deliver({ type: 'streamData', id, data: data.slice(), fin });
   }
 
   resetStream(id: number, code: number): void {
@@ -53,7 +55,7 @@ export class MemoryTransport implements H3Transport {
     this.log.push({ op: 'reset', id, code });
     if (this.finished.has(id)) return;
     this.finished.add(id);
-    this.peer.inbox.push({ type: 'streamReset', id, code });
+    this.peer.deliver({ type: 'streamReset', id, code });
   }
 
   stopSending(id: number, code: number): void {
@@ -62,8 +64,8 @@ export class MemoryTransport implements H3Transport {
     // The peer's transport answers STOP_SENDING by resetting its sending part (RFC 9000 §3.5).
     if (this.peer.finished.has(id)) return;
     this.peer.finished.add(id);
-    this.peer.inbox.push({ type: 'streamStopped', id, code });
-    this.inbox.push({ type: 'streamReset', id, code });
+    this.peer.deliver({ type: 'streamStopped', id, code });
+    this.deliver({ type: 'streamReset', id, code });
   }
 
   close(code: number, reason: string): void {
@@ -72,8 +74,13 @@ export class MemoryTransport implements H3Transport {
     this.closed = { code, reason };
     this.peer.closed ??= { code, reason };
     this.inbox.length = 0;
-    this.peer.inbox.push({ type: 'closed', code, reason, remote: true });
-    this.inbox.push({ type: 'closed', code, reason, remote: false });
+    this.peer.deliver({ type: 'closed', code, reason, remote: true });
+    this.deliver({ type: 'closed', code, reason, remote: false });
+  }
+
+  private deliver(ev: TransportEvent): void {
+    this.inbox.push(ev);
+    this.onEvent?.();
   }
 
   /** Takes the pending events. */

@@ -1,0 +1,347 @@
+/**
+ * Web-standard Request/Response over a sans-I/O {@link H3Connection}:
+ *  - {@link H3ServerSession}: HTTP/3 requests → `handler(request: Request) => Response | Promise<Response>`
+ *    (the Deno.serve / Bun.serve / Hono shape), responses streamed back;
+ *  - {@link H3ClientSession}: `fetch(input, init) → Promise<Response>` with streamed bodies.
+ * Both consume the H3Events the driver gets from `conn.handleEvent(...)`; the driver passes them
+ * to `handleEvents`. Writes go straight to the transport; `wake` (optional) tells the driver that
+ * asynchronous code wrote something (so a QUIC driver can poll for datagrams).
+ * Not yet: flow-control backpressure from QUIC into the body streams, trailers in the web API.
+ */
+import { H3Error } from './errors.js';
+import type { H3Connection, H3Event } from './connection.js';
+import type { FieldLine } from './qpack/decoder.js';
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+export interface SessionOptions {
+  /** Called after asynchronous writes (response or request body chunks). */
+  wake?: () => void;
+  /** Server: errors thrown by the handler (default: ignored, a 500 is sent). */
+  onError?: (error: unknown) => void;
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
+/** Headers values are ByteStrings: UTF-8 text is carried as its bytes, one char per byte. */
+function toByteString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) > 0xff) {
+      let out = '';
+      for (const b of new TextEncoder().encode(s)) out += String.fromCharCode(b);
+      return out;
+    }
+  }
+  return s;
+}
+
+function fieldsToHeaders(fields: readonly FieldLine[]): Headers {
+  const h = new Headers();
+  const cookies: string[] = [];
+  for (const [name, value] of fields) {
+    if (name.startsWith(':')) continue;
+    // RFC 9114 §4.2.1: split cookie lines are joined with "; " for generic HTTP contexts.
+    if (name === 'cookie') cookies.push(value);
+    else h.append(name, toByteString(value));
+  }
+  if (cookies.length) h.set('cookie', toByteString(cookies.join('; ')));
+  return h;
+}
+
+function headersToFields(h: Headers, into: FieldLine[]): FieldLine[] {
+  h.forEach((value, name) => {
+    if (!HOP_BY_HOP.has(name) && name !== 'set-cookie') into.push([name, value]);
+  });
+  for (const c of h.getSetCookie()) into.push(['set-cookie', c]);
+  return into;
+}
+
+interface Body {
+  controller: ReadableStreamDefaultController<Uint8Array> | null;
+  stream: ReadableStream<Uint8Array>;
+  closed: boolean;
+}
+
+function makeBody(onCancel: () => void): Body {
+  const b: Body = { controller: null, stream: null!, closed: false };
+  b.stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      b.controller = c;
+    },
+    cancel() {
+      b.closed = true;
+      onCancel();
+    },
+  });
+  return b;
+}
+
+function bodyPush(b: Body | undefined, data: Uint8Array): void {
+  if (b && !b.closed) b.controller!.enqueue(data.slice());
+}
+function bodyEnd(b: Body | undefined): void {
+  if (b && !b.closed) {
+    b.closed = true;
+    b.controller!.close();
+  }
+}
+function bodyError(b: Body | undefined, e: Error): void {
+  if (b && !b.closed) {
+    b.closed = true;
+    b.controller!.error(e);
+  }
+}
+
+/** Streams a web body into an HTTP/3 request stream. Returns when done or abandoned. */
+async function sendBody(conn: H3Connection, id: number, body: ReadableStream<Uint8Array>, isGone: () => boolean, wake?: () => void): Promise<void> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (isGone()) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
+      if (done) {
+        conn.sendData(id, new Uint8Array(0), true);
+        wake?.();
+        return;
+      }
+      if (value.length) {
+        conn.sendData(id, value, false);
+        wake?.();
+      }
+    }
+  } catch {
+    if (!isGone()) conn.cancel(id, H3Error.H3_INTERNAL_ERROR);
+    wake?.();
+  }
+}
+
+interface ServerStream {
+  body: Body | undefined;
+  gone: boolean;
+}
+
+export class H3ServerSession {
+  private readonly streams = new Map<number, ServerStream>();
+
+  constructor(
+    readonly conn: H3Connection,
+    private readonly handler: FetchHandler,
+    private readonly opts: SessionOptions = {},
+  ) {}
+
+  handleEvents(events: H3Event[]): void {
+    for (const ev of events) {
+      switch (ev.type) {
+        case 'headers':
+          this.onRequest(ev.streamId, ev.headers);
+          break;
+        case 'data':
+          bodyPush(this.streams.get(ev.streamId)?.body, ev.data);
+          break;
+        case 'end':
+          bodyEnd(this.streams.get(ev.streamId)?.body);
+          break;
+        case 'streamReset':
+        case 'streamError':
+        case 'stopSending': {
+          const s = this.streams.get(ev.streamId);
+          if (s) {
+            s.gone = true;
+            bodyError(s.body, new Error(`request stream reset (0x${ev.code.toString(16)})`));
+            this.streams.delete(ev.streamId);
+          }
+          break;
+        }
+        case 'closed':
+        case 'connectionError':
+          for (const s of this.streams.values()) {
+            s.gone = true;
+            bodyError(s.body, new Error('connection closed'));
+          }
+          this.streams.clear();
+          break;
+      }
+    }
+  }
+
+  private onRequest(id: number, fields: FieldLine[]): void {
+    const pseudo = new Map(fields.filter(([n]) => n.startsWith(':')));
+    const method = pseudo.get(':method')!;
+    const headers = fieldsToHeaders(fields);
+    const authority = pseudo.get(':authority') ?? headers.get('host') ?? 'localhost';
+    const s: ServerStream = { body: undefined, gone: false };
+    const hasBody = method !== 'GET' && method !== 'HEAD';
+    if (hasBody) s.body = makeBody(() => this.conn.cancel(id, H3Error.H3_NO_ERROR));
+    this.streams.set(id, s);
+    let request: Request;
+    try {
+      const init: RequestInit & { duplex?: string } = { method, headers };
+      if (hasBody) {
+        init.body = s.body!.stream;
+        init.duplex = 'half';
+      }
+      request = new Request(`${pseudo.get(':scheme')}://${authority}${pseudo.get(':path') ?? '/'}`, init);
+    } catch (e) {
+      this.opts.onError?.(e);
+      this.respond(id, s, new Response(null, { status: 400 }), method);
+      return;
+    }
+    void (async () => {
+      let response: Response;
+      try {
+        response = await this.handler(request);
+      } catch (e) {
+        this.opts.onError?.(e);
+        response = new Response(null, { status: 500 });
+      }
+      this.respond(id, s, response, method);
+    })();
+  }
+
+  private respond(id: number, s: ServerStream, response: Response, method: string): void {
+    if (s.gone || this.conn.closed) return;
+    const fields = headersToFields(response.headers, [[':status', String(response.status)]]);
+    const body = method === 'HEAD' ? null : response.body;
+    try {
+      this.conn.sendHeaders(id, fields, body === null);
+    } catch (e) {
+      this.opts.onError?.(e);
+      this.conn.cancel(id, H3Error.H3_INTERNAL_ERROR);
+      this.opts.wake?.();
+      return;
+    }
+    this.opts.wake?.();
+    if (body === null) {
+      if (!s.body) this.streams.delete(id);
+      return;
+    }
+    void sendBody(this.conn, id, body, () => s.gone || this.conn.closed, this.opts.wake).finally(() => {
+      if (!s.body || s.body.closed) this.streams.delete(id);
+    });
+  }
+}
+
+interface ClientStream {
+  resolve: (r: Response) => void;
+  reject: (e: unknown) => void;
+  body: Body | undefined;
+  method: string;
+  gone: boolean;
+  /** The server sent STOP_SENDING: stop sending the request body, keep reading the response. */
+  sendStopped: boolean;
+}
+
+export class H3ClientSession {
+  private readonly streams = new Map<number, ClientStream>();
+
+  constructor(
+    readonly conn: H3Connection,
+    private readonly opts: SessionOptions = {},
+  ) {}
+
+  /** The WHATWG fetch shape over this connection. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    let req: Request;
+    try {
+      req = new Request(input, init);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const url = new URL(req.url);
+    const fields: FieldLine[] = [
+      [':method', req.method],
+      [':scheme', url.protocol.slice(0, -1)],
+      [':authority', url.host],
+      [':path', url.pathname + url.search],
+    ];
+    headersToFields(req.headers, fields);
+    if (req.signal.aborted) return Promise.reject(req.signal.reason);
+    return new Promise<Response>((resolve, reject) => {
+      let id: number;
+      try {
+        id = this.conn.sendRequest(fields, req.body === null);
+      } catch (e) {
+        reject(new TypeError(`fetch failed: ${e instanceof Error ? e.message : String(e)}`));
+        return;
+      }
+      this.opts.wake?.();
+      const s: ClientStream = { resolve, reject, body: undefined, method: req.method, gone: false, sendStopped: false };
+      this.streams.set(id, s);
+      req.signal.addEventListener('abort', () => {
+        if (s.gone) return;
+        this.fail(id, s, req.signal.reason);
+        this.conn.cancel(id);
+        this.opts.wake?.();
+      });
+      if (req.body) void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.opts.wake);
+    });
+  }
+
+  private fail(id: number, s: ClientStream, e: unknown): void {
+    s.gone = true;
+    this.streams.delete(id);
+    if (s.body) bodyError(s.body, e instanceof Error ? e : new Error(String(e)));
+    else s.reject(e);
+  }
+
+  handleEvents(events: H3Event[]): void {
+    for (const ev of events) {
+      switch (ev.type) {
+        case 'headers': {
+          const s = this.streams.get(ev.streamId);
+          if (!s || s.body) break;
+          const status = Number(ev.headers.find(([n]) => n === ':status')![1]);
+          if (status < 200) break; // interim response
+          const headers = fieldsToHeaders(ev.headers);
+          const id = ev.streamId;
+          s.body = makeBody(() => {
+            if (!s.gone) {
+              s.gone = true;
+              this.streams.delete(id);
+              this.conn.cancel(id);
+              this.opts.wake?.();
+            }
+          });
+          const nullBody = NULL_BODY_STATUS.has(status) || s.method === 'HEAD';
+          try {
+            s.resolve(new Response(nullBody ? null : s.body.stream, { status, headers }));
+          } catch (e) {
+            s.reject(e);
+          }
+          if (nullBody) bodyEnd(s.body);
+          break;
+        }
+        case 'data':
+          bodyPush(this.streams.get(ev.streamId)?.body, ev.data);
+          break;
+        case 'end': {
+          const s = this.streams.get(ev.streamId);
+          if (s) {
+            bodyEnd(s.body);
+            this.streams.delete(ev.streamId);
+          }
+          break;
+        }
+        case 'stopSending': {
+          const s = this.streams.get(ev.streamId);
+          if (s) s.sendStopped = true;
+          break;
+        }
+        case 'streamReset':
+        case 'streamError': {
+          const s = this.streams.get(ev.streamId);
+          if (s) this.fail(ev.streamId, s, new TypeError(`fetch failed: stream reset with 0x${ev.code.toString(16)}`));
+          break;
+        }
+        case 'closed':
+        case 'connectionError':
+          for (const [id, s] of [...this.streams]) this.fail(id, s, new TypeError(`fetch failed: connection closed (0x${ev.code.toString(16)})`));
+          break;
+      }
+    }
+  }
+}
