@@ -183,6 +183,27 @@ export class ReceivedPackets {
     return true;
   }
 
+  /**
+   * Writes the ranges to acknowledge as descending inclusive pairs [largest0, smallest0, largest1,
+   * smallest1, ...] (the form `writeAckFrame` and `Frame.ackRanges` use), at most `maxRanges`
+   * ranges, newest first. Returns the number of ranges (0: nothing to acknowledge).
+   */
+  fillIntervals(out: number[], maxRanges = Infinity): number {
+    let n = 0;
+    for (let i = this.count - 1; i >= 0 && n < maxRanges; i--) {
+      if (n > 0 && this.hi[i]! < this.ackFloor) break;
+      out[2 * n] = this.hi[i]!;
+      out[2 * n + 1] = this.lo[i]!;
+      n++;
+    }
+    return n;
+  }
+
+  /** ACK Delay (ms) for an ACK sent at `now`: time since the largest packet was received. */
+  ackDelay(now: number): number {
+    return this.largest >= 0 ? Math.max(0, now - this.largestTime) : 0;
+  }
+
   /** An ACK frame was sent: resets the delayed-ACK state. */
   onAckSent(): void {
     this.ackPending = false;

@@ -52,6 +52,18 @@ test('ACK frame fields in wire order (RFC 9000 §19.3.1 gaps)', () => {
   assert.equal(out.slice(0, 6), [10, 10, 6, 5, 2, 0]);
 });
 
+test('fillIntervals gives descending inclusive pairs (Frame.ackRanges form)', () => {
+  const rp = new ReceivedPackets();
+  for (const pn of [0, 1, 2, 5, 6, 10]) rp.onPacketReceived(pn, 100, true);
+  const out: number[] = [];
+  assert.is(rp.fillIntervals(out), 3);
+  assert.equal(out, [10, 10, 6, 5, 2, 0]);
+  assert.is(rp.fillIntervals(out, 2), 2);
+  assert.is(rp.ackDelay(112), 12);
+  rp.onAckOfAckReceived(6);
+  assert.is(rp.fillIntervals(out), 1);
+});
+
 test('ackToIntervals rejects ranges below zero', () => {
   assert.is(ackToIntervals(3, 4, [], 0, []), -1);
   assert.is(ackToIntervals(10, 0, [8, 0], 1, []), 2); // hi = 10 - 8 - 2 = 0, lo 0: valid
