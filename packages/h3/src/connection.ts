@@ -121,6 +121,8 @@ export class H3Connection {
   peerSettings: H3Settings | null = null;
   /** GOAWAY id received from the peer (Infinity until one arrives). */
   private peerGoaway = Infinity;
+  /** Server: largest MAX_PUSH_ID received (-1 before any). */
+  private peerMaxPushId = -1;
   /** GOAWAY id we sent (Infinity until we send one). */
   private localGoaway = Infinity;
   /** Server: lowest request stream id not yet seen. */
@@ -359,7 +361,7 @@ export class H3Connection {
         if (s.contentLength >= 0 && s.received > s.contentLength && !this.noContentExpected(s)) {
           throw new MessageError(`more content than content-length ${s.contentLength}`);
         }
-        this.events.push({ type: 'data', streamId: s.id, data: f.payload });
+        if (f.payload.length) this.events.push({ type: 'data', streamId: s.id, data: f.payload });
         return;
       }
       case FrameType.PUSH_PROMISE:
@@ -497,12 +499,28 @@ export class H3Connection {
         if (id > this.peerGoaway) throw h3Error(H3Error.H3_ID_ERROR, `GOAWAY id increased from ${this.peerGoaway} to ${id}`);
         this.peerGoaway = id;
         this.events.push({ type: 'goaway', id });
+        if (this.isClient) {
+          // §5.2: requests on streams >= id were not and will not be processed: safe to retry.
+          for (const s of [...this.requests.values()]) {
+            if (s.id < id) continue;
+            if (!s.localDone) this.transport.resetStream(s.id, H3Error.H3_REQUEST_CANCELLED);
+            this.transport.stopSending(s.id, H3Error.H3_REQUEST_CANCELLED);
+            this.decoder.cancelStream(s.id);
+            this.retire(s.id);
+            this.events.push({ type: 'streamReset', streamId: s.id, code: H3Error.H3_REQUEST_REJECTED });
+          }
+        }
         return;
       }
       case FrameType.MAX_PUSH_ID:
         if (this.isClient) throw h3Error(H3Error.H3_FRAME_UNEXPECTED, 'MAX_PUSH_ID from a server');
-        parseIdFrame(f.payload, 'MAX_PUSH_ID'); // we do not push: noted and ignored
+      {
+        // We do not push; the value is only checked: it may not decrease (§7.2.7).
+        const id = parseIdFrame(f.payload, 'MAX_PUSH_ID');
+        if (id < this.peerMaxPushId) throw h3Error(H3Error.H3_ID_ERROR, `MAX_PUSH_ID decreased to ${id}`);
+        this.peerMaxPushId = id;
         return;
+      }
       case FrameType.CANCEL_PUSH:
         parseIdFrame(f.payload, 'CANCEL_PUSH');
         // No push was ever promised or allowed, so every push id is unknown (§7.2.3).

@@ -190,7 +190,11 @@ export class FrameReader {
     if (!this.skip && type !== FrameType.DATA && length > this.maxFrameSize) {
       throw h3Error(H3Error.H3_EXCESSIVE_LOAD, `frame 0x${type.toString(16)} of ${length} bytes exceeds limit`);
     }
-    if (length === 0) this.endFrame(out);
+    if (length === 0) {
+      // An empty DATA frame is still a DATA frame (it matters where it appears).
+      if (type === FrameType.DATA) out.push({ type, payload: new Uint8Array(0) });
+      this.endFrame(out);
+    }
   }
 
   private endFrame(out: RawFrame[]): void {

@@ -55,6 +55,9 @@ connError('DATA on the control stream → H3_FRAME_UNEXPECTED', (p) => p.control
 connError('HEADERS on the control stream → H3_FRAME_UNEXPECTED', (p) => p.control(concat(encodeSettings([]), p.headersFrame(GET))), H3Error.H3_FRAME_UNEXPECTED);
 connError('malformed GOAWAY → H3_FRAME_ERROR', (p) => p.control(concat(encodeSettings([]), encodeFrame(FrameType.GOAWAY, unhexed('0000')))), H3Error.H3_FRAME_ERROR);
 connError('MAX_PUSH_ID from a server → H3_FRAME_UNEXPECTED', (p) => p.control(concat(encodeSettings([]), encodeIdFrame(FrameType.MAX_PUSH_ID, 1))), H3Error.H3_FRAME_UNEXPECTED, 'server');
+connError('empty DATA on the control stream → H3_FRAME_UNEXPECTED', (p) => p.control(concat(encodeSettings([]), encodeFrame(0, new Uint8Array(0)))), H3Error.H3_FRAME_UNEXPECTED);
+connError('empty DATA before HEADERS → H3_FRAME_UNEXPECTED', (p) => (p.control(), p.request(encodeFrame(0, new Uint8Array(0)), p.headersFrame(GET))), H3Error.H3_FRAME_UNEXPECTED);
+connError('MAX_PUSH_ID decreasing → H3_ID_ERROR', (p) => p.control(concat(encodeSettings([]), encodeIdFrame(FrameType.MAX_PUSH_ID, 5), encodeIdFrame(FrameType.MAX_PUSH_ID, 4))), H3Error.H3_ID_ERROR);
 connError('CANCEL_PUSH for an unknown push → H3_ID_ERROR', (p) => p.control(concat(encodeSettings([]), encodeIdFrame(FrameType.CANCEL_PUSH, 0))), H3Error.H3_ID_ERROR);
 connError('GOAWAY with a non-request stream id → H3_ID_ERROR', (p) => p.control(concat(encodeSettings([]), encodeIdFrame(FrameType.GOAWAY, 2))), H3Error.H3_ID_ERROR, 'server');
 connError('GOAWAY id increasing → H3_ID_ERROR', (p) => p.control(concat(encodeSettings([]), encodeIdFrame(FrameType.GOAWAY, 4), encodeIdFrame(FrameType.GOAWAY, 8))), H3Error.H3_ID_ERROR, 'server');
@@ -168,6 +171,25 @@ test('malformed response (client side) → stream error, 101 refused', () => {
   const ev = p.events.find((e) => e.type === 'streamError');
   assert.ok(ev && ev.type === 'streamError' && ev.code === M);
   assert.is(p.closeCode, null);
+});
+
+test('GOAWAY received by a client: requests at or above the id are rejected locally', () => {
+  const p = new RawPeer('server');
+  p.control();
+  const a = p.conn.sendRequest(GET, true);
+  const b = p.conn.sendRequest(GET, true);
+  const c = p.conn.sendRequest(GET, false);
+  p.pump();
+  p.raw.write(3, encodeIdFrame(FrameType.GOAWAY, 4), false);
+  p.pump();
+  assert.is(p.closeCode, null);
+  const resets = p.events.filter((e) => e.type === 'streamReset').map((e) => (e as { streamId: number }).streamId);
+  assert.equal(resets, [b, c]);
+  assert.equal(p.resets(c), [H3Error.H3_REQUEST_CANCELLED]);
+  assert.is(p.conn.activeRequests, 1);
+  p.raw.write(a, p.headersFrame([[':status', '200']]), true);
+  p.pump();
+  assert.ok(p.events.some((e) => e.type === 'end' && e.streamId === a));
 });
 
 test('response to HEAD may carry content-length without content', () => {
