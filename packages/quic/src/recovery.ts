@@ -46,6 +46,7 @@ export interface RecoveryOptions<T> {
 const F_ACK_ELICITING = 1;
 const F_IN_FLIGHT = 2;
 const F_REMOVED = 4;
+const F_ZERO_RTT = 8;
 
 /** Sent packets of one space, ascending packet numbers, in a ring of parallel arrays. */
 class SentPackets<T> {
@@ -211,12 +212,13 @@ export class LossRecovery<T = unknown> {
     ackEliciting: boolean,
     inFlight: boolean,
     info?: T,
+    zeroRtt = false,
   ): void {
     if (this.discarded[space]) return;
     const sp = this.sent[space]!;
     if (pn <= this.largestSent[space]!) throw new RangeError(`packet number ${pn} not increasing in space ${space}`);
     this.largestSent[space] = pn;
-    sp.push(pn, now, size, (ackEliciting ? F_ACK_ELICITING : 0) | (inFlight ? F_IN_FLIGHT : 0), info);
+    sp.push(pn, now, size, (ackEliciting ? F_ACK_ELICITING : 0) | (inFlight ? F_IN_FLIGHT : 0) | (zeroRtt ? F_ZERO_RTT : 0), info);
     if (ackEliciting && this.probes[space]! > 0) this.probes[space]!--;
     if (inFlight) {
       if (ackEliciting) {
@@ -352,6 +354,32 @@ export class LossRecovery<T = unknown> {
     this.ackElicitingInFlight[space] = 0;
     this.probes[space] = 0;
     this.ptoCount = 0;
+    this.setLossDetectionTimer(now);
+  }
+
+  /**
+   * The server rejected 0-RTT: 0-RTT packets (sent with `zeroRtt`) leave bytes in flight without a
+   * congestion signal and are reported through `onLost` so their frames can be sent again in 1-RTT
+   * packets (RFC 9001 §4.6.2; RFC 9002 §A.6 semantics of discarding).
+   */
+  onZeroRttRejected(now: number): void {
+    const sp = this.sent[PnSpace.application]!;
+    let bytes = 0;
+    for (let s = sp.head; s < sp.tail; s++) {
+      const i = s % sp.cap;
+      const f = sp.flags[i]!;
+      if ((f & F_REMOVED) !== 0 || (f & F_ZERO_RTT) === 0) continue;
+      if (f & F_IN_FLIGHT) {
+        bytes += sp.size[i]!;
+        if (f & F_ACK_ELICITING) this.ackElicitingInFlight[PnSpace.application]!--;
+      }
+      const pn = sp.pn[i]!;
+      const info = sp.info[i];
+      sp.remove(s);
+      this.handler.onLost(PnSpace.application, pn, info);
+    }
+    sp.compact();
+    if (bytes > 0) this.cc.onPacketsDiscarded(bytes);
     this.setLossDetectionTimer(now);
   }
 

@@ -2,6 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProtocolViolation } from '@petrel/tls-core';
 import { Assembler } from '../src/assembler.js';
+import { CryptoStreams, CryptoLevel } from '../src/streams/crypto.js';
+import { newStreamChunkOut } from '../src/streams/send.js';
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -139,6 +141,34 @@ test('fuzz: random operations only throw ProtocolViolation and never lose consis
       assert.ok(a.readable <= a.buffered);
     }
   }
+});
+
+test('CRYPTO streams: per-level reassembly, buffer limit, retransmission of lost handshake bytes', () => {
+  const cs = new CryptoStreams(4096);
+  const hs = cs.get(CryptoLevel.handshake);
+  hs.onCryptoFrame(3, new Uint8Array([4, 5]));
+  assert.is(hs.read(), null);
+  assert.is(cs.get(CryptoLevel.initial).read(), null);
+  hs.onCryptoFrame(0, new Uint8Array([1, 2, 3]));
+  assert.equal(hs.read(), new Uint8Array([1, 2, 3, 4, 5]));
+  assert.is(codeOf(() => hs.onCryptoFrame(5 + 4096, new Uint8Array(1))), 0xd);
+  const ini = cs.get(CryptoLevel.initial);
+  ini.write(new Uint8Array(3000).fill(7));
+  const out = newStreamChunkOut();
+  assert.ok(ini.nextChunk(1000, out));
+  assert.ok(ini.nextChunk(5000, out));
+  assert.equal([out.offset, out.length], [1000, 2000]);
+  assert.not.ok(ini.nextChunk(5000, out));
+  ini.onLost(0, 1000);
+  ini.onAcked(1000, 2000);
+  assert.ok(ini.hasPending());
+  assert.ok(ini.nextChunk(5000, out));
+  assert.equal([out.offset, out.length, out.retransmit, out.fin], [0, 1000, true, false]);
+  const dst = new Uint8Array(1000);
+  ini.copy(0, 1000, dst, 0);
+  assert.ok(dst.every((b) => b === 7));
+  ini.onAcked(0, 1000);
+  assert.is(ini.send.buffered, 0);
 });
 
 test.run();

@@ -179,6 +179,19 @@ test('discarding a space removes its bytes from flight without loss (§6.4)', ()
   assert.is(cc.bytesInFlight, 1000);
 });
 
+test('0-RTT rejected: 0-RTT packets leave flight without congestion response and are handed back', () => {
+  const { r, cc, lost, lostInfo } = setup(false, false);
+  r.onPacketSent(A, 0, 0, 1000, true, true, 'z0', true);
+  r.onPacketSent(A, 1, 0, 1000, true, true, 'z1', true);
+  r.onPacketSent(A, 2, 5, 500, true, true, 'one-rtt');
+  r.onZeroRttRejected(10);
+  assert.equal(lost, [0, 1]);
+  assert.equal(lostInfo, ['z0', 'z1']);
+  assert.is(cc.bytesInFlight, 500);
+  assert.is(cc.window, 12000);
+  assert.is(r.outstanding(A), 1);
+});
+
 test('client anti-deadlock PTO: armed with nothing in flight until the server validated us (§6.2.2.1)', () => {
   const { r } = setup(false, false);
   r.onPacketSent(I, 0, 0, 1200, true, true);

@@ -3,3 +3,4 @@ export * from './ranges.js';
 export * from './send.js';
 export * from './recv.js';
 export * from './manager.js';
+export * from './crypto.js';

@@ -25,6 +25,28 @@ export class RangeSet {
     return n;
   }
 
+  // Array edits without splice (which allocates the removed elements).
+  private removeAt(i: number, k: number): void {
+    const n = this.s.length;
+    for (let j = i; j + k < n; j++) {
+      this.s[j] = this.s[j + k]!;
+      this.e[j] = this.e[j + k]!;
+    }
+    this.s.length = n - k;
+    this.e.length = n - k;
+  }
+
+  private insertAt(i: number, start: number, end: number): void {
+    this.s.push(0);
+    this.e.push(0);
+    for (let j = this.s.length - 1; j > i; j--) {
+      this.s[j] = this.s[j - 1]!;
+      this.e[j] = this.e[j - 1]!;
+    }
+    this.s[i] = start;
+    this.e[i] = end;
+  }
+
   // First index whose end >= x (ranges touching or after x).
   private lowerByEnd(x: number): number {
     let a = 0, b = this.s.length;
@@ -52,16 +74,11 @@ export class RangeSet {
       if (this.e[j]! > ne) ne = this.e[j]!;
       j++;
     }
-    if (j === i) {
-      this.s.splice(i, 0, ns);
-      this.e.splice(i, 0, ne);
-    } else {
+    if (j === i) this.insertAt(i, ns, ne);
+    else {
       this.s[i] = ns;
       this.e[i] = ne;
-      if (j > i + 1) {
-        this.s.splice(i + 1, j - i - 1);
-        this.e.splice(i + 1, j - i - 1);
-      }
+      if (j > i + 1) this.removeAt(i + 1, j - i - 1);
     }
   }
 
@@ -73,8 +90,7 @@ export class RangeSet {
       if (rs < start && re > end) {
         // split
         this.e[i] = start;
-        this.s.splice(i + 1, 0, end);
-        this.e.splice(i + 1, 0, re);
+        this.insertAt(i + 1, end, re);
         return;
       }
       if (rs < start) {
@@ -83,10 +99,7 @@ export class RangeSet {
       } else if (re > end) {
         this.s[i] = end;
         return;
-      } else {
-        this.s.splice(i, 1);
-        this.e.splice(i, 1);
-      }
+      } else this.removeAt(i, 1);
     }
   }
 
@@ -107,10 +120,7 @@ export class RangeSet {
   dropBelow(x: number): void {
     let k = 0;
     while (k < this.s.length && this.e[k]! <= x) k++;
-    if (k > 0) {
-      this.s.splice(0, k);
-      this.e.splice(0, k);
-    }
+    if (k > 0) this.removeAt(0, k);
     if (this.s.length && this.s[0]! < x) this.s[0] = x;
   }
 

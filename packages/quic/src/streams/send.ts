@@ -215,7 +215,14 @@ export class SendStream {
   onAcked(offset: number, length: number, fin: boolean): void {
     if (this.isReset) return;
     const end = offset + length;
-    if (length > 0) {
+    if (length > 0 && offset <= this.ackedPrefix && this.acked.isEmpty) {
+      // In-order fast path: the acknowledged prefix just grows.
+      if (end > this.ackedPrefix) {
+        this.ackedPrefix = end;
+        if (!this.lost.isEmpty) this.lost.subtract(offset, end);
+        this.free();
+      }
+    } else if (length > 0) {
       this.acked.add(offset, end);
       this.lost.subtract(offset, end);
       if (!this.acked.isEmpty && this.acked.start(0) <= this.ackedPrefix) {
