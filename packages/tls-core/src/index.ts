@@ -4,3 +4,4 @@ export * from './handshake/api.js';
 export { certificateSpki } from './x509/spki.js';
 export { DerReader, DerError, pemDecode, pemEncode } from './util/der.js';
 export * from './hkdf.js';
+export * from './crypto/index.js';

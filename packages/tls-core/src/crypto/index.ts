@@ -12,9 +12,13 @@ export { nobleProvider } from './noble.js';
 
 const byName: Record<string, CryptoProvider> = { node: nodeProvider, noble: nobleProvider };
 
-/** The default provider: node:crypto on Node. */
+/**
+ * The default provider: `node` (node:crypto) where node:crypto is available (Node, and Deno/Bun
+ * through their Node compatibility), else `noble`.
+ */
 export function defaultProvider(): CryptoProvider {
-  return nodeProvider;
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return proc?.versions?.node ? nodeProvider : nobleProvider;
 }
 
 /** A provider by name ('node' or 'noble'). Throws ConfigError for anything else. */

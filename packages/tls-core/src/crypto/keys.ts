@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../errors.js';
 import { DerReader, DerError, Tag, derEncode, oidToString } from '../util/der.js';
-import type { KeyType, SignatureAlgorithm, SignatureScheme } from './provider.js';
+import type { KeyType, SignatureAlgorithm, SignatureScheme, SigningKey } from './provider.js';
 
 export const OID = {
   rsaEncryption: '1.2.840.113549.1.1.1',
@@ -413,4 +413,22 @@ export const sigHashLength = { sha256: 32, sha384: 48, sha512: 64 } as const;
 /** The error thrown when a loaded key is asked to sign with a scheme it cannot use (a local bug). */
 export function schemeMismatch(type: KeyType, scheme: string): ConfigError {
   return new ConfigError(`a ${type} key cannot sign with signature scheme '${scheme}'; it supports ${schemesFor(type).join(', ')}`);
+}
+
+/**
+ * Pairwise consistency test at load time: a signature made with the private key must verify with
+ * its public key. Catches corrupted or mismatched key material with a clear ConfigError instead of
+ * handshakes failing later at the peer.
+ */
+export function checkKeyPair(key: SigningKey, verify: (scheme: SignatureScheme, spki: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean): SigningKey {
+  const scheme = key.schemes[0]!;
+  const message = new TextEncoder().encode('petrel key pair consistency check');
+  let ok = false;
+  try {
+    ok = verify(scheme, key.spki, message, key.sign(scheme, message));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new ConfigError(`invalid ${key.type} private key: its components are inconsistent (a test signature does not verify); regenerate or re-export the key`);
+  return key;
 }

@@ -17,6 +17,7 @@ import { AesGcm } from './gcm.js';
 import { x25519Mlkem768 } from './hybrid.js';
 import {
   allSignatureSchemes,
+  checkKeyPair,
   ecFieldLength,
   ecPkcs8,
   ecSpki,
@@ -257,6 +258,10 @@ class NobleSigningKey implements SigningKey {
 }
 
 function loadPrivateKey(der: Uint8Array): SigningKey {
+  return checkKeyPair(loadUnchecked(der), verify);
+}
+
+function loadUnchecked(der: Uint8Array): SigningKey {
   const p = parsePrivateKey(der);
   switch (p.type) {
     case 'ec-p256':

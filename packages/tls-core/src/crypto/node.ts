@@ -27,6 +27,7 @@ import { ConfigError } from '../errors.js';
 import { x25519Mlkem768 } from './hybrid.js';
 import {
   allSignatureSchemes,
+  checkKeyPair,
   ecFieldLength,
   ecdsaDerToRaw,
   parsePrivateKey,
@@ -341,7 +342,7 @@ function loadPrivateKey(der: Uint8Array): SigningKey {
   } catch (e) {
     throw new ConfigError(`cannot load ${p.type} private key: ${(e as Error).message}`);
   }
-  return new NodeSigningKey(p.type, p.bits, key);
+  return checkKeyPair(new NodeSigningKey(p.type, p.bits, key), verify);
 }
 
 function generatePrivateKey(type: KeyType, bits?: number): Uint8Array {
