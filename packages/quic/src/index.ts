@@ -20,3 +20,4 @@ export * from './pacer.js';
 export * from './flow.js';
 export * from './assembler.js';
 export * from './streams/index.js';
+export * from './protection-key-update.js';

@@ -82,6 +82,10 @@ export class UnprotectedPacket {
  */
 export class PacketKeys {
   private readonly nonce = new Uint8Array(12);
+  /** Packets protected with these keys (compare with AEAD_LIMITS[alg].confidentiality; RFC 9001 §6.6). */
+  sealed = 0;
+  /** Packets that failed authentication with these keys (sum over keys vs AEAD_LIMITS[alg].integrity). */
+  openFailures = 0;
 
   constructor(
     readonly provider: CryptoProvider,
@@ -156,6 +160,7 @@ export class PacketKeys {
     if (sampleOffset + 16 > packetEnd || packetEnd > buf.length) {
       throw new RangeError('packet too short for header protection sample, or buffer too small for the tag');
     }
+    this.sealed++;
     this.aead.seal(
       this.makeNonce(pn),
       buf.subarray(headerOffset, payloadStart),
@@ -219,7 +224,10 @@ export class PacketKeys {
       buf.subarray(p.payloadOffset, p.packetEnd),
       buf.subarray(p.payloadOffset, p.packetEnd),
     );
-    if (ok === null) return false;
+    if (ok === null) {
+      this.openFailures++;
+      return false;
+    }
     const reserved = (p.firstByte & 0x80) !== 0 ? p.firstByte & 0x0c : p.firstByte & 0x18;
     if (reserved !== 0) throw quicError(TransportError.PROTOCOL_VIOLATION, 'reserved header bits set');
     return true;
