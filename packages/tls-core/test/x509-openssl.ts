@@ -112,7 +112,7 @@ export class OpensslPki {
     const extFile = `${name}.ext`;
     fs.writeFileSync(path.join(this.dir, extFile), `[${section}]\n${o.ext.join('\n')}\n`);
     const file = `${name}.pem`;
-    const args = ['ca', '-batch', '-config', 'ca.cnf', '-notext', '-in', `${keyName}.csr`, '-subj', o.subj, '-startdate', o.start ?? T_START, '-enddate', o.end ?? T_END, '-out', file];
+    const args = ['ca', '-batch', '-config', 'ca.cnf', '-preserveDN', '-notext', '-in', `${keyName}.csr`, '-subj', o.subj, '-startdate', o.start ?? T_START, '-enddate', o.end ?? T_END, '-out', file];
     if (o.ext.length) args.push('-extfile', extFile, '-extensions', section);
     if (o.issuer) args.push('-cert', o.issuer.file, '-keyfile', o.issuer.keyFile);
     else args.push('-selfsign', '-keyfile', key.file);

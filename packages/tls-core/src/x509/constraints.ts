@@ -11,7 +11,9 @@
  * - directoryName: the constraint's RDN sequence is a prefix of the subject's (exact bytes).
  * - rfc822Name: a mailbox, a host ("example.com": mailboxes at that host), or a domain
  *   (".example.com": mailboxes at hosts below it); applied to email SANs.
- * - Other forms (URI, otherName, ...): if a constraint of such a form is present and a certificate
+ * - uniformResourceIdentifier: the host part, as a host ("example.com") or a domain (".example.com");
+ *   a URI without a host is outside every subtree (and never cleared by an excluded one).
+ * - Other forms (otherName, ...): if a constraint of such a form is present and a certificate
  *   below presents a name of that form, the name is rejected (fail closed), as we cannot evaluate it.
  */
 import type { Certificate, GeneralName, NameConstraints } from './cert.js';
@@ -63,6 +65,12 @@ function within(name: GeneralName, c: GeneralName, mode: 'permitted' | 'excluded
     return true;
   }
   if (name.type === 'email' && c.type === 'email') return emailWithin(name.value.toLowerCase(), c.value.toLowerCase());
+  if (name.type === 'uri' && c.type === 'uri') {
+    const host = uriHost(name.value);
+    if (host === null) return null; // no host part: cannot be within any subtree, and cannot be cleared
+    const base = c.value.toLowerCase();
+    return base.startsWith('.') ? host.endsWith(base) : host === base;
+  }
   return null;
 }
 
@@ -98,4 +106,10 @@ function emailWithin(addr: string, base: string): boolean {
   if (base.includes('@')) return addr === base;
   if (base.startsWith('.')) return host.endsWith(base);
   return host === base;
+}
+
+/** The host of "scheme://[userinfo@]host[:port]/...", lower case; null if there is none (or it is an IP literal). */
+function uriHost(uri: string): string | null {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?([^:/?#[\]]+)(?::\d*)?(?:[/?#]|$)/i.exec(uri);
+  return m ? m[1]!.toLowerCase() : null;
 }
