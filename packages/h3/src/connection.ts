@@ -149,11 +149,17 @@ export class H3Connection {
       [SettingId.MAX_FIELD_SECTION_SIZE, maxField],
     ];
     if (opts.greaseSettings ?? true) settings.push([0x1f * 3 + 0x21, 0]);
-    this.controlStream = transport.openStream(false);
+    // RFC 9114 §6.2: a peer must allow at least 3 unidirectional streams, so these cannot fail.
+    const uni = (): number => {
+      const id = transport.openStream(false);
+      if (id === null) throw new H3UsageError('the transport refused to open the HTTP/3 control streams');
+      return id;
+    };
+    this.controlStream = uni();
     transport.write(this.controlStream, concat(encodeVarint(StreamType.CONTROL), encodeSettings(settings)), false);
-    this.encoderStream = transport.openStream(false);
+    this.encoderStream = uni();
     transport.write(this.encoderStream, encodeVarint(StreamType.QPACK_ENCODER), false);
-    this.decoderStream = transport.openStream(false);
+    this.decoderStream = uni();
     transport.write(this.decoderStream, encodeVarint(StreamType.QPACK_DECODER), false);
   }
 
@@ -566,6 +572,7 @@ export class H3Connection {
     if (this.closedState) throw new H3UsageError('connection closed');
     if (this.peerGoaway !== Infinity) throw new H3UsageError('the server sent GOAWAY: open a new connection');
     const id = this.transport.openStream(true);
+    if (id === null) throw new H3UsageError('stream limit reached: wait for the transport to allow more streams');
     const s = this.newRequestStream(id);
     for (const [n, v] of headers) if (n === ':method') s.method = v;
     this.sendHeaders(id, headers, end);

@@ -12,3 +12,4 @@ export * from './qpack/decoder.js';
 export * from './qpack/encoder.js';
 export * from './web.js';
 export * from './memory-session.js';
+export * from './quic-adapter.js';

@@ -26,10 +26,10 @@ export class MemoryTransport implements H3Transport {
     this.nextUni = isClient ? 2 : 3;
   }
 
-  openStream(bidi: boolean): number {
+  openStream(bidi: boolean): number | null {
     if (this.closed) throw new Error('connection closed');
     if (bidi ? this.opened.bidi >= this.maxStreams : this.opened.uni >= this.maxStreams) {
-      throw new Error('stream limit reached');
+      return null; // like a QUIC stream limit
     }
     if (bidi) {
       this.opened.bidi++;
@@ -40,6 +40,13 @@ export class MemoryTransport implements H3Transport {
     this.opened.uni++;
     const id = this.nextUni;
     this.nextUni += 4;
+    return id;
+  }
+
+  /** openStream for tests: throws instead of returning null. */
+  open(bidi: boolean): number {
+    const id = this.openStream(bidi);
+    if (id === null) throw new Error('stream limit reached');
     return id;
   }
 

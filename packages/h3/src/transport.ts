@@ -21,8 +21,8 @@ export type TransportEvent =
 export interface H3Transport {
   /** True for the client side of the connection. */
   readonly isClient: boolean;
-  /** Opens a locally initiated stream and returns its id. Throws if the stream limit is reached. */
-  openStream(bidi: boolean): number;
+  /** Opens a locally initiated stream and returns its id; null when the peer's stream limit is reached. */
+  openStream(bidi: boolean): number | null;
   /** Queues bytes on a stream; `fin` closes our sending part. */
   write(id: number, data: Uint8Array, fin: boolean): void;
   /** RESET_STREAM: abandon our sending part. */

@@ -66,7 +66,7 @@ connError('reserved HTTP/2 frame type on control → H3_FRAME_UNEXPECTED', (p) =
 // --- stream types (§6.2) ---
 connError('push stream from a client → H3_STREAM_CREATION_ERROR', (p) => p.uni(1, unhexed('00')), H3Error.H3_STREAM_CREATION_ERROR);
 connError('push stream without MAX_PUSH_ID → H3_ID_ERROR', (p) => p.uni(1, unhexed('00')), H3Error.H3_ID_ERROR, 'server');
-connError('server-initiated bidirectional stream → H3_STREAM_CREATION_ERROR', (p) => p.raw.write(p.raw.openStream(true), unhexed('00'), false), H3Error.H3_STREAM_CREATION_ERROR, 'server');
+connError('server-initiated bidirectional stream → H3_STREAM_CREATION_ERROR', (p) => p.raw.write(p.raw.open(true), unhexed('00'), false), H3Error.H3_STREAM_CREATION_ERROR, 'server');
 
 test('unknown unidirectional stream type: STOP_SENDING H3_STREAM_CREATION_ERROR, connection lives', () => {
   const p = new RawPeer('client');

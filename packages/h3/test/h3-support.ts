@@ -68,13 +68,13 @@ export class RawPeer {
 
   /** Opens the peer's control stream with SETTINGS (or `first` instead). Returns its id. */
   control(first: Uint8Array = encodeSettings([])): number {
-    const id = this.raw.openStream(false);
+    const id = this.raw.open(false);
     this.raw.write(id, concat(encodeVarint(0), first), false);
     return id;
   }
 
   uni(type: number, data: Uint8Array = new Uint8Array(0), fin = false): number {
-    const id = this.raw.openStream(false);
+    const id = this.raw.open(false);
     this.raw.write(id, concat(encodeVarint(type), data), fin);
     return id;
   }
@@ -93,7 +93,7 @@ export class RawPeer {
   }
 
   request(...parts: Uint8Array[]): number {
-    const id = this.raw.openStream(true);
+    const id = this.raw.open(true);
     this.raw.write(id, concat(...parts), true);
     return id;
   }

@@ -1,0 +1,117 @@
+// QuicH3Transport: HTTP/3 over an object with the QuicConnection API (pull reads, partial writes).
+// The fake QUIC here only moves stream bytes between two peers with a small send window.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ConnectionEvent, QuicConnection, StreamChunk } from '@petrel/quic/api';
+import { H3Connection, type H3Event } from '../src/connection.js';
+import { QuicH3Transport } from '../src/quic-adapter.js';
+import { GET } from './h3-support.js';
+
+class FakeQuic {
+  peer!: FakeQuic;
+  events: ConnectionEvent[] = [];
+  recv = new Map<number, { chunks: Uint8Array[]; fin: boolean; finRead: boolean }>();
+  credit = 700; // bytes accepted per tick
+  blocked = new Set<number>();
+  nextBidi: number;
+  nextUni: number;
+  closedWith: number | null = null;
+  constructor(readonly role: 'client' | 'server') {
+    this.nextBidi = role === 'client' ? 0 : 1;
+    this.nextUni = role === 'client' ? 2 : 3;
+  }
+  openStream(bidi: boolean): number | null {
+    const id = bidi ? this.nextBidi : this.nextUni;
+    if (bidi) this.nextBidi += 4;
+    else this.nextUni += 4;
+    return id;
+  }
+  write(id: number, data: Uint8Array, fin = false): number {
+    const n = Math.min(this.credit, data.length);
+    this.credit -= n;
+    if (n < data.length) this.blocked.add(id);
+    const all = n === data.length;
+    let r = this.peer.recv.get(id);
+    if (!r) {
+      r = { chunks: [], fin: false, finRead: false };
+      this.peer.recv.set(id, r);
+      this.peer.events.push({ type: 'streamOpened', id, bidi: (id & 2) === 0 });
+    }
+    if (n) r.chunks.push(data.slice(0, n));
+    if (fin && all) r.fin = true;
+    if (n || (fin && all)) this.peer.events.push({ type: 'streamReadable', id });
+    return n;
+  }
+  read(id: number): StreamChunk | null {
+    const r = this.recv.get(id);
+    if (!r || r.finRead) return null;
+    const c = r.chunks.shift();
+    if (c) return { data: c, fin: r.fin && r.chunks.length === 0 && (r.finRead = true) };
+    if (r.fin) {
+      r.finRead = true;
+      return { data: new Uint8Array(0), fin: true };
+    }
+    return null;
+  }
+  resetStream(id: number, code: number): void {
+    this.peer.events.push({ type: 'streamReset', id, code, finalSize: 0 });
+  }
+  stopSending(id: number, code: number): void {
+    this.peer.events.push({ type: 'streamStopped', id, code });
+  }
+  close(code: number, reason: string): void {
+    this.closedWith = code;
+    this.peer.events.push({ type: 'closed', info: { code, reason, frameType: 0, application: true, remote: true, kind: 'close' } });
+  }
+  pollEvent(): ConnectionEvent | undefined {
+    return this.events.shift();
+  }
+  tick(): void {
+    this.credit = 700;
+    for (const id of [...this.blocked]) {
+      this.blocked.delete(id);
+      this.events.push({ type: 'streamWritable', id });
+    }
+  }
+}
+
+test('request/response with a 100 kB body through partial writes and pull reads', () => {
+  const cq = new FakeQuic('client');
+  const sq = new FakeQuic('server');
+  cq.peer = sq;
+  sq.peer = cq;
+  const ct = new QuicH3Transport(cq as unknown as QuicConnection, () => 0);
+  const st = new QuicH3Transport(sq as unknown as QuicConnection, () => 0);
+  const client = new H3Connection(ct);
+  const server = new H3Connection(st);
+  const cev: H3Event[] = [];
+  const sev: H3Event[] = [];
+  const body = new Uint8Array(100_000).map((_, i) => i % 251);
+  const id = client.sendRequest([...GET, ['x-big', 'yes']], true);
+  let responded = false;
+  for (let round = 0; round < 2000; round++) {
+    cq.tick();
+    sq.tick();
+    for (let ev; (ev = cq.pollEvent()); ) for (const t of ct.translate(ev)) cev.push(...client.handleEvent(t));
+    for (let ev; (ev = sq.pollEvent()); ) for (const t of st.translate(ev)) sev.push(...server.handleEvent(t));
+    if (!responded && sev.some((e) => e.type === 'end')) {
+      responded = true;
+      server.sendHeaders(id, [[':status', '200'], ['content-length', String(body.length)]]);
+      server.sendData(id, body, true);
+      assert.ok(st.bufferedAmount(id) > 0, 'the send window forced queueing');
+    }
+    if (cev.some((e) => e.type === 'end')) break;
+  }
+  assert.equal(sev.filter((e) => e.type !== 'settings').map((e) => e.type), ['headers', 'end']);
+  const data = cev.filter((e): e is Extract<H3Event, { type: 'data' }> => e.type === 'data');
+  const got = new Uint8Array(data.reduce((n, d) => n + d.data.length, 0));
+  let o = 0;
+  for (const d of data) (got.set(d.data, o), (o += d.data.length));
+  assert.equal(got, body);
+  assert.ok(cev.some((e) => e.type === 'end'));
+  assert.is(st.bufferedAmount(id), 0);
+  client.close();
+  assert.is(cq.closedWith, 0x100);
+});
+
+test.run();
