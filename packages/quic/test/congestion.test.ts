@@ -154,6 +154,35 @@ test('CUBIC Reno-friendly region: small windows grow like Reno (W_est)', () => {
   assert.ok(cc.window / MDS < 110);
 });
 
+test('CUBIC: an application-limited period neither grows the window nor makes it jump afterwards', () => {
+  const run = (gap: boolean) => {
+    const cc = new Cubic(rttOf(100));
+    cc.cwnd = 100 * MDS;
+    cc.onCongestionEvent(0, -1);
+    let now = 1;
+    const round = () => {
+      const n = Math.floor(cc.window / MDS);
+      for (let i = 0; i < n; i++) {
+        cc.onPacketSent(now, MDS);
+        cc.onPacketAcked(now + (i * 100) / n, now, MDS);
+      }
+      now += 100;
+    };
+    for (let i = 0; i < 10; i++) round();
+    const before = cc.window;
+    if (gap) {
+      cc.appLimited = true;
+      for (let i = 0; i < 50; i++) round(); // 5 s sending less than the window
+      assert.is(cc.window, before);
+      cc.appLimited = false;
+    }
+    for (let i = 0; i < 5; i++) round();
+    return cc.window;
+  };
+  const w = run(false), wGap = run(true);
+  assert.ok(Math.abs(w - wGap) / w < 0.02, `${w} vs ${wGap}`);
+});
+
 test('controllers selectable by name', () => {
   assert.is(createCongestionController('newreno', new RttEstimator()).name, 'newreno');
   assert.is(createCongestionController('cubic', new RttEstimator()).name, 'cubic');

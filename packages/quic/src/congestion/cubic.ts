@@ -28,6 +28,23 @@ export class Cubic extends BaseController {
   wEst = 0;
   fastConvergence = true;
 
+  /** When the current application-limited period started (ms), -1 if not app-limited. */
+  private appLimitedSince = -1;
+
+  /**
+   * No growth while application-limited (RFC 9438 §5.8, RFC 9002 §7.8), and the epoch is shifted
+   * by the app-limited time so W_cubic(t) does not jump when sending resumes.
+   */
+  override onPacketAcked(now: number, sentTime: number, bytes: number): void {
+    if (this.appLimited) {
+      if (this.appLimitedSince < 0) this.appLimitedSince = now;
+    } else if (this.appLimitedSince >= 0) {
+      if (this.epochStart >= 0 && now > this.appLimitedSince) this.epochStart += now - this.appLimitedSince;
+      this.appLimitedSince = -1;
+    }
+    super.onPacketAcked(now, sentTime, bytes);
+  }
+
   /** W_cubic(t) in bytes for t seconds into the epoch. */
   wCubic(t: number): number {
     const d = t - this.k;
