@@ -38,6 +38,8 @@ const SCHEMES: [SignatureScheme, KeyType][] = [
   ['ecdsa_secp384r1_sha384', 'ec-p384'],
   ['ed25519', 'ed25519'],
   ['rsa_pss_rsae_sha256', 'rsa'],
+  ['rsa_pss_rsae_sha384', 'rsa'],
+  ['rsa_pss_rsae_sha512', 'rsa'],
 ];
 
 // Fixed inputs shared by both providers; keys are generated once by node (fast) and loaded by both.

@@ -14,7 +14,7 @@ import {
   constants,
   diffieHellman,
   generateKeyPairSync,
-  randomBytes as nodeRandomBytes,
+  randomFillSync,
   sign as nodeSign,
   verify as nodeVerify,
   type Cipher,
@@ -61,8 +61,9 @@ function u8(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
+/** A fresh Uint8Array of its own (not a view into Node's shared Buffer pool). */
 function randomBytes(n: number): Uint8Array {
-  return u8(nodeRandomBytes(n));
+  return randomFillSync(new Uint8Array(n));
 }
 
 class NodeHash implements Hash {
@@ -133,6 +134,7 @@ class NodeAead implements Aead {
 
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Uint8Array {
     const len = plaintext.length;
+    if (nonce.length !== 12) throw new RangeError('AEAD nonce must be 12 bytes');
     // createCipheriv per call is unavoidable with node:crypto (no re-keying of a context with a new IV).
     const c = createCipheriv(this.cipher as 'aes-128-gcm', this.key, nonce, { authTagLength: TAG }) as CipherGCM;
     c.setAAD(aad);
