@@ -191,6 +191,11 @@ export class H3Connection {
         case 'handshakeComplete':
           break;
       }
+    } catch (e) {
+      this.fail(e);
+    }
+    try {
+      // Section acknowledgments, cancellations (also those of a stream error), insert increments.
       this.flushDecoder();
     } catch (e) {
       this.fail(e);

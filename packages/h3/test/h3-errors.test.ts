@@ -154,6 +154,23 @@ streamError('invalid content-length', [...GET, ['content-length', '1x']], M);
 streamError('pseudo-header in trailers', concat(new RawPeer().headersFrame(GET), new RawPeer().headersFrame([[':path', '/']])), M);
 streamError('no HEADERS before FIN → H3_REQUEST_INCOMPLETE', new Uint8Array(0), H3Error.H3_REQUEST_INCOMPLETE);
 
+test('a stream error with a blocked section sends Stream Cancellation on the decoder stream', () => {
+  const p = new RawPeer('client');
+  p.control();
+  const id = p.raw.open(true);
+  // Blocked section (Required Insert Count 1), then the stream is reset by the peer.
+  p.raw.write(id, encodeFrame(1, unhexed('0200 80')), false);
+  p.pump();
+  assert.is(p.conn.decoder.blockedStreamCount, 1);
+  p.raw.resetStream(id, H3Error.H3_REQUEST_CANCELLED);
+  p.pump();
+  assert.is(p.conn.decoder.blockedStreamCount, 0);
+  const dec = p.rawEvents.filter((e) => e.type === 'streamData' && e.id === 11);
+  const bytes = dec.map((e) => [...(e as { data: Uint8Array }).data]).flat();
+  assert.equal(bytes.slice(-1), [0x40 | id]); // decoder stream: type 0x03, then Stream Cancellation
+  assert.is(p.closeCode, null);
+});
+
 test('te: trailers and matching content-length are accepted', () => {
   const p = new RawPeer('client');
   p.control();
