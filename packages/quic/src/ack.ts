@@ -313,3 +313,13 @@ export function ackToIntervals(
   }
   return rangeCount + 1;
 }
+
+/** ACK Delay field value for `ms` milliseconds with the sender's ack_delay_exponent (RFC 9000 §19.3). */
+export function encodeAckDelay(ms: number, exponent = 3): number {
+  return Math.max(0, Math.floor((ms * 1000) / 2 ** exponent));
+}
+
+/** Milliseconds for a received ACK Delay field with the peer's ack_delay_exponent. */
+export function decodeAckDelay(field: number, exponent = 3): number {
+  return (field * 2 ** exponent) / 1000;
+}

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ReceivedPackets, newAckFrameData, ackToIntervals, Ecn } from '../src/ack.js';
+import { ReceivedPackets, newAckFrameData, ackToIntervals, Ecn, encodeAckDelay, decodeAckDelay } from '../src/ack.js';
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -201,6 +201,14 @@ test('fillAck limits the number of ranges, keeping the newest', () => {
   assert.is(f.rangeCount, 3);
   assert.is(f.largest, 38);
   assert.not.ok(new ReceivedPackets().fillAck(0, f));
+});
+
+test('ACK Delay field scaling by ack_delay_exponent (§19.3, §18.2 default 3)', () => {
+  assert.is(encodeAckDelay(25), 3125); // 25 000 µs / 8
+  assert.is(decodeAckDelay(3125), 25);
+  assert.is(encodeAckDelay(1, 0), 1000);
+  assert.is(decodeAckDelay(1, 20), 1048.576);
+  assert.is(encodeAckDelay(-1), 0);
 });
 
 test.run();
