@@ -110,6 +110,17 @@ for (const p of providers) {
       return data;
     });
     assert.is(r.c.alert?.alert, Alert.decrypt_error);
+    // Tampered client Finished → decrypt_error at the server, which never reports completion.
+    r = await runPair(new TlsClient(clientCfg(p)), new TlsServer(serverCfg(p)), (from, level, data) => {
+      if (from === 'client' && data[0] === HandshakeType.finished) {
+        const d = data.slice();
+        d[10] ^= 0x01;
+        return d;
+      }
+      return data;
+    });
+    assert.is(r.s.alert?.alert, Alert.decrypt_error);
+    assert.not.ok(r.s.complete);
   });
 
   test(`${p.name}: ALPN negotiation`, async () => {

@@ -178,11 +178,12 @@ export abstract class SessionCore {
       const msg = this.buffers[level].next();
       if (!msg) return;
       this.handle(msg);
-      this.commit();
       // RFC 8446 §5.1: messages that precede a key change must end at a record boundary.
+      // Checked before committing, so no 'handshakeComplete' escapes ahead of the alert.
       const after = this.expectedLevel();
       if (after !== null && after !== level && this.buffers[level].pending > 0)
         throw tlsError(Alert.unexpected_message, `handshake data after a key change at ${level} level`);
+      this.commit();
     }
   }
 }
