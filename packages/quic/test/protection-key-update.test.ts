@@ -8,6 +8,7 @@ import { PacketKeys, UnprotectedPacket, type PacketCipher } from '../src/protect
 import { OneRttKeys } from '../src/protection-key-update.js';
 import { TransportError } from '../src/errors.js';
 import { QUIC_V1 } from '../src/version.js';
+import { Rng } from '../../../test/support/rng.js';
 
 const CIPHER: PacketCipher = { aead: 'aes-128-gcm', hash: 'sha256' };
 const DCID = Uint8Array.of(1, 2, 3, 4);
@@ -96,6 +97,29 @@ for (const provider of providers) {
       assert.instance(e, ProtocolViolation);
       assert.is((e as ProtocolViolation).code, TransportError.KEY_UPDATE_ERROR);
     }
+  });
+
+  test(`${provider.name}: mutated packets never rotate keys or throw anything but ProtocolViolation`, () => {
+    const rng = new Rng(11);
+    const keys = (s: Uint8Array) => PacketKeys.fromSecret(provider, CIPHER, QUIC_V1, s);
+    const c2s = new Uint8Array(32).fill(5);
+    const server = new OneRttKeys(keys(c2s), keys(new Uint8Array(32).fill(6)));
+    const good = packet(keys(c2s), false, 7, 0x42);
+    let opened = 0;
+    for (let i = 0; i < 400; i++) {
+      const b = good.slice();
+      const n = rng.range(1, 3);
+      for (let k = 0; k < n; k++) b[rng.int(b.length)]! ^= 1 << rng.int(8);
+      try {
+        if (receive(server, b, 6)) opened++;
+      } catch (e) {
+        assert.instance(e, ProtocolViolation);
+      }
+    }
+    assert.is(server.generation, 0);
+    assert.is(server.keyPhase, false);
+    assert.ok(server.authFailures > 300, `failures ${server.authFailures}`);
+    assert.ok(opened < 50);
   });
 }
 
