@@ -5,3 +5,4 @@ export { certificateSpki } from './x509/spki.js';
 export { DerReader, DerError, pemDecode, pemEncode } from './util/der.js';
 export * from './hkdf.js';
 export * from './crypto/index.js';
+export * from './x509/index.js';

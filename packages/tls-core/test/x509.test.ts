@@ -394,6 +394,8 @@ test('RFC 9525 DNS matching: case, trailing dot, wildcards, IDNA', () => {
   assert.ok(m('XN--BCHER-KVA.example', 'xn--bcher-kva.example'));
   assert.ok(m('*.xn--bcher-kva.example', 'www.bücher.example'));
   assert.not.ok(m('bücher.example', 'bücher.example'), 'presented names are IA5 (A-labels)');
+  assert.is(normalizeDnsName('bücher.example/@evil.test'), null, 'no URL tricks through IDNA conversion');
+  assert.is(normalizeDnsName('evil.test#.bücher.example'), null);
   assert.is(normalizeDnsName('a..b'), null);
   assert.is(normalizeDnsName('*.example.com'), null);
   assert.is(normalizeDnsName('a'.repeat(64) + '.com'), null);

@@ -112,6 +112,8 @@ export function normalizeDnsName(name: string): string | null {
   let n = name;
   // eslint-disable-next-line no-control-regex
   if (/[^\x00-\x7f]/.test(n)) {
+    // Only a host name goes through the URL parser: nothing that could end or re-route the host part.
+    if (/[/?#@:[\]\\%\s]/.test(n)) return null;
     try {
       n = new URL(`http://${n}/`).hostname;
     } catch {
