@@ -78,23 +78,25 @@ export function huffmanEncodedLength(bytes: Uint8Array): number {
 export function huffmanEncode(bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(huffmanEncodedLength(bytes));
   let o = 0;
-  // acc holds fewer than 8 pending bits plus one code (at most 37 bits): exact as a double.
-  let acc = 0;
-  let nbits = 0;
+  let cur = 0; // byte being filled
+  let free = 8; // bits still free in cur
   for (let i = 0; i < bytes.length; i++) {
     const s = bytes[i]!;
-    const len = LENGTHS[s]!;
-    acc = acc * 2 ** len + HUFFMAN_CODES[s]!;
-    nbits += len;
-    while (nbits >= 8) {
-      nbits -= 8;
-      const div = 2 ** nbits;
-      const byte = Math.floor(acc / div);
-      out[o++] = byte;
-      acc -= byte * div;
+    const code = HUFFMAN_CODES[s]!; // at most 30 bits: int32 arithmetic is exact
+    let len = LENGTHS[s]!;
+    while (len >= free) {
+      len -= free;
+      out[o++] = cur | ((code >>> len) & ((1 << free) - 1));
+      cur = 0;
+      free = 8;
+    }
+    if (len > 0) {
+      free -= len;
+      cur |= (code & ((1 << len) - 1)) << free;
     }
   }
-  if (nbits > 0) out[o++] = (acc << (8 - nbits)) | (0xff >>> nbits);
+  // Pad with the most significant bits of EOS (all ones).
+  if (free < 8) out[o++] = cur | ((1 << free) - 1);
   return out;
 }
 
@@ -112,30 +114,55 @@ export function huffmanDecode(
   // Shortest code is 5 bits: at most 8/5 symbols per byte.
   const out = new Uint8Array(Math.ceil(((end - start) * 8) / 5));
   let o = 0;
-  let code = 0;
-  let len = 0;
-  let allOnes = true;
-  for (let i = start; i < end; i++) {
-    const b = data[i]!;
-    for (let bit = 7; bit >= 0; bit--) {
-      const v = (b >>> bit) & 1;
+  const total = (end - start) * 8;
+  let bit = 0;
+  while (bit < total) {
+    if (total - bit >= 8) {
+      // Fast path: codes of at most 8 bits, looked up from the next 8 bits.
+      const k = start + (bit >>> 3);
+      const off = bit & 7;
+      const next8 = off === 0 ? data[k]! : ((data[k]! << off) | (data[k + 1]! >>> (8 - off))) & 0xff;
+      const e = FAST[next8]!;
+      if (e !== 0) {
+        out[o++] = e >>> 8;
+        bit += e & 0xff;
+        continue;
+      }
+    }
+    // Slow path: bit by bit, canonical decoding.
+    let code = 0;
+    let len = 0;
+    let allOnes = true;
+    for (;;) {
+      if (bit >= total) {
+        // Input ended inside a code: that must be padding (≤ 7 bits, all ones) (RFC 7541 §5.2).
+        if (len > 7) throw qpackError(errorCode, 'Huffman: padding longer than 7 bits');
+        if (!allOnes) throw qpackError(errorCode, 'Huffman: padding is not EOS prefix');
+        return out.subarray(0, o);
+      }
+      const v = (data[start + (bit >>> 3)]! >>> (7 - (bit & 7))) & 1;
+      bit++;
       code = code * 2 + v;
       len++;
       if (v === 0) allOnes = false;
       const rel = code - FIRST_CODE[len]!;
-      if (COUNT[len]! > 0 && rel >= 0 && rel < COUNT[len]!) {
+      if (rel >= 0 && rel < COUNT[len]!) {
         const sym = SORTED[FIRST_INDEX[len]! + rel]!;
         if (sym === 256) throw qpackError(errorCode, 'Huffman: EOS symbol in string');
         out[o++] = sym;
-        code = 0;
-        len = 0;
-        allOnes = true;
-      } else if (len >= MAX_LEN) {
-        throw qpackError(errorCode, 'Huffman: invalid code');
+        break;
       }
+      if (len >= MAX_LEN) throw qpackError(errorCode, 'Huffman: invalid code');
     }
   }
-  if (len > 7) throw qpackError(errorCode, 'Huffman: padding longer than 7 bits');
-  if (len > 0 && !allOnes) throw qpackError(errorCode, 'Huffman: padding is not EOS prefix');
   return out.subarray(0, o);
+}
+
+/** FAST[next 8 bits] = symbol << 8 | code length, for codes of at most 8 bits; 0 otherwise. */
+const FAST = new Uint16Array(256);
+for (let sym = 0; sym < 256; sym++) {
+  const len = LENGTHS[sym]!;
+  if (len > 8) continue;
+  const first = HUFFMAN_CODES[sym]! << (8 - len);
+  for (let j = 0; j < 1 << (8 - len); j++) FAST[first | j] = (sym << 8) | len;
 }

@@ -16,11 +16,30 @@ export const MAX_INT = 2 ** 53 - 1;
 const utf8enc = new TextEncoder();
 const utf8dec = new TextDecoder('utf-8', { fatal: false });
 
+/** UTF-8 bytes of `s` (ASCII fast path: header fields almost always are). */
 export function utf8(s: string): Uint8Array {
-  return utf8enc.encode(s);
+  const n = s.length;
+  if (n > 256) return utf8enc.encode(s);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return utf8enc.encode(s);
+    out[i] = c;
+  }
+  return out;
 }
+
+/** Text of UTF-8 bytes (invalid sequences become U+FFFD; ASCII fast path). */
 export function fromUtf8(b: Uint8Array): string {
-  return utf8dec.decode(b);
+  const n = b.length;
+  if (n > 256) return utf8dec.decode(b);
+  let s = '';
+  for (let i = 0; i < n; i++) {
+    const c = b[i]!;
+    if (c > 0x7f) return utf8dec.decode(b);
+    s += String.fromCharCode(c);
+  }
+  return s;
 }
 
 export class QpackReader {
