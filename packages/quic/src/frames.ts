@@ -247,6 +247,7 @@ function bytes(end: number, n: number): number {
  * frame type not in its shortest encoding.
  */
 export function decodeFrame(buf: Uint8Array, offset: number, end: number, packetType: PacketType, out: Frame): number {
+  if (end > buf.length) end = buf.length;
   pos = offset;
   curType = 0;
   const tv = readVarintChecked(buf, pos, end);
