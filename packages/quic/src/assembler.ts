@@ -21,6 +21,12 @@ export interface AssemblerOptions {
   frameType?: number;
   /** Compare overlapping bytes (RFC 9000 §2.2 MAY). Default true. */
   checkConsistency?: boolean;
+  /**
+   * Resource limit on holes in the buffered data (default 2048): each hole costs bookkeeping, and a
+   * peer sending tiny frames around holes could otherwise pin much more memory than the data.
+   * Exceeding it is a PROTOCOL_VIOLATION.
+   */
+  maxGaps?: number;
 }
 
 interface Segment {
@@ -41,12 +47,23 @@ export class Assembler {
   private readonly checkConsistency: boolean;
   private segs: Segment[] = [];
   private head = 0;
+  /** Holes between readOffset and the last segment. */
+  private gaps = 0;
+  readonly maxGaps: number;
+  /** Segment count at which adjacent segments are merged (amortized defragmentation). */
+  private defragAt = 256;
 
   constructor(opts: AssemblerOptions = {}) {
     this.maxBuffer = opts.maxBuffer ?? Infinity;
     this.bufferErrorCode = opts.bufferErrorCode ?? TransportError.CRYPTO_BUFFER_EXCEEDED;
     this.frameType = opts.frameType ?? 0x06;
     this.checkConsistency = opts.checkConsistency ?? true;
+    this.maxGaps = opts.maxGaps ?? 2048;
+  }
+
+  /** Number of holes in the buffered data. */
+  get gapCount(): number {
+    return this.gaps;
   }
 
   /** Number of buffered segments. */
@@ -91,6 +108,7 @@ export class Assembler {
     if (!last || last.off + last.data.length <= start) {
       this.add(segs.length, start, data.slice(start - offset, end - offset));
       if (end > this.highest) this.highest = end;
+      this.afterInsert();
       return;
     }
     // First segment that ends after `start`.
@@ -131,12 +149,54 @@ export class Assembler {
       j++;
     }
     if (end > this.highest) this.highest = end;
+    this.afterInsert();
   }
 
   private add(idx: number, off: number, data: Uint8Array): void {
+    // Gap bookkeeping: the piece goes between `prevEnd` and the next segment.
+    const prev = idx > this.head ? this.segs[idx - 1]! : undefined;
+    const prevEnd = prev ? prev.off + prev.data.length : this.readOffset;
+    const next = idx < this.segs.length ? this.segs[idx]! : undefined;
+    const end = off + data.length;
+    const before = next && prevEnd < next.off ? 1 : 0;
+    const after = (prevEnd < off ? 1 : 0) + (next && end < next.off ? 1 : 0);
+    this.gaps += after - before;
     if (idx === this.segs.length) this.segs.push({ off, data });
     else this.segs.splice(idx, 0, { off, data });
     this.buffered += data.length;
+  }
+
+  private afterInsert(): void {
+    if (this.gaps > this.maxGaps) {
+      throw new ProtocolViolation('quic', TransportError.PROTOCOL_VIOLATION, `more than ${this.maxGaps} holes in received data`, this.frameType);
+    }
+    if (this.segs.length - this.head > this.defragAt) this.defragment();
+  }
+
+  /** Merges runs of adjacent segments into single buffers (bounded memory for tiny frames). */
+  private defragment(): void {
+    const out: Segment[] = [];
+    let i = this.head;
+    const segs = this.segs;
+    while (i < segs.length) {
+      let j = i + 1;
+      let end = segs[i]!.off + segs[i]!.data.length;
+      while (j < segs.length && segs[j]!.off === end) {
+        end += segs[j]!.data.length;
+        j++;
+      }
+      if (j === i + 1) out.push(segs[i]!);
+      else {
+        const off = segs[i]!.off;
+        const buf = new Uint8Array(end - off);
+        for (let k = i; k < j; k++) buf.set(segs[k]!.data, segs[k]!.off - off);
+        out.push({ off, data: buf });
+      }
+      i = j;
+    }
+    this.segs = out;
+    this.head = 0;
+    this.defragAt = Math.max(256, 2 * out.length);
   }
 
   /**
@@ -179,6 +239,7 @@ export class Assembler {
     this.segs = [];
     this.head = 0;
     this.buffered = 0;
+    this.gaps = 0;
     this.readOffset = Math.max(this.readOffset, this.highest);
   }
 

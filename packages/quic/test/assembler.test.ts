@@ -139,8 +139,33 @@ test('fuzz: random operations only throw ProtocolViolation and never lose consis
       }
       assert.ok(a.buffered >= 0);
       assert.ok(a.readable <= a.buffered);
+      assert.ok(a.gapCount >= 0 && a.gapCount <= a.segmentCount);
     }
   }
+});
+
+test('gap accounting and limit; tiny adjacent frames are defragmented', () => {
+  const a = new Assembler({ maxGaps: 10 });
+  a.insert(2, new Uint8Array([2]));
+  assert.is(a.gapCount, 1); // [0,2) missing
+  a.insert(5, new Uint8Array([5]));
+  assert.is(a.gapCount, 2);
+  a.insert(3, new Uint8Array([3, 4])); // bridges [2] and [5]
+  assert.is(a.gapCount, 1);
+  a.insert(0, new Uint8Array([0, 1]));
+  assert.is(a.gapCount, 0);
+  for (let k = 0; k < 10; k++) a.insert(10 + 2 * k, new Uint8Array([1]));
+  assert.is(a.gapCount, 10);
+  assert.is(codeOf(() => a.insert(40, new Uint8Array([1]))), 0xa);
+  // one hole, then 100 000 one-byte frames in reverse order: memory stays bounded by merging
+  const b = new Assembler();
+  for (let off = 100_000; off >= 1; off--) b.insert(off, new Uint8Array([off & 0xff]));
+  assert.is(b.gapCount, 1);
+  assert.ok(b.segmentCount < 1000, `segments ${b.segmentCount}`);
+  b.insert(0, new Uint8Array([0]));
+  const all = b.readAll()!;
+  assert.is(all.length, 100_001);
+  assert.ok(all.every((x, i) => x === (i & 0xff)));
 });
 
 test('CRYPTO streams: per-level reassembly, buffer limit, retransmission of lost handshake bytes', () => {
