@@ -122,6 +122,8 @@ const variants: Variant[] = [
   { name: 'nc-excluded-ip6', interExt: [...CA, 'nameConstraints=critical,excluded;IP:fd00::/ffff::'] },
   { name: 'nc-excluded-ip4-host', interExt: [...CA, 'nameConstraints=critical,excluded;IP:10.0.0.1/255.255.255.255'] },
   { name: 'nc-excluded-wildcard', interExt: [...CA, 'nameConstraints=critical,excluded;DNS:a.wildN.example.test'] },
+  { name: 'root-eku-client', rootExt: [...CA, 'extendedKeyUsage=clientAuth'] },
+  { name: 'root-eku-server', rootExt: [...CA, 'extendedKeyUsage=serverAuth,clientAuth'] },
   { name: 'nc-root-permitted', rootExt: [...CA, 'nameConstraints=critical,permitted;DNS:example.test,permitted;IP:10.0.0.0/255.0.0.0,permitted;IP:fd00::/ff00::'] },
   { name: 'nc-root-excluded', rootExt: [...CA, 'nameConstraints=critical,excluded;DNS:example.test'] },
   { name: 'leaf-unknown-critical', leafExt: () => [...LEAF, '1.3.6.1.4.1.99999.7=critical,ASN1:NULL'] },

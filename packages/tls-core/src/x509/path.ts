@@ -11,7 +11,7 @@
  *
  * Checks, per certificate (issuer-independent, done when the certificate enters a path):
  *   version 3; no unhandled critical extension; validity period (inclusive, to the second; the
- *   trust anchor's validity is not checked, RFC 5280 §6.1.1 (d) treats it as input); EKU: if present
+ *   trust anchor's validity is not checked, see below); EKU: if present
  *   it must list the purpose (serverAuth / clientAuth; anyExtendedKeyUsage is not enough, as in
  *   webpki and OpenSSL), if absent it is accepted (webpki practice); leaf: keyUsage, if present,
  *   must include digitalSignature (TLS 1.3 CertificateVerify); a CA certificate (basicConstraints
@@ -21,7 +21,9 @@
  *   counting non-self-issued intermediates (§6.1.4 (l)-(m)), name constraints of every CA
  *   (intermediates and the anchor) applied to every certificate below it except self-issued
  *   intermediates (§6.1.3 (b)); the anchor, if it has basicConstraints / keyUsage, must allow
- *   certificate signing (as OpenSSL does; RFC 5280 leaves anchor constraints optional).
+ *   certificate signing and, if it has an extendedKeyUsage, list the purpose (as OpenSSL does; RFC 5280
+ *   leaves anchor constraints optional). The anchor's validity period and critical extensions are
+ *   not checked (RFC 5280 §6.1.1 (d): a trust anchor is a name and a key).
  */
 import type { CryptoProvider } from '../crypto/provider.js';
 import { algorithmName, signatureAlgorithmOf } from './algorithms.js';
@@ -281,6 +283,8 @@ function validatePath(path: Certificate[], anchor: Certificate, o: PathOptions):
     return new CertificateError('not-ca', `trust anchor "${anchor.subject.text}" is not a CA (basicConstraints cA is false)`, af);
   if (anchor.keyUsage !== null && !(anchor.keyUsage & KeyUsage.keyCertSign))
     return new CertificateError('key-usage', `trust anchor "${anchor.subject.text}" keyUsage does not include keyCertSign`, af);
+  if (anchor.extKeyUsage && !anchor.extKeyUsage.includes(purposeOid[o.purpose]))
+    return new CertificateError('ext-key-usage', `trust anchor "${anchor.subject.text}" is restricted by extendedKeyUsage to ${anchor.extKeyUsage.map(ekuName).join(', ')}, not ${o.purpose}`, af);
   // issuers[j] for j = 1..path.length: path[1..] then the anchor.
   const issuers = [...path.slice(1), anchor];
   for (let j = 1; j <= issuers.length; j++) {
