@@ -28,7 +28,7 @@ interface Flight {
   headers: FieldLine[];
 }
 
-function simulate(seed: number, capacity: number, blocked: number, steps: number): { inserts: number; decoded: number; blockedSeen: number } {
+function simulate(seed: number, capacity: number, blocked: number, steps: number): { inserts: number; decoded: number; blockedSeen: number; duplicates: number } {
   const rng = new Rng(seed);
   const enc = new QpackEncoder({ maxTableCapacity: capacity, insertThreshold: 1 + rng.int(3), huffman: rng.pick([true, false, 'auto'] as const) });
   const dec = new QpackDecoder({ maxTableCapacity: capacity, maxBlockedStreams: blocked });
@@ -109,13 +109,14 @@ function simulate(seed: number, capacity: number, blocked: number, steps: number
   assert.is(enc.blockedStreamCount, 0);
   assert.is(dec.insertCount, enc.insertCount);
   assert.is(dec.tableSize, enc.tableSize);
-  return { inserts: enc.insertCount, decoded, blockedSeen };
+  return { inserts: enc.insertCount, decoded, blockedSeen, duplicates: enc.duplicates };
 }
 
 test('round trips with a dynamic table under a size limit (seeded, many configurations)', () => {
   let inserts = 0;
   let blockedSeen = 0;
   let decoded = 0;
+  let duplicates = 0;
   for (let seed = 1; seed <= 60; seed++) {
     const capacity = [0, 64, 128, 256, 512, 4096][seed % 6]!;
     const blocked = [0, 1, 2, 16][seed % 4]!;
@@ -123,7 +124,9 @@ test('round trips with a dynamic table under a size limit (seeded, many configur
     inserts += r.inserts;
     blockedSeen += r.blockedSeen;
     decoded += r.decoded;
+    duplicates += r.duplicates;
   }
+  assert.ok(duplicates > 20, `duplicates ${duplicates}`);
   // The scenarios really exercised the dynamic table and blocking.
   assert.ok(inserts > 500, `inserts ${inserts}`);
   assert.ok(blockedSeen > 50, `blocked ${blockedSeen}`);

@@ -151,6 +151,7 @@ export class QpackEncoder {
     if (!e) throw new H3UsageError(`no entry ${abs}`);
     if (!this.table.canMakeRoom(e.size, this.evictable)) return -1;
     this.out.int(5, 0x00, this.table.insertCount - 1 - abs);
+    this.duplicates++;
     const n = this.table.insertCount;
     this.table.insert(e);
     return n;
@@ -184,7 +185,12 @@ export class QpackEncoder {
       let abs = -1;
       if (!sensitive && this.table.capacity > 0) {
         const found = this.table.find(name, value);
-        if (usable(found.exact)) abs = found.exact;
+        if (found.exact >= 0 && canBlock && this.draining(found.exact)) {
+          // §2.1.1.1: refresh an entry about to be evicted with a Duplicate rather than pin it.
+          const dup = this.duplicate(found.exact);
+          if (dup >= 0) abs = dup;
+          else if (usable(found.exact)) abs = found.exact;
+        } else if (usable(found.exact)) abs = found.exact;
         else if (this.worthInserting(name, value)) {
           const ins = this.insert(name, value);
           if (usable(ins)) abs = ins;
@@ -232,6 +238,21 @@ export class QpackEncoder {
     prefix.bytes(w.take());
     return prefix.take();
   }
+
+  /**
+   * Whether `abs` is among the oldest entries (the first quarter of the capacity) of a table that
+   * is at least three quarters full, i.e. likely to be needed for eviction soon.
+   */
+  private draining(abs: number): boolean {
+    const cap = this.table.capacity;
+    if (this.table.size < cap * 0.75) return false;
+    let older = 0;
+    for (let i = this.table.dropped; i <= abs; i++) older += this.table.get(i)!.size;
+    return older <= cap * 0.25;
+  }
+
+  /** Number of Duplicate instructions emitted by the strategy (statistics). */
+  duplicates = 0;
 
   private worthInserting(name: string, value: string): boolean {
     const size = name.length + value.length + ENTRY_OVERHEAD;
