@@ -293,8 +293,8 @@ export class LossRecovery<T = unknown> {
     // RTT sample only if the largest acknowledged is newly acknowledged and something
     // ack-eliciting was newly acknowledged (RFC 9002 §5.1).
     if (largestNewlyAcked === largest && includesAckEliciting) {
-      // §5.3: ack delay ignored for Initial/Handshake (the peer does not delay those) .
-      const delay = space === PnSpace.application ? ackDelay : 0;
+      // §5.3: the ack delay MAY be ignored for Initial packets (they are acknowledged immediately).
+      const delay = space === PnSpace.initial ? 0 : ackDelay;
       this.rtt.update(now - largestNewlyAckedTime, delay, this.handshakeConfirmed, this.peerMaxAckDelay, now);
     }
     // ECN-CE (RFC 9002 B.7).

@@ -84,6 +84,19 @@ test('no RTT sample when the largest acknowledged was not newly acked or not ack
   assert.not.ok(rtt.hasSample); // largest (1) not newly acked
 });
 
+test('ack delay: ignored for Initial, used for Handshake and 1-RTT (§5.3)', () => {
+  const { r, rtt } = setup(false, false);
+  r.onPacketSent(I, 0, 0, 1200, true, true);
+  r.onAckReceived(I, [0, 0], 1, 0, 100); // first sample 100
+  r.onPacketSent(I, 1, 100, 1200, true, true);
+  r.onAckReceived(I, [1, 1], 1, 30, 220); // latest 120, delay ignored
+  assert.is(rtt.smoothedRtt, 0.875 * 100 + 0.125 * 120);
+  const s1 = rtt.smoothedRtt;
+  r.onPacketSent(H, 0, 300, 1000, true, true);
+  r.onAckReceived(H, [0, 0], 1, 20, 420); // latest 120, minus 20 → 100
+  assert.is(rtt.smoothedRtt, 0.875 * s1 + 0.125 * 100);
+});
+
 test('ACK of an unsent packet is a PROTOCOL_VIOLATION', () => {
   const { r } = setup();
   r.onPacketSent(A, 0, 0, 100, true, true);
