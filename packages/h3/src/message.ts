@@ -83,6 +83,7 @@ export function validateRequest(fields: readonly FieldLine[]): ValidatedMessage 
   if (scheme === 'http' || scheme === 'https') {
     if (authority === undefined && host === undefined) throw new MessageError('missing :authority and host');
     if (authority === '' || host === '') throw new MessageError('empty :authority or host');
+    if (authority?.includes('@')) throw new MessageError(':authority with userinfo');
     if (authority !== undefined && host !== undefined && authority !== host) {
       throw new MessageError(':authority and host differ');
     }

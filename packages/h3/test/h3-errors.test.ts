@@ -142,6 +142,9 @@ streamError('missing :path', GET.filter(([n]) => n !== ':path'), M);
 streamError('missing :scheme', GET.filter(([n]) => n !== ':scheme'), M);
 streamError('missing :authority and host', GET.filter(([n]) => n !== ':authority'), M);
 streamError('unknown pseudo-header', [...GET.slice(0, 2), [':protocol', 'websocket'], ...GET.slice(2)], M);
+streamError(':authority with userinfo', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'user@a.example'], [':path', '/']], M);
+streamError(':authority and host differ', [...GET, ['host', 'other.example']], M);
+streamError('CONNECT with :path', [[':method', 'CONNECT'], [':authority', 'a:443'], [':path', '/']], M);
 streamError(':status in a request', [[':status', '200'], ...GET], M);
 for (const h of ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']) {
   streamError(`connection-specific field ${h}`, [...GET, [h, 'x']], M);
