@@ -1,7 +1,42 @@
 /**
- * Whole-packet helpers that are not header parsing: Stateless Reset (RFC 9000 §10.3).
- * Token generation (HMAC of the connection ID) lives with the endpoint (token.ts / cid.ts).
+ * Whole-packet helpers that are not header parsing: finishing (padding, Length, protection) a packet
+ * written into a send buffer, and Stateless Reset (RFC 9000 §10.3). Stateless reset token
+ * generation (HMAC of the connection ID) lives with the endpoint (token.ts / cid.ts).
  */
+import { writeVarintFixed } from './varint.js';
+import type { PacketKeys } from './protection.js';
+
+/** AEAD tag length of every QUIC v1/v2 cipher. */
+export const AEAD_TAG_LENGTH = 16;
+
+/**
+ * Finishes a packet whose header was written with writeLongHeader / writeShortHeader and whose frames
+ * end at `payloadEnd`: appends PADDING (zero bytes) so that the header protection sample fits
+ * (RFC 9001 §5.4.2) and the packet reaches `minPacketEnd` (e.g. the end of a 1200-byte client Initial
+ * datagram, RFC 9000 §14.1), patches the Length field for long headers (`lengthSize` bytes right
+ * before the packet number; pass 0 for short headers), then protects the packet in place.
+ * Returns the packet end. `buf` needs room up to max(payloadEnd + padding, minPacketEnd - 16) + 16.
+ */
+export function sealPacket(
+  keys: PacketKeys,
+  buf: Uint8Array,
+  headerOffset: number,
+  pnOffset: number,
+  pnLength: number,
+  lengthSize: number,
+  payloadEnd: number,
+  pn: number,
+  minPacketEnd = 0,
+): number {
+  let end = payloadEnd;
+  const sampleMin = pnOffset + 4; // pnLength + payload >= 4
+  if (end < sampleMin) end = sampleMin;
+  if (end < minPacketEnd - AEAD_TAG_LENGTH) end = minPacketEnd - AEAD_TAG_LENGTH;
+  if (end + AEAD_TAG_LENGTH > buf.length) throw new RangeError('send buffer too small for padding and tag');
+  if (end > payloadEnd) buf.fill(0, payloadEnd, end);
+  if (lengthSize > 0) writeVarintFixed(buf, pnOffset - lengthSize, end + AEAD_TAG_LENGTH - pnOffset, lengthSize);
+  return keys.protect(buf, headerOffset, pnOffset, pnLength, end, pn);
+}
 
 /** Stateless reset token length. */
 export const STATELESS_RESET_TOKEN_LENGTH = 16;

@@ -7,6 +7,8 @@ import { Rng } from '../../../test/support/rng.js';
 import { PacketHeader, PacketType, parseHeader, writeLongHeader, writePacketLength, writeShortHeader } from '../src/header.js';
 import { AEAD_LIMITS, PacketKeys, UnprotectedPacket, paddingForSample, type PacketCipher } from '../src/protection.js';
 import { TransportError } from '../src/errors.js';
+import { sealPacket } from '../src/packet.js';
+import { Frame, FrameType, decodeFrame } from '../src/frames.js';
 import { QUIC_V1, QUIC_V2 } from '../src/version.js';
 
 const CIPHERS: PacketCipher[] = [
@@ -120,6 +122,37 @@ for (const provider of providers) {
     assert.is(paddingForSample(1, 0), 3);
     assert.is(paddingForSample(4, 0), 0);
     assert.is(paddingForSample(2, 5), 0);
+  });
+}
+
+for (const provider of providers) {
+  test(`${provider.name}: sealPacket pads for the sample and to a minimum size`, () => {
+    const keys = PacketKeys.fromSecret(provider, CIPHERS[2]!, QUIC_V2, new Uint8Array(32).fill(4));
+    const dcid = Uint8Array.of(1, 2, 3);
+    const buf = new Uint8Array(64).fill(0x77);
+    const pnOffset = writeShortHeader(buf, 0, dcid, 3, 1, false);
+    buf[pnOffset + 1] = FrameType.PING;
+    const end = sealPacket(keys, buf, 0, pnOffset, 1, 0, pnOffset + 2, 3);
+    assert.is(end, pnOffset + 4 + 16);
+    const u = new UnprotectedPacket();
+    assert.ok(keys.unprotect(buf, 0, pnOffset, end, 2, u));
+    const f = new Frame();
+    const types: number[] = [];
+    for (let o = u.payloadOffset; o < u.payloadEnd; ) {
+      o = decodeFrame(buf, o, u.payloadEnd, PacketType.OneRtt, f);
+      types.push(f.type);
+    }
+    assert.equal(types, [FrameType.PING, FrameType.PADDING]);
+    // Long header padded to a 1200-byte datagram, Length patched in 4 bytes.
+    const big = new Uint8Array(1300);
+    const lp = writeLongHeader(big, 0, PacketType.Handshake, QUIC_V2, dcid, dcid, null, 9, 2, 4);
+    big[lp + 2] = FrameType.PING;
+    assert.is(sealPacket(keys, big, 0, lp, 2, 4, lp + 3, 9, 1200), 1200);
+    const h = new PacketHeader();
+    assert.ok(parseHeader(big, 0, 1300, 3, h));
+    assert.is(h.packetEnd, 1200);
+    assert.ok(keys.unprotect(big, 0, h.pnOffset, h.packetEnd, 8, u));
+    assert.throws(() => sealPacket(keys, new Uint8Array(30), 0, 4, 1, 0, 6, 1, 1200), (e: unknown) => e instanceof RangeError);
   });
 }
 

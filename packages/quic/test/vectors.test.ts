@@ -11,6 +11,7 @@ import { initialKeys, initialSecrets } from '../src/initial.js';
 import { PacketKeys, UnprotectedPacket, labelsFor } from '../src/protection.js';
 import { buildRetry, parseRetry } from '../src/retry.js';
 import { Frame, FrameType, decodeFrame } from '../src/frames.js';
+import { sealPacket } from '../src/packet.js';
 import { QUIC_V1, QUIC_V2 } from '../src/version.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(s.match(/../g) ?? [], (b) => parseInt(b, 16));
@@ -219,6 +220,13 @@ for (const provider of providers) {
       assert.is(end, 1200);
       assert.is(toHex(buf), P.clientPacket);
 
+      // The same packet through sealPacket (padding to 1200 bytes, Length patched, protected).
+      const b2 = new Uint8Array(1300).fill(0xee);
+      const pn2 = writeLongHeader(b2, 0, PacketType.Initial, c.version, DCID, EMPTY, null, 2, 4, 2);
+      b2.set(crypto, pn2 + 4);
+      assert.is(sealPacket(write, b2, 0, pn2, 4, 2, pn2 + 4 + crypto.length, 2, 1200), 1200);
+      assert.is(toHex(b2.subarray(0, 1200)), P.clientPacket);
+
       // Receive side (server).
       const pkt = hex(P.clientPacket);
       const h = new PacketHeader();
@@ -323,6 +331,11 @@ for (const provider of providers) {
       buf[4] = 0x01; // PING
       assert.is(keys.protect(buf, 0, pnOffset, 3, 5, pn), 21);
       assert.is(toHex(buf), c.chacha.packet);
+      const b2 = new Uint8Array(21);
+      const pn2 = writeShortHeader(b2, 0, EMPTY, pn, 3, false);
+      b2[4] = 0x01;
+      assert.is(sealPacket(keys, b2, 0, pn2, 3, 0, 5, pn), 21);
+      assert.is(toHex(b2), c.chacha.packet);
 
       const pkt = hex(c.chacha.packet);
       const h = new PacketHeader();
