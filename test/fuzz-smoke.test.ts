@@ -8,10 +8,12 @@ import { ProtocolViolation } from '../packages/tls-core/src/errors.js';
 import { defineTarget, describeFailure, fuzz, fuzzDir, loadCorpus, saveCrash } from './fuzz/engine.js';
 import { mutate } from './fuzz/mutate.js';
 import { targets } from './fuzz/targets.js';
+import { h3ServerConnTarget } from './fuzz/targets-h3.js';
+import { tlsClientFlightTarget, tlsServerFinishedTarget } from './fuzz/targets-tls.js';
 import { Rng } from './support/rng.js';
 
 const seed = Number(process.env.SEED ?? 20261123) >>> 0;
-const perTarget = Math.min(1.5, 14 / Math.max(1, targets.length));
+const perTarget = Math.min(1.5, 11 / Math.max(1, targets.length));
 const failDir = path.join(fuzzDir, 'corpus-failures');
 
 test('registry: unique, file-safe names; seeds or corpus present', () => {
@@ -34,6 +36,18 @@ for (const t of targets) {
     assert.ok(st.inputs > 50, `only ${st.inputs} inputs`);
   });
 }
+
+test('session targets: the unmutated seeds complete (the fuzzers start deep in the state machines)', () => {
+  type S = { session: { handshakeComplete: boolean }; events: { type: string }[] };
+  for (const t of [tlsClientFlightTarget, tlsServerFinishedTarget]) {
+    const st = t.run(t.seeds()[0]!) as S;
+    assert.ok(st.session.handshakeComplete, `${t.name}: ${st.events.map((e) => e.type).join(',')}`);
+    t.check!(st, new Uint8Array(0));
+  }
+  const h3 = h3ServerConnTarget.run(h3ServerConnTarget.seeds()[0]!) as { events: { type: string }[] };
+  const types = h3.events.map((e) => e.type);
+  assert.ok(types.includes('settings') && types.includes('end'), types.join(','));
+});
 
 test('engine: a non-ProtocolViolation exception is found, with seed and iteration', () => {
   // A bug that needs a specific 2-byte pattern somewhere: the mutator finds it quickly.

@@ -32,8 +32,18 @@ export interface FuzzTarget<S = unknown> {
   run(input: Uint8Array): S | void;
   /** Typed parse errors this target may throw besides ProtocolViolation. */
   acceptable?(e: unknown): boolean;
+  /**
+   * The entry point must not throw at all, not even ProtocolViolation (e.g. TlsSession.receive,
+   * which reports errors as events): every exception is a failure.
+   */
+  strict?: boolean;
   /** Invariant checker, called after every input with what `run` returned (not called when run threw). */
   check?(state: S, input: Uint8Array): void;
+  /**
+   * Outcome class of an accepted input (e.g. the alert a session sent), so inputs reaching new
+   * outcomes join the mutation pool; default "ok".
+   */
+  signature?(state: S): string;
   /** Largest generated input (default max(4096, 2 x largest seed)). */
   maxLen?: number;
   /** Tokens for the mutator (type codes, magic values). */
@@ -87,6 +97,7 @@ export const corpusDir = path.join(fuzzDir, 'corpus');
 
 /** Is `e` something a parser may throw on bad input? */
 export function isAcceptable(t: FuzzTarget, e: unknown): boolean {
+  if (t.strict) return false;
   if (isProtocolViolation(e)) return true;
   if (e instanceof Error && e.name === 'ProtocolViolation' && typeof (e as { code?: unknown }).code === 'number') return true;
   return t.acceptable ? t.acceptable(e) : false;
@@ -105,7 +116,8 @@ export function runOne(t: FuzzTarget, input: Uint8Array, maxInputMs = 2000): Run
   const t0 = performance.now();
   let state: unknown;
   try {
-    state = t.run(input);
+    // A copy: targets may modify their input (e.g. header protection removal works in place).
+    state = t.run(input.slice());
   } catch (e) {
     const ms = performance.now() - t0;
     if (isAcceptable(t, e)) return { outcome: 'rejected', signature: signatureOf(e), ms };
@@ -119,8 +131,16 @@ export function runOne(t: FuzzTarget, input: Uint8Array, maxInputMs = 2000): Run
     }
   }
   const ms = performance.now() - t0;
+  let signature = 'ok';
+  if (t.signature) {
+    try {
+      signature = `ok:${t.signature(state)}`;
+    } catch {
+      signature = 'ok:?';
+    }
+  }
   if (ms > maxInputMs) return { outcome: 'failure', signature: 'slow', error: new Error(`input took ${ms.toFixed(0)} ms (> ${maxInputMs} ms)`), kind: 'slow', ms };
-  return { outcome: 'ok', signature: 'ok', ms };
+  return { outcome: 'ok', signature, ms };
 }
 
 function signatureOf(e: unknown): string {

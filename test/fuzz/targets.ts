@@ -9,7 +9,17 @@
  */
 import { DerError, DerReader, derEncode, oidToString, pemDecode, pemEncode, Tag } from '../../packages/tls-core/src/util/der.js';
 import { certificateSpki } from '../../packages/tls-core/src/x509/spki.js';
+import { nodeProvider } from '../../packages/tls-core/src/crypto/node.js';
+import { signatureAlgorithmOf } from '../../packages/tls-core/src/x509/algorithms.js';
+import { parseCertificate } from '../../packages/tls-core/src/x509/cert.js';
+import { nameConstraintViolation } from '../../packages/tls-core/src/x509/constraints.js';
+import { CertificateError } from '../../packages/tls-core/src/x509/errors.js';
+import { certificateMatchesName, presentedNames } from '../../packages/tls-core/src/x509/identity.js';
+import { generateSelfSigned } from '../../packages/tls-core/src/x509/selfsigned.js';
 import { defineTarget, type FuzzTarget } from './engine.js';
+import { quicTargets } from './targets-quic.js';
+import { tlsTargets } from './targets-tls.js';
+import { h3Targets } from './targets-h3.js';
 
 const isDerError = (e: unknown): boolean => e instanceof DerError;
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -107,8 +117,25 @@ export const spkiTarget = defineTarget({
   acceptable: isDerError,
 });
 
+export const x509CertTarget = defineTarget({
+  name: 'x509-cert',
+  description: 'parseCertificate + the code that consumes a parsed certificate (algorithms, names, name constraints)',
+  // Corpus: test/fuzz/corpus/x509-cert (openssl-made certificates); plus fresh self-signed ones.
+  seeds: () =>
+    (['ec-p256', 'ed25519'] as const).map((keyType) => generateSelfSigned({ provider: nodeProvider, names: ['a.test', '127.0.0.1', '::1'], keyType, nowMs: Date.UTC(2026, 0, 1) }).certDer),
+  run: (input) => {
+    const c = parseCertificate(input);
+    signatureAlgorithmOf(c.signatureAlgorithm);
+    presentedNames(c);
+    certificateMatchesName(c, 'a.test');
+    certificateMatchesName(c, 'fd01::1');
+    if (c.nameConstraints) nameConstraintViolation(c.nameConstraints, c);
+  },
+  acceptable: (e) => e instanceof CertificateError,
+});
+
 /** Every registered target, in the order `pnpm fuzz` runs them. */
-export const targets: FuzzTarget[] = [derTarget, pemTarget, spkiTarget];
+export const targets: FuzzTarget[] = [derTarget, pemTarget, spkiTarget, x509CertTarget, ...quicTargets, ...tlsTargets, ...h3Targets];
 
 export function findTarget(name: string): FuzzTarget | undefined {
   return targets.find((t) => t.name === name);
