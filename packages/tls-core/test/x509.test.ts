@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
 import { Alert, ProtocolViolation, alertName } from '../src/errors.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
+import { signatureAlgorithmOf } from '../src/x509/algorithms.js';
 import { KeyUsage, parseCertificate } from '../src/x509/cert.js';
 import { CertificateError, type CertificateErrorKind, certificateErrorOf } from '../src/x509/errors.js';
 import { certificateMatchesName, dnsNameMatches, formatIp, normalizeDnsName, parseIpLiteral } from '../src/x509/identity.js';
@@ -16,6 +17,7 @@ import { InsecureVerifier, WebPkiVerifier } from '../src/x509/verifier.js';
 import { OpensslPki, type PkiCert, T_NOW, breakSignature } from './x509-openssl.js';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import path from 'node:path';
 
 const NOW = T_NOW * 1000;
@@ -426,12 +428,33 @@ test('identity: an IP literal matches only iPAddress SANs, a DNS name only dNSNa
 
 test('WebPkiVerifier: default roots are Node\'s, bad options are ConfigErrors', () => {
   const v = new WebPkiVerifier();
-  assert.ok(v.rootCount > 100, `${v.rootCount} roots`);
+  assert.is(v.rootCount, rootCertificates.length, 'every root of Node\'s store parses');
   assert.is(certificateErrorOf(v.verifyServer([leaf.der, inter.der], 'example.test', NOW, providers[0]!))?.kind, 'unknown-issuer');
   assert.throws(() => new WebPkiVerifier({ roots: '' }), /no "-----BEGIN CERTIFICATE-----"/);
   assert.throws(() => new WebPkiVerifier({ roots: [] }), /empty/);
   assert.throws(() => new WebPkiVerifier({ roots: [Uint8Array.of(1, 2, 3)] }), /certificate 0/);
   assert.throws(() => new WebPkiVerifier({ roots: [rootA.der], pins: ['abc'] }), /base64 SHA-256/);
+});
+
+test('real-world certificates: every self-signed root of Node\'s store verifies its own signature (both providers)', () => {
+  const algs = new Map<string, number>();
+  for (const p of providers) {
+    let checked = 0;
+    for (const pem of rootCertificates) {
+      const c = parseCertificate(loadPemChain(pem)[0]!);
+      const alg = signatureAlgorithmOf(c.signatureAlgorithm);
+      if (!c.selfIssued || !alg) continue; // e.g. sha1WithRSAEncryption: not accepted for chains
+      assert.ok(p.verifySignature(alg, c.spki, c.tbs, c.signature), `${p.name}: ${c.subject.text}`);
+      const bad = new Uint8Array(c.signature);
+      bad[bad.length - 1] ^= 1;
+      assert.not.ok(p.verifySignature(alg, c.spki, c.tbs, bad), `${p.name}: ${c.subject.text} (broken)`);
+      algs.set(c.signatureAlgorithm.oid, (algs.get(c.signatureAlgorithm.oid) ?? 0) + 1);
+      checked++;
+    }
+    assert.ok(checked > 100, `${p.name}: ${checked} roots checked`);
+  }
+  // RSA PKCS#1 SHA-256/384/512 and ECDSA SHA-256/384 all occur.
+  assert.ok(algs.size >= 4, [...algs.keys()].join(' '));
 });
 
 test.after(() => pki.cleanup());
