@@ -25,6 +25,8 @@ export const TIME_THRESHOLD = 9 / 8;
 /** RFC 9002 §7.6.1 kPersistentCongestionThreshold. */
 export const PERSISTENT_CONGESTION_THRESHOLD = 3;
 
+/** Callbacks from LossRecovery. They run inside `onAckReceived` / `onTimeout` / `discard...`
+ *  and must not call back into the same LossRecovery (queue work and do it afterwards). */
 export interface RecoveryHandler<T> {
   /** A packet was acknowledged for the first time. */
   onAcked(space: PnSpace, pn: number, info: T | undefined): void;

@@ -390,6 +390,33 @@ test('manager: send side consumes connection credit once, DATA_BLOCKED wanted', 
   assert.is(m.connSend.used, 1500);
 });
 
+test('manager: round-robin over streams with pending data; blocked signals', () => {
+  const m = new StreamManager({ isServer: false });
+  m.setPeerLimits({ ...PEER, initialMaxStreamsBidi: 3, initialMaxData: 2500, initialMaxStreamDataBidiRemote: 1000 });
+  const ids = [m.open(true), m.open(true), m.open(true)];
+  assert.is(m.nextSendable(), -1);
+  m.sendStreams.get(ids[0]!)!.write(bytes(3000));
+  m.sendStreams.get(ids[2]!)!.write(bytes(3000));
+  const order: number[] = [];
+  const out = newStreamChunkOut();
+  for (let k = 0; k < 10; k++) {
+    const id = m.nextSendable();
+    if (id < 0) break;
+    order.push(id);
+    assert.ok(m.nextChunk(id, 400, out));
+  }
+  // 0 and 8 alternate until each used its 1000-byte stream credit (400 + 400 + 200)
+  assert.equal(order, [0, 8, 0, 8, 0, 8]);
+  assert.is(m.sendStreams.get(0)!.credit.blockedFrameWanted(), 1000); // STREAM_DATA_BLOCKED
+  assert.is(m.connSend.blockedFrameWanted(), -1);
+  m.onMaxStreamData(0, 5000);
+  m.onMaxStreamData(8, 5000);
+  let guard = 0;
+  for (let id = m.nextSendable(); id >= 0 && guard++ < 100; id = m.nextSendable()) m.nextChunk(id, 400, out);
+  assert.is(m.connSend.used, 2500);
+  assert.is(m.connSend.blockedFrameWanted(), 2500); // DATA_BLOCKED
+});
+
 test('manager: MAX_STREAMS credit returned as peer streams close', () => {
   const m = new StreamManager({ isServer: true, maxStreamsUni: 2 });
   m.setPeerLimits(PEER);

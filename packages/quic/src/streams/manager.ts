@@ -79,6 +79,7 @@ export class StreamManager {
   private readonly closedRemote = [0, 0];
   private readonly opened: number[] = [];
   private openedHead = 0;
+  private rrLast = -1;
 
   constructor(opts: StreamManagerOptions) {
     this.opts = {
@@ -293,6 +294,30 @@ export class StreamManager {
     }
     if (avail === 0 && s.sentOffset < s.writeOffset && !s.isReset) this.connSend.setBlocked();
     return false;
+  }
+
+  /**
+   * The next stream with something to send (retransmissions, new data within the stream and
+   * connection credit, a FIN), round-robin after the stream served last; -1 if none. Notes
+   * DATA_BLOCKED when only connection credit is missing.
+   */
+  nextSendable(): number {
+    const avail = this.connSend.available();
+    let first = -1;
+    let after = -1;
+    let starved = false;
+    for (const [id, s] of this.sendStreams) {
+      if (!s.hasPending(avail)) {
+        if (avail === 0 && s.sentOffset < s.writeOffset && !s.isReset && s.credit.available() > 0) starved = true;
+        continue;
+      }
+      if (first < 0) first = id;
+      if (after < 0 && id > this.rrLast) after = id;
+    }
+    if (starved) this.connSend.setBlocked();
+    const id = after >= 0 ? after : first;
+    if (id >= 0) this.rrLast = id;
+    return id;
   }
 
   /** Reads from stream `id` (null if nothing readable or no such stream); returns the bytes to the

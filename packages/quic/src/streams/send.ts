@@ -125,11 +125,16 @@ export class SendStream {
     return this.credit.update(max);
   }
 
-  /** Something is ready to go (retransmission, new data within `connCredit`, or a FIN). */
+  /** Something is ready to go (retransmission, new data within `connCredit`, or a FIN). Notes
+   *  STREAM_DATA_BLOCKED when unsent data waits for stream credit. */
   hasPending(connCredit = Infinity): boolean {
     if (this.isReset) return false;
     if (!this.lost.isEmpty) return true;
-    if (this.sentOffset < this.writeOffset && this.credit.available() > 0 && connCredit > 0) return true;
+    if (this.sentOffset < this.writeOffset) {
+      if (this.credit.available() === 0) this.credit.setBlocked();
+      else if (connCredit > 0) return true;
+      return false;
+    }
     return this.finished && !this.finAcked && (!this.finSent || this.finLost) && this.sentOffset === this.writeOffset;
   }
 
