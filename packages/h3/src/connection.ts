@@ -47,6 +47,11 @@ export interface H3ConnectionOptions {
   encoder?: QpackEncoderOptions;
   /** Largest non-DATA frame buffered (default 64 KiB + 1 KiB). */
   maxFrameSize?: number;
+  /**
+   * Bytes a request stream may buffer while its HEADERS waits for QPACK inserts (default 1 MiB);
+   * beyond it the stream is reset with H3_EXCESSIVE_LOAD.
+   */
+  maxBlockedBuffer?: number;
   /** Send a reserved (grease) setting as RFC 9114 §7.2.4.1 recommends (default true). */
   greaseSettings?: boolean;
 }
@@ -110,6 +115,7 @@ export class H3Connection {
   readonly encoder: QpackEncoder;
   readonly decoder: QpackDecoder;
   private readonly maxFrameSize: number;
+  private readonly maxBlockedBuffer: number;
   private readonly requests = new Map<number, RequestStream>();
   private readonly uni = new Map<number, UniStream>();
   private peerControl = -1;
@@ -141,6 +147,7 @@ export class H3Connection {
     const blocked = opts.qpackBlockedStreams ?? 16;
     const maxField = opts.maxFieldSectionSize ?? DEFAULT_MAX_FIELD_SECTION;
     this.maxFrameSize = opts.maxFrameSize ?? maxField + 1024;
+    this.maxBlockedBuffer = opts.maxBlockedBuffer ?? 1 << 20;
     this.encoder = new QpackEncoder(opts.encoder);
     this.decoder = new QpackDecoder({ maxTableCapacity: maxTable, maxBlockedStreams: blocked, maxFieldSectionSize: maxField });
     const settings: [number, number][] = [
@@ -281,6 +288,13 @@ export class H3Connection {
     }
     if (s.fin) return;
     s.reader.push(data, s.queue);
+    if (s.blocked) {
+      let queued = 0;
+      for (const f of s.queue) queued += f.payload.length;
+      if (queued > this.maxBlockedBuffer) {
+        throw new H3StreamError(id, H3Error.H3_EXCESSIVE_LOAD, `stream ${id} buffered ${queued} bytes while blocked on QPACK`);
+      }
+    }
     if (fin) {
       if (!s.reader.atBoundary) throw h3Error(H3Error.H3_FRAME_ERROR, `stream ${id} ended inside a frame`);
       s.fin = true;

@@ -174,6 +174,18 @@ test('a stream error with a blocked section sends Stream Cancellation on the dec
   assert.is(p.closeCode, null);
 });
 
+test('data buffered behind a blocked HEADERS is bounded → stream error H3_EXCESSIVE_LOAD', () => {
+  const p = new RawPeer('client', { maxBlockedBuffer: 1000 });
+  p.control();
+  const id = p.raw.open(true);
+  p.raw.write(id, encodeFrame(1, unhexed('0200 80')), false);
+  for (let i = 0; i < 5; i++) p.raw.write(id, encodeFrame(0, new Uint8Array(300)), false);
+  p.pump();
+  assert.is(p.closeCode, null);
+  assert.equal(p.resets(id), [H3Error.H3_EXCESSIVE_LOAD]);
+  assert.is(p.conn.decoder.blockedStreamCount, 0);
+});
+
 test('te: trailers and matching content-length are accepted', () => {
   const p = new RawPeer('client');
   p.control();

@@ -19,7 +19,7 @@ export interface QpackDecoderOptions {
   maxBlockedStreams?: number;
   /** Largest field section (RFC 9114 §4.2.2 size: name + value + 32 per line) we accept. */
   maxFieldSectionSize?: number;
-  /** Largest amount of unparsed encoder-stream bytes buffered (default 64 KiB). */
+  /** Largest amount of unparsed encoder-stream bytes buffered (default max(64 KiB, 2 × capacity)). */
   maxEncoderStreamBuffer?: number;
 }
 
@@ -51,7 +51,7 @@ export class QpackDecoder {
     this.maxTableCapacity = opts.maxTableCapacity ?? 4096;
     this.maxBlockedStreams = opts.maxBlockedStreams ?? 16;
     this.maxFieldSectionSize = opts.maxFieldSectionSize ?? 64 * 1024;
-    this.maxEncoderStreamBuffer = opts.maxEncoderStreamBuffer ?? 64 * 1024;
+    this.maxEncoderStreamBuffer = opts.maxEncoderStreamBuffer ?? Math.max(64 * 1024, 2 * this.maxTableCapacity + 64);
   }
 
   get insertCount(): number {
