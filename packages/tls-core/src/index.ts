@@ -6,3 +6,5 @@ export { DerReader, DerError, pemDecode, pemEncode } from './util/der.js';
 export * from './hkdf.js';
 export * from './crypto/index.js';
 export * from './x509/index.js';
+export * from './handshake/index.js';
+export { KeySchedule } from './keyschedule.js';

@@ -111,6 +111,32 @@ for (const p of providers) {
     assert.is(client.info.resumed, false);
   });
 
+  test(`${p.name}: psk_ke resumption (no (EC)DHE) only when the server allows it`, async () => {
+    const scfg = serverCfg({ tickets: { allowPskOnly: true } });
+    const t = await ticketFrom(scfg);
+    let client = new TlsClient(clientCfg({ resumption: t, pskModes: ['psk_ke'] }));
+    let server = new TlsServer(scfg);
+    let sawShare = true;
+    let r = await runPair(client, server, (from, level, data) => {
+      if (data[0] === HandshakeType.server_hello) sawShare = data.length > 4 + 2 + 32 + 1 + 32 + 2 + 1 + 2 + 6 + 6;
+      return data;
+    });
+    ok(r, 'psk_ke');
+    assert.is(client.info.resumed, true);
+    assert.is(client.info.group, null);
+    assert.is(server.info.group, null);
+    assert.not.ok(sawShare, 'ServerHello without key_share');
+    // A server that does not allow psk_ke ignores the PSK and does a full handshake.
+    const strict = serverCfg();
+    const t2 = await ticketFrom(strict);
+    client = new TlsClient(clientCfg({ resumption: t2, pskModes: ['psk_ke'] }));
+    server = new TlsServer(strict);
+    r = await runPair(client, server);
+    ok(r, 'psk_ke refused');
+    assert.is(client.info.resumed, false);
+    assert.is(client.info.group, 'x25519mlkem768');
+  });
+
   test(`${p.name}: ticket key rotation (current + previous)`, async () => {
     const keys = new TicketKeyring(p);
     const scfg = serverCfg({ tickets: { keys } });

@@ -211,7 +211,7 @@ export class TlsClient extends SessionCore implements TlsSession {
     if (c.alpn.length) exts.push(encodeAlpn(c.alpn));
     exts.push(encodeU16List(X.supported_versions, [TLS13], 1));
     exts.push(encodeClientKeyShares([...offer.shares].map(([group, ks]) => ({ group, share: ks.share }))));
-    exts.push({ type: X.psk_key_exchange_modes, data: Uint8Array.of(1, 1) }); // psk_dhe_ke
+    exts.push({ type: X.psk_key_exchange_modes, data: Uint8Array.of(c.pskModes.length, ...c.pskModes) });
     if (offer.cookie) exts.push(encodeCookie(offer.cookie));
     if (c.quic) exts.push({ type: X.quic_transport_parameters, data: c.quic.transportParameters });
     if (earlyData) exts.push({ type: X.early_data, data: new Uint8Array(0) });
@@ -338,13 +338,19 @@ export class TlsClient extends SessionCore implements TlsSession {
       resumed = true;
     }
     const ksExt = findExt(sh.extensions, X.key_share);
-    // We only offer psk_dhe_ke, so a key share is always required.
-    if (!ksExt) throw tlsError(Alert.missing_extension, 'ServerHello without key_share');
-    const entry = parseServerKeyShare(ksExt);
-    const mine = offer.shares.get(entry.group);
-    if (!mine) throw tlsError(Alert.illegal_parameter, 'server key share is for a group we sent no share for');
-    const shared = mine.complete(entry.share);
-    if (!shared) throw tlsError(Alert.illegal_parameter, 'invalid server key share');
+    // Without a key share only a psk_ke resumption is possible (RFC 8446 §4.2.9).
+    let shared: Uint8Array | null = null;
+    let groupCode: number | null = null;
+    if (ksExt) {
+      const entry = parseServerKeyShare(ksExt);
+      const mine = offer.shares.get(entry.group);
+      if (!mine) throw tlsError(Alert.illegal_parameter, 'server key share is for a group we sent no share for');
+      shared = mine.complete(entry.share);
+      if (!shared) throw tlsError(Alert.illegal_parameter, 'invalid server key share');
+      groupCode = entry.group;
+    } else if (!resumed || !this.cfg.pskModes.includes(0)) {
+      throw tlsError(Alert.missing_extension, 'ServerHello without key_share');
+    }
 
     if (!this.transcript.alg) this.transcript.setHash(hash);
     this.transcript.add(msg.raw);
@@ -359,7 +365,7 @@ export class TlsClient extends SessionCore implements TlsSession {
     this.emit({ type: 'secret', level: 'handshake', direction: 'read', suite, secret: sHs });
     // QUIC needs both handshake keys now; TCP switches its write key right before our second flight.
     if (this.cfg.quic) this.emit({ type: 'secret', level: 'handshake', direction: 'write', suite, secret: cHs });
-    const group = codeToName(NamedGroupCode, entry.group);
+    const group = groupCode === null ? null : codeToName(NamedGroupCode, groupCode);
     this.info = { ...this.info, suite, group, resumed };
     const earlyOffered = !!offer.psk?.earlyData && !s.hrr;
     return { kind: 'waitEncryptedExtensions', offer, n: { suite, ks, hsSecret, cHs, sHs, resumed, earlyOffered, earlyAccepted: false } };

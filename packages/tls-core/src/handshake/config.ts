@@ -57,6 +57,8 @@ export interface TlsClientConfig {
   resumption?: SessionTicket;
   /** Send 0-RTT when `resumption` allows it (default false). */
   earlyData?: boolean;
+  /** psk_key_exchange_modes offered, by preference (default ['psk_dhe_ke']; 'psk_ke' resumes without (EC)DHE). */
+  pskModes?: ('psk_dhe_ke' | 'psk_ke')[];
   /** QUIC mode (RFC 9001). Absent: TCP mode (records, middlebox compatibility). */
   quic?: QuicTlsConfig;
   keyLog?: KeyLogger;
@@ -200,6 +202,8 @@ export interface ClientSettings {
   clientCert: LoadedIdentity | null;
   resumption: SessionTicket | null;
   earlyData: boolean;
+  /** Wire codes: psk_ke = 0, psk_dhe_ke = 1. */
+  pskModes: number[];
   quic: QuicTlsConfig | null;
   keyLog: KeyLogger | null;
   now: () => number;
@@ -240,6 +244,9 @@ export function normalizeClientConfig(c: TlsClientConfig): ClientSettings {
   const clientCert = c.clientCertificate ? loadIdentity(p, c.clientCertificate, 'clientCertificate') : null;
   if (c.random && c.random.length !== 32) throw new ConfigError('TlsClient: random must be 32 bytes');
   if (c.sessionId && c.sessionId.length > 32) throw new ConfigError('TlsClient: sessionId must be at most 32 bytes');
+  const modes = c.pskModes ?? ['psk_dhe_ke'];
+  if (modes.length === 0 || modes.some((m) => m !== 'psk_ke' && m !== 'psk_dhe_ke'))
+    throw new ConfigError(`TlsClient: pskModes must be a non-empty list of 'psk_dhe_ke' / 'psk_ke'`);
   return {
     provider: p,
     serverName,
@@ -253,6 +260,7 @@ export function normalizeClientConfig(c: TlsClientConfig): ClientSettings {
     clientCert,
     resumption: c.resumption ?? null,
     earlyData: !!c.earlyData,
+    pskModes: [...new Set(modes)].map((m) => (m === 'psk_ke' ? 0 : 1)),
     quic: c.quic ?? null,
     keyLog: c.keyLog ?? null,
     now: c.now ?? (() => Date.now()),

@@ -1,4 +1,8 @@
-export * from './api.js';
+/**
+ * The TLS 1.3 handshake core: TlsClient / TlsServer (sans-I/O, see api.ts for the event
+ * contract), their configuration, and the shared server-side ticket/anti-replay state.
+ * (api.ts itself is exported from the package index.)
+ */
 export { TlsClient } from './client.js';
 export { TlsServer } from './server.js';
 export type {
