@@ -10,7 +10,9 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, peers, requirePeer, withPeer } from '../../../test/support/peers.js';
+import { peers, freePort, requirePeer, spawnPeer, withPeer } from '../../../test/support/peers.js';
+import { buildRetry } from '../src/retry.js';
+import { decodeTransportParameters } from '../src/transport-params.js';
 import { providers } from '../../../test/support/providers.js';
 import { PacketHeader, PacketType, parseHeader, writeLongHeader, writePacketLength } from '../src/header.js';
 import { initialKeys } from '../src/initial.js';
@@ -169,6 +171,109 @@ test('ngtcp2 server: Version Negotiation, and our v1 (and v2 if offered) Initial
   } finally {
     sock.close();
     fs.rmSync(www, { recursive: true, force: true });
+  }
+});
+
+/** Waits for the next datagram matching `pred` (bounded). */
+function nextDatagram(sock: dgram.Socket, pred: (d: Uint8Array) => boolean, timeoutMs: number): Promise<{ d: Uint8Array; port: number } | null> {
+  return new Promise((resolve) => {
+    const onMsg = (m: Buffer, rinfo: dgram.RemoteInfo) => {
+      const d = new Uint8Array(m);
+      if (!pred(d)) return;
+      clearTimeout(timer);
+      sock.off('message', onMsg);
+      resolve({ d, port: rinfo.port });
+    };
+    const timer = setTimeout(() => {
+      sock.off('message', onMsg);
+      resolve(null);
+    }, timeoutMs);
+    sock.on('message', onMsg);
+  });
+}
+
+/** The quic_transport_parameters extension (0x39) of a ClientHello, or null. */
+function transportParamsExtension(ch: Uint8Array): Uint8Array | null {
+  if (ch[0] !== 1) return null;
+  let o = 4 + 2 + 32;
+  o += 1 + ch[o]!; // session id
+  o += 2 + ((ch[o]! << 8) | ch[o + 1]!); // cipher suites
+  o += 1 + ch[o]!; // compression
+  const end = o + 2 + ((ch[o]! << 8) | ch[o + 1]!);
+  for (o += 2; o + 4 <= end; ) {
+    const type = (ch[o]! << 8) | ch[o + 1]!;
+    const len = (ch[o + 2]! << 8) | ch[o + 3]!;
+    if (type === 0x39) return ch.subarray(o + 4, o + 4 + len);
+    o += 4 + len;
+  }
+  return null;
+}
+
+test('ngtcp2 client: its Initial opens with our keys, its transport parameters decode, and it follows our Retry', async () => {
+  const cli = requirePeer('gtlsclient');
+  if (!cli) return;
+  const provider = providers[0]!;
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  const port = sock.address().port;
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'petrel-dl-'));
+  const proc = spawnPeer(cli, ['-q', '--download', out, '127.0.0.1', String(port), `https://127.0.0.1:${port}/x`], { lifetimeMs: 10000 });
+  try {
+    const isInitial = (d: Uint8Array) => {
+      const h = new PacketHeader();
+      return parseHeader(d, 0, d.length, 0, h) && h.type === PacketType.Initial;
+    };
+    const first = await nextDatagram(sock, isInitial, 5000);
+    assert.ok(first, `no Initial from gtlsclient: ${proc.output()}`);
+    const d = first!.d;
+    assert.ok(d.length >= 1200, 'client Initial datagram padded to 1200 bytes');
+    const h = new PacketHeader();
+    assert.ok(parseHeader(d, 0, d.length, 0, h));
+    assert.is(h.version, QUIC_V1);
+    const odcid = d.slice(h.dcidOffset, h.dcidOffset + h.dcidLength);
+    const clientScid = d.slice(h.scidOffset, h.scidOffset + h.scidLength);
+    assert.is(h.tokenLength, 0);
+    for (const p of providers) {
+      const copy = d.slice();
+      const { read } = initialKeys(p, QUIC_V1, odcid, true);
+      const u = new UnprotectedPacket();
+      assert.ok(read.unprotect(copy, 0, h.pnOffset, h.packetEnd, -1, u), `${p.name}: client Initial opens`);
+      const f = new Frame();
+      let ch: Uint8Array | null = null;
+      for (let o = u.payloadOffset; o < u.payloadEnd; ) {
+        o = decodeFrame(copy, o, u.payloadEnd, PacketType.Initial, f);
+        if (f.type === FrameType.CRYPTO && f.offset === 0) ch = f.data();
+      }
+      assert.ok(ch, 'ClientHello in the first Initial');
+      const tpBytes = transportParamsExtension(ch!);
+      assert.ok(tpBytes, 'quic_transport_parameters extension');
+      const tp = decodeTransportParameters(tpBytes!, 'client');
+      assert.equal(tp.initialSourceConnectionId, clientScid);
+      assert.ok(tp.initialMaxData > 0);
+    }
+    // Answer with a Retry; the client must come back with our token and our new connection ID.
+    const newCid = provider.randomBytes(8);
+    const token = provider.randomBytes(24);
+    sock.send(buildRetry(provider, QUIC_V1, clientScid, newCid, token, odcid, 0x0a), first!.port, '127.0.0.1');
+    const second = await nextDatagram(
+      sock,
+      (x) => {
+        const g = new PacketHeader();
+        return parseHeader(x, 0, x.length, 0, g) && g.type === PacketType.Initial && g.tokenLength > 0;
+      },
+      5000,
+    );
+    assert.ok(second, `client did not follow our Retry: ${proc.output()}`);
+    const g = new PacketHeader();
+    assert.ok(parseHeader(second!.d, 0, second!.d.length, 0, g));
+    assert.equal(second!.d.subarray(g.dcidOffset, g.dcidOffset + g.dcidLength), newCid);
+    assert.equal(second!.d.subarray(g.tokenOffset, g.tokenOffset + g.tokenLength), token);
+    const u = new UnprotectedPacket();
+    assert.ok(initialKeys(provider, QUIC_V1, newCid, true).read.unprotect(second!.d, 0, g.pnOffset, g.packetEnd, 0, u));
+  } finally {
+    await proc.kill();
+    sock.close();
+    fs.rmSync(out, { recursive: true, force: true });
   }
 });
 
