@@ -88,6 +88,8 @@ export class TlsSocket extends Duplex {
   info: TlsConnectionInfo | null = null;
   /** performance.now() stamps: when the socket was created, and when the handshake completed. */
   readonly timings: { start: number; secure: number | null } = { start: performance.now(), secure: null };
+  /** KeyUpdates sent (on request, automatic at the key usage limit, or in answer to the peer). */
+  keyUpdatesSent = 0;
 
   private readonly provider: CryptoProvider;
   private readonly record: RecordLayer;
@@ -293,6 +295,7 @@ export class TlsSocket extends Duplex {
     for (let ev = this.tls.poll(); ev && !this.dead; ev = this.tls.poll()) {
       switch (ev.type) {
         case 'send':
+          if (ev.level === 'application' && ev.data[0] === 24) this.keyUpdatesSent++;
           this.transport.write(this.record.writeHandshake(ev.level, ev.data));
           break;
         case 'secret':
