@@ -72,7 +72,6 @@ export class OpensslPki {
         'unique_subject = no',
         'default_md = sha256',
         'policy = p',
-        'email_in_dn = no',
         '[p]',
         'commonName = optional',
         'organizationName = optional',

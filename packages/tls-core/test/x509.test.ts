@@ -97,6 +97,11 @@ const ncExcluded = mk('ncExcluded', ncInter, [...LEAF, 'subjectAltName=DNS:examp
 const ncIpOutside = mk('ncIpOutside', ncInter, [...LEAF, 'subjectAltName=DNS:example.test,IP:10.0.0.1']);
 const ncIpExcluded = mk('ncIpExcluded', ncInter, [...LEAF, 'subjectAltName=DNS:example.test,IP:::1']);
 const ncLookalike = mk('ncLookalike', ncInter, [...LEAF, 'subjectAltName=DNS:badexample.test']);
+const ncEmailInter = pki.issue('ncEmailInter', { subj: '/CN=NC Email', issuer: rootA, ext: [...CA, 'nameConstraints=critical,permitted;email:example.test,permitted;dirName:nc_dn', '[nc_dn]', 'O=Petrel'] });
+const ncEmailGood = pki.issue('ncEmailGood', { subj: '/O=Petrel/CN=x/emailAddress=a@example.test', issuer: ncEmailInter, key: leafKey, ext: [...LEAF, SAN, 'subjectAltName=DNS:example.test,email:b@example.test'] });
+const ncEmailBadDn = pki.issue('ncEmailBadDn', { subj: '/O=Petrel/CN=x/emailAddress=a@example.org', issuer: ncEmailInter, key: leafKey, ext: [...LEAF, 'subjectAltName=DNS:example.test'] });
+const ncEmailBadSan = pki.issue('ncEmailBadSan', { subj: '/O=Petrel/CN=x', issuer: ncEmailInter, key: leafKey, ext: [...LEAF, 'subjectAltName=DNS:example.test,email:b@example.org'] });
+const ncDirBad = pki.issue('ncDirBad', { subj: '/O=Other/CN=x', issuer: ncEmailInter, key: leafKey, ext: [...LEAF, 'subjectAltName=DNS:example.test'] });
 const ncRoot = pki.issue('ncRoot', { subj: '/CN=NC Root', ext: [...CA, 'nameConstraints=critical,permitted;DNS:example.test'] });
 const interOfNcRoot = pki.issue('interOfNcRoot', { subj: '/CN=Inter NC', issuer: ncRoot, ext: CA });
 const leafOfNcRootGood = mk('leafOfNcRootGood', interOfNcRoot, [...LEAF, 'subjectAltName=DNS:a.example.test']);
@@ -233,6 +238,10 @@ for (const p of providers) {
     fails(p, nc(ncIpOutside), 'name-constraint', Alert.bad_certificate, 'IP outside permitted');
     fails(p, nc(ncIpExcluded), 'name-constraint', Alert.bad_certificate, 'IP in excluded');
     fails(p, nc(ncLookalike, 'badexample.test'), 'name-constraint', Alert.bad_certificate, 'suffix without a dot boundary');
+    ok(p, { roots: [rootA], chain: [ncEmailGood, ncEmailInter] }, 'email and directoryName inside');
+    fails(p, { roots: [rootA], chain: [ncEmailBadDn, ncEmailInter] }, 'name-constraint', Alert.bad_certificate, 'subject emailAddress outside');
+    fails(p, { roots: [rootA], chain: [ncEmailBadSan, ncEmailInter] }, 'name-constraint', Alert.bad_certificate, 'email SAN outside');
+    fails(p, { roots: [rootA], chain: [ncDirBad, ncEmailInter] }, 'name-constraint', Alert.bad_certificate, 'subject DN outside directoryName');
     ok(p, { roots: [ncRoot], chain: [leafOfNcRootGood, interOfNcRoot], name: 'a.example.test' }, 'anchor constraints, inside');
     fails(p, { roots: [ncRoot], chain: [leafOfNcRootBad, interOfNcRoot], name: 'a.example.org' }, 'name-constraint', Alert.bad_certificate, 'anchor constraints, outside');
   });

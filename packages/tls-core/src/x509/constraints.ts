@@ -19,13 +19,16 @@
 import type { Certificate, GeneralName, NameConstraints } from './cert.js';
 import { bytesEqual } from './cert.js';
 import { describeGeneralName } from './identity.js';
+import { OID } from './oids.js';
 
 type Form = GeneralName['type'];
 
-/** Returns the first name of `cert` that `nc` does not allow, or null. `checkSubject`: apply directoryName to the subject DN. */
+/** Returns the first name of `cert` (SANs, subject DN, subject emailAddress) that `nc` does not allow, or null. */
 export function nameConstraintViolation(nc: NameConstraints, cert: Certificate): string | null {
   const names: GeneralName[] = [...(cert.subjectAltNames ?? [])];
   if (cert.subject.rdns.length > 0) names.push({ type: 'directory', name: cert.subject });
+  // §4.2.1.10: rfc822Name constraints also apply to emailAddress attributes of the subject.
+  for (const rdn of cert.subject.rdns) for (const a of rdn) if (a.type === OID.emailAddress) names.push({ type: 'email', value: a.value });
   for (const name of names) {
     if (!allowed(nc, name)) return describeGeneralName(name);
   }
