@@ -268,6 +268,24 @@ for (const p of providers) {
     assert.ok(bytesEqual(r.c.secrets.get('early/write')!, r.s.secrets.get('early/read')!));
   });
 
+  test(`${p.name}: shared config + per-connection options (QUIC transport parameters, key log) keep tickets working`, async () => {
+    const shared = serverCfg({ quic: { transportParameters: Uint8Array.of(0) }, alpn: ['h3'], maxEarlyData: 1 });
+    const cq = { quic: { transportParameters: Uint8Array.of(1) }, alpn: ['h3'] };
+    const lines: string[] = [];
+    const client0 = new TlsClient(clientCfg(cq));
+    const r0 = await runPair(client0, new TlsServer(shared, { quicTransportParameters: Uint8Array.of(5, 5), keyLog: (l) => lines.push(l) }));
+    ok(r0, 'conn 1');
+    assert.ok(bytesEqual(client0.info.peerTransportParameters!, Uint8Array.of(5, 5)), 'per-connection transport parameters');
+    assert.ok(lines.length >= 5, 'per-connection key log');
+    const client = new TlsClient(clientCfg({ ...cq, resumption: r0.c.tickets[0], earlyData: true }));
+    const r = await runPair(client, new TlsServer(shared, { quicTransportParameters: Uint8Array.of(6) }));
+    ok(r, 'conn 2');
+    assert.is(client.info.resumed, true);
+    assert.is(client.info.earlyDataAccepted, true);
+    assert.ok(bytesEqual(client.info.peerTransportParameters!, Uint8Array.of(6)));
+    assert.throws(() => new TlsServer(serverCfg(), { quicTransportParameters: Uint8Array.of(1) }), /quic/);
+  });
+
   test(`${p.name}: resumption with client authentication keeps the client certificate`, async () => {
     const cc = makeCert({ keyType: 'ed25519', sans: ['client.test'] });
     const scfg = serverCfg({ clientAuth: 'require', clientVerifier: pinVerifier(cc.certDer) });

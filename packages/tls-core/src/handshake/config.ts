@@ -268,6 +268,27 @@ export function normalizeClientConfig(c: TlsClientConfig): ClientSettings {
   };
 }
 
+/**
+ * Per-connection settings for a server built from a shared config: the config object keeps its
+ * cached normalized form (ticket keys, anti-replay, loaded keys) while these vary per connection.
+ */
+export interface ServerConnectionOptions {
+  keyLog?: KeyLogger;
+  /** QUIC: this connection's transport parameters (they carry connection IDs); the config must have `quic`. */
+  quicTransportParameters?: Uint8Array;
+}
+
+export function serverSettingsFor(c: TlsServerConfig, conn?: ServerConnectionOptions): ServerSettings {
+  const base = normalizeServerConfig(c);
+  if (!conn) return base;
+  let quic = base.quic;
+  if (conn.quicTransportParameters) {
+    if (!quic) throw new ConfigError('TlsServer: quicTransportParameters given but the config has no quic section (QUIC mode)');
+    quic = { transportParameters: conn.quicTransportParameters };
+  }
+  return { ...base, keyLog: conn.keyLog ?? base.keyLog, quic };
+}
+
 export interface ServerSettings {
   provider: CryptoProvider;
   identity: LoadedIdentity | null;

@@ -14,5 +14,6 @@ export type {
   ClientAuthMode,
   TicketOptions,
   QuicTlsConfig,
+  ServerConnectionOptions,
 } from './config.js';
 export { TicketKeyring, AntiReplay } from './tickets.js';

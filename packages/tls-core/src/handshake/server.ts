@@ -53,7 +53,8 @@ import {
 import { SessionCore, Transcript, certificateVerifyContent, codeToName, suiteByCode, unexpected, type Message } from './common.js';
 import {
   loadIdentity,
-  normalizeServerConfig,
+  serverSettingsFor,
+  type ServerConnectionOptions,
   type ClientAuthMode,
   type ClientHelloInfo,
   type LoadedIdentity,
@@ -140,8 +141,12 @@ export class TlsServer extends SessionCore implements TlsSession {
   private readonly transcript: Transcript;
   private pendingPromise: Promise<void> | null = null;
 
-  constructor(config: TlsServerConfig) {
-    const cfg = normalizeServerConfig(config);
+  /**
+   * `config` may be shared by many connections (ticket keys and anti-replay state live with it);
+   * `conn` carries what differs per connection (key logger, QUIC transport parameters).
+   */
+  constructor(config: TlsServerConfig, conn?: ServerConnectionOptions) {
+    const cfg = serverSettingsFor(config, conn);
     super(cfg.provider, cfg.keyLog);
     this.cfg = cfg;
     this.transcript = new Transcript(cfg.provider);
