@@ -7,6 +7,7 @@
  * Usage (driver loop): `for (let ev; (ev = quic.pollEvent()); ) for (const t of adapter.translate(ev)) sink(h3.handleEvent(t));`
  */
 import type { ConnectionEvent, QuicConnection } from '@petrel/quic/api';
+import { H3Connection, type H3ConnectionOptions, type H3Event } from './connection.js';
 import type { H3Transport, TransportEvent } from './transport.js';
 
 interface Pending {
@@ -112,5 +113,35 @@ export class QuicH3Transport implements H3Transport {
       default:
         return [];
     }
+  }
+}
+
+/**
+ * An HTTP/3 connection bound to a QUIC connection: `poll()` drains the QUIC events through the
+ * adapter into HTTP/3 events. A driver calls it after `receive()` / `handleTimeout()` and then
+ * sends what `quic.pollTransmit()` yields.
+ */
+export class H3OverQuic {
+  readonly transport: QuicH3Transport;
+  readonly h3: H3Connection;
+
+  constructor(
+    readonly quic: QuicConnection,
+    now: () => number,
+    opts: H3ConnectionOptions = {},
+  ) {
+    this.transport = new QuicH3Transport(quic, now);
+    this.h3 = new H3Connection(this.transport, opts);
+  }
+
+  poll(): H3Event[] {
+    const out: H3Event[] = [];
+    for (let ev = this.quic.pollEvent(); ev; ev = this.quic.pollEvent()) {
+      for (const t of this.transport.translate(ev)) {
+        const evs = this.h3.handleEvent(t);
+        for (const e of evs) out.push(e);
+      }
+    }
+    return out;
   }
 }

@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ConnectionEvent, QuicConnection, StreamChunk } from '@petrel/quic/api';
 import { H3Connection, type H3Event } from '../src/connection.js';
-import { QuicH3Transport } from '../src/quic-adapter.js';
+import { H3OverQuic, QuicH3Transport } from '../src/quic-adapter.js';
 import { GET } from './h3-support.js';
 
 class FakeQuic {
@@ -112,6 +112,26 @@ test('request/response with a 100 kB body through partial writes and pull reads'
   assert.is(st.bufferedAmount(id), 0);
   client.close();
   assert.is(cq.closedWith, 0x100);
+});
+
+test('H3OverQuic bundles adapter and connection', () => {
+  const cq = new FakeQuic('client');
+  const sq = new FakeQuic('server');
+  cq.peer = sq;
+  sq.peer = cq;
+  const c = new H3OverQuic(cq as unknown as QuicConnection, () => 0);
+  const s = new H3OverQuic(sq as unknown as QuicConnection, () => 0);
+  const id = c.h3.sendRequest(GET, true);
+  const sev: H3Event[] = [];
+  const cev: H3Event[] = [];
+  for (let i = 0; i < 50; i++) {
+    cq.tick();
+    sq.tick();
+    sev.push(...s.poll());
+    if (sev.some((e) => e.type === 'end') && s.h3.activeRequests === 1) s.h3.sendHeaders(id, [[':status', '204']], true);
+    cev.push(...c.poll());
+  }
+  assert.equal(cev.filter((e) => e.type !== 'settings').map((e) => e.type), ['headers', 'end']);
 });
 
 test.run();
