@@ -189,19 +189,8 @@ export class QpackDecoder {
       this.blocked.delete(streamId);
       const headers: FieldLine[] = [];
       let total = 0;
-      let maxRef = -1;
-      const dyn = (abs: number): TableEntry => {
-        if (abs >= ric) throw qpackError(code, `reference ${abs} beyond Required Insert Count`);
-        const e = this.table.get(abs);
-        if (!e) throw qpackError(code, `reference to evicted or unknown entry ${abs}`);
-        if (abs > maxRef) maxRef = abs;
-        return e;
-      };
-      const stat = (idx: number): readonly [string, string] => {
-        const e = STATIC_TABLE[idx];
-        if (!e) throw qpackError(code, `static index ${idx} out of range`);
-        return e;
-      };
+      this.sectionRic = ric;
+      this.maxRef = -1;
       while (r.remaining > 0) {
         const b = r.peek();
         let name: string;
@@ -211,10 +200,10 @@ export class QpackDecoder {
           // Indexed Field Line: 1 T index(6).
           const idx = r.int(6);
           if (b & 0x40) {
-            [name, value] = stat(idx);
+            [name, value] = staticRef(idx);
             size = byteLen(name) + byteLen(value);
           } else {
-            const e = dyn(base - 1 - idx);
+            const e = this.dynamicRef(base - 1 - idx);
             name = e.name;
             value = e.value;
             size = e.size - ENTRY_OVERHEAD;
@@ -223,8 +212,8 @@ export class QpackDecoder {
           // Literal With Name Reference: 01 N T index(4), value.
           const idx = r.int(4);
           const v = r.string(7);
-          if (b & 0x10) name = stat(idx)[0];
-          else name = dyn(base - 1 - idx).name;
+          if (b & 0x10) name = staticRef(idx)[0];
+          else name = this.dynamicRef(base - 1 - idx).name;
           value = fromUtf8(v);
           size = byteLen(name) + v.length;
         } else if (b & 0x20) {
@@ -236,7 +225,7 @@ export class QpackDecoder {
           size = n.length + v.length;
         } else if (b & 0x10) {
           // Indexed Field Line With Post-Base Index: 0001 index(4).
-          const e = dyn(base + r.int(4));
+          const e = this.dynamicRef(base + r.int(4));
           name = e.name;
           value = e.value;
           size = e.size - ENTRY_OVERHEAD;
@@ -244,7 +233,7 @@ export class QpackDecoder {
           // Literal With Post-Base Name Reference: 0000 N index(3), value.
           const idx = r.int(3);
           const v = r.string(7);
-          name = dyn(base + idx).name;
+          name = this.dynamicRef(base + idx).name;
           value = fromUtf8(v);
           size = byteLen(name) + v.length;
         }
@@ -253,7 +242,7 @@ export class QpackDecoder {
         headers.push([name, value]);
       }
       // §2.2.3 / §4.5.1.1: the Required Insert Count must be exactly what the references need.
-      if (ric !== maxRef + 1) throw qpackError(code, `Required Insert Count ${ric} but largest reference ${maxRef}`);
+      if (ric !== this.maxRef + 1) throw qpackError(code, `Required Insert Count ${ric} but largest reference ${this.maxRef}`);
       if (ric > 0) {
         // Section Acknowledgment (§4.4.1): 1 stream(7).
         this.out.int(7, 0x80, streamId);
@@ -264,6 +253,19 @@ export class QpackDecoder {
       if (e === TRUNCATED) throw qpackError(code, 'truncated field section');
       throw e;
     }
+  }
+
+  private sectionRic = 0;
+  private maxRef = -1;
+
+  /** A dynamic-table reference inside the section being decoded. */
+  private dynamicRef(abs: number): TableEntry {
+    const code = QpackError.QPACK_DECOMPRESSION_FAILED;
+    if (abs >= this.sectionRic) throw qpackError(code, `reference ${abs} beyond Required Insert Count`);
+    const e = this.table.get(abs);
+    if (!e) throw qpackError(code, `reference to evicted or unknown entry ${abs}`);
+    if (abs > this.maxRef) this.maxRef = abs;
+    return e;
   }
 
   /** §4.5.1.1: decode the encoded Required Insert Count. */
@@ -305,6 +307,12 @@ export class QpackDecoder {
     }
     return this.out.take();
   }
+}
+
+function staticRef(idx: number): readonly [string, string] {
+  const e = STATIC_TABLE[idx];
+  if (!e) throw qpackError(QpackError.QPACK_DECOMPRESSION_FAILED, `static index ${idx} out of range`);
+  return e;
 }
 
 const enc = new TextEncoder();
