@@ -456,6 +456,31 @@ export function writeStreamFrameHeader(
   return o;
 }
 
+/** Largest n with n + varintLength(n) <= avail (data bytes that fit after a Length field); 0 if none. */
+function fitWithLength(avail: number): number {
+  if (avail <= 1) return 0;
+  if (avail - 1 < 64) return avail - 1;
+  if (avail - 2 < 16384) return Math.max(63, avail - 2);
+  if (avail - 4 < 1073741824) return Math.max(16383, avail - 4);
+  return avail - 8;
+}
+
+/**
+ * How many data bytes a STREAM frame for (streamId, offset) can carry in `space` bytes:
+ * with a Length field if `withLength` (the frame is followed by others), or up to the end of the
+ * packet otherwise. 0 if not even one byte fits (a FIN-only frame needs streamFrameHeaderSize(..., 0, ...)).
+ */
+export function maxStreamFrameData(streamId: number, offset: number, space: number, withLength: boolean): number {
+  const avail = space - 1 - varintLength(streamId) - (offset > 0 ? varintLength(offset) : 0);
+  if (!withLength) return avail > 0 ? avail : 0;
+  return fitWithLength(avail);
+}
+
+/** How many data bytes a CRYPTO frame at `offset` can carry in `space` bytes (0 if none). */
+export function maxCryptoFrameData(offset: number, space: number): number {
+  return fitWithLength(space - 1 - varintLength(offset));
+}
+
 export function cryptoFrameHeaderSize(offset: number, length: number): number {
   return 1 + varintLength(offset) + varintLength(length);
 }

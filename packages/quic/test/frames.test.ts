@@ -15,6 +15,8 @@ import {
   isAckEliciting,
   isProbingFrame,
   isFlowControlled,
+  maxCryptoFrameData,
+  maxStreamFrameData,
   streamFrameHeaderSize,
   writeAckFrame,
   writeCryptoFrameHeader,
@@ -363,6 +365,22 @@ test('several frames in one payload', () => {
     types.push(f.type);
   }
   assert.equal(types, [0x01, 0x10, 0x0a, 0x00]);
+});
+
+test('max data per STREAM/CRYPTO frame fits exactly', () => {
+  for (const space of [0, 1, 2, 3, 4, 5, 10, 66, 67, 68, 69, 70, 1000, 16386, 16387, 16388, 16389, 16390, 20000]) {
+    for (const [id, off] of [[0, 0], [4, 1 << 20], [2 ** 40, 2 ** 50]] as const) {
+      for (const withLength of [true, false]) {
+        const n = maxStreamFrameData(id, off, space, withLength);
+        if (n > 0) assert.ok(streamFrameHeaderSize(id, off, n, withLength) + n <= space, `fits ${space} ${n}`);
+        // One more byte would not fit (maximality), unless a Length-size step makes n+1 impossible anyway.
+        assert.ok(streamFrameHeaderSize(id, off, n + 1, withLength) + n + 1 > space, `maximal ${space} ${n} ${withLength}`);
+      }
+    }
+    const c = maxCryptoFrameData(5000, space);
+    if (c > 0) assert.ok(cryptoFrameHeaderSize(5000, c) + c <= space);
+    assert.ok(cryptoFrameHeaderSize(5000, c + 1) + c + 1 > space);
+  }
 });
 
 test.run();
