@@ -5,8 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { ProtocolViolation } from '../packages/tls-core/src/errors.js';
-import { defineTarget, describeFailure, fuzz, fuzzDir, loadCorpus, saveCrash } from './fuzz/engine.js';
-import { mutate } from './fuzz/mutate.js';
+import { defineTarget, describeFailure, fuzz, fuzzDir, loadCorpus, minimize, saveCrash } from './fuzz/engine.js';
+import { concat, mutate } from './fuzz/mutate.js';
 import { targets } from './fuzz/targets.js';
 import { h3ServerConnTarget } from './fuzz/targets-h3.js';
 import { tlsClientFlightTarget, tlsServerFinishedTarget } from './fuzz/targets-tls.js';
@@ -69,6 +69,11 @@ test('engine: a non-ProtocolViolation exception is found, with seed and iteratio
   const again = fuzz(buggy, { seed: 7, iterations: 100_000 });
   assert.is(again.failure!.iteration, st.failure!.iteration);
   assert.equal(again.failure!.input, st.failure!.input);
+  // The minimizer shrinks it to the two bytes that matter.
+  const min = minimize(buggy, concat(Uint8Array.of(9, 9, 9), st.failure!.input, Uint8Array.of(7, 7)));
+  assert.is(min.length, 2);
+  assert.is(min[0], 0xff);
+  assert.ok(min[1]! >= 0x80);
 });
 
 test('engine: invariant checker and acceptable errors', () => {

@@ -237,3 +237,43 @@ export function describeFailure(f: FuzzFailure): string {
     `  ${err.split('\n').join('\n  ')}`,
   ].join('\n');
 }
+
+/**
+ * Shrinks a failing input while it keeps failing the same way (same kind and error class):
+ * removes chunks of halving sizes, then zeroes / lowers single bytes. Bounded by `maxRuns`.
+ */
+export function minimize(t: FuzzTarget, input: Uint8Array, opts: { maxRuns?: number; maxInputMs?: number } = {}): Uint8Array {
+  const first = runOne(t, input, opts.maxInputMs);
+  if (first.outcome !== 'failure') return input;
+  const key = (r: RunOne) => `${r.kind}:${r.error instanceof Error ? r.error.name : typeof r.error}`;
+  const want = key(first);
+  let runs = 0;
+  const maxRuns = opts.maxRuns ?? 20_000;
+  const fails = (b: Uint8Array): boolean => {
+    runs++;
+    const r = runOne(t, b, opts.maxInputMs);
+    return r.outcome === 'failure' && key(r) === want;
+  };
+  let cur = input.slice();
+  for (let chunk = cur.length >> 1; chunk >= 1 && runs < maxRuns; chunk >>= 1) {
+    for (let at = 0; at + chunk <= cur.length && runs < maxRuns; ) {
+      const cand = new Uint8Array(cur.length - chunk);
+      cand.set(cur.subarray(0, at));
+      cand.set(cur.subarray(at + chunk), at);
+      if (fails(cand)) cur = cand;
+      else at += chunk;
+    }
+  }
+  for (let i = 0; i < cur.length && runs < maxRuns; i++) {
+    for (const v of [0, cur[i]! >> 1]) {
+      if (cur[i] === v) continue;
+      const cand = cur.slice();
+      cand[i] = v;
+      if (fails(cand)) {
+        cur = cand;
+        break;
+      }
+    }
+  }
+  return cur;
+}

@@ -2,13 +2,16 @@
  * Long fuzz campaigns over the registered targets (test/fuzz/targets.ts).
  *
  *   pnpm fuzz [--target NAME[,NAME...]] [--iterations N] [--seconds S] [--seed X] [--max-input-ms MS] [--list]
+ *   pnpm fuzz --target NAME --replay FILE...     run files through the target, print the outcome
+ *   pnpm fuzz --target NAME --minimize FILE      shrink a failing input (writes FILE.min.bin)
  *
  * Without --iterations/--seconds each target runs 10 s. --seconds is per target. The seed
  * defaults to the clock and is printed; a failure prints seed + iteration + a reproduce line,
  * writes the input to test/fuzz/corpus/<target>/crash-<hash>.bin (replayed by
  * test/fuzz-corpus.test.ts from then on) and the process exits 1 after the remaining targets.
  */
-import { describeFailure, fuzz, loadCorpus, saveCrash } from './engine.js';
+import fs from 'node:fs';
+import { describeFailure, fuzz, loadCorpus, minimize, runOne, saveCrash } from './engine.js';
 import { targets } from './targets.js';
 
 const argv = process.argv.slice(2);
@@ -18,6 +21,8 @@ let seconds: number | undefined;
 let seed = (Date.now() % 1_000_000_007) >>> 0;
 let maxInputMs = 2000;
 let list = false;
+const replay: string[] = [];
+let minimizeFile: string | undefined;
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i]!;
   const val = (): string => {
@@ -31,6 +36,8 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--seed') seed = num(val(), a) >>> 0;
   else if (a === '--max-input-ms') maxInputMs = num(val(), a);
   else if (a === '--list') list = true;
+  else if (a === '--replay') replay.push(val());
+  else if (a === '--minimize') minimizeFile = val();
   else if (a === '--help' || a === '-h') usage();
   else if (a === '--') continue;
   else usage(`unknown argument ${a}`);
@@ -45,6 +52,7 @@ function num(v: string, flag: string): number {
 function usage(err?: string): never {
   if (err) console.error(err);
   console.error('usage: pnpm fuzz [--target NAME[,NAME...]] [--iterations N] [--seconds S] [--seed X] [--max-input-ms MS] [--list]');
+  console.error('       pnpm fuzz --target NAME --replay FILE [--replay FILE...] | --minimize FILE');
   console.error(`targets: ${targets.map((t) => t.name).join(', ')}`);
   process.exit(2);
 }
@@ -56,6 +64,27 @@ if (list) {
 const unknown = names.filter((n) => !targets.some((t) => t.name === n));
 if (unknown.length) usage(`unknown target(s): ${unknown.join(', ')}`);
 const selected = names.length ? targets.filter((t) => names.includes(t.name)) : targets;
+if (replay.length || minimizeFile) {
+  if (selected.length !== 1 || !names.length) usage('--replay / --minimize need exactly one --target');
+  const t = selected[0]!;
+  let bad = 0;
+  for (const f of replay) {
+    const r = runOne(t, new Uint8Array(fs.readFileSync(f)), maxInputMs);
+    if (r.outcome === 'failure') bad++;
+    const e = r.error instanceof Error ? (r.error.stack ?? r.error.message) : r.error === undefined ? '' : String(r.error);
+    console.log(`${f}: ${r.outcome} (${r.signature}, ${r.ms.toFixed(1)} ms)${e ? `\n  ${e.split('\n').join('\n  ')}` : ''}`);
+  }
+  if (minimizeFile) {
+    const input = new Uint8Array(fs.readFileSync(minimizeFile));
+    const min = minimize(t, input, { maxInputMs });
+    if (min === input) console.log(`${minimizeFile} does not fail: nothing to minimize`);
+    else {
+      fs.writeFileSync(`${minimizeFile}.min.bin`, min);
+      console.log(`minimized ${input.length} -> ${min.length} bytes: ${minimizeFile}.min.bin\n  ${Buffer.from(min.subarray(0, 64)).toString('hex')}`);
+    }
+  }
+  process.exit(bad ? 1 : 0);
+}
 if (iterations === undefined && seconds === undefined) seconds = 10;
 
 console.log(`fuzz seed ${seed}; ${selected.length} target(s); ${iterations !== undefined ? `${iterations} inputs` : ''}${iterations !== undefined && seconds !== undefined ? ' or ' : ''}${seconds !== undefined ? `${seconds} s` : ''} each`);
