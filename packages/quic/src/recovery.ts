@@ -298,6 +298,7 @@ export class LossRecovery<T = unknown> {
       // §5.3: the ack delay MAY be ignored for Initial packets (they are acknowledged immediately).
       const delay = space === PnSpace.initial ? 0 : ackDelay;
       this.rtt.update(now - largestNewlyAckedTime, delay, this.handshakeConfirmed, this.peerMaxAckDelay, now);
+      this.cc.onRttSample(now, this.rtt.latestRtt, largestNewlyAckedTime);
     }
     // ECN-CE (RFC 9002 B.7).
     if (ceCount > this.ceCount[space]!) {

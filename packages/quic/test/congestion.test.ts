@@ -183,6 +183,67 @@ test('CUBIC: an application-limited period neither grows the window nor makes it
   assert.ok(Math.abs(w - wGap) / w < 0.02, `${w} vs ${wGap}`);
 });
 
+test('HyStart++ (RFC 9406): RTT increase enters Conservative Slow Start, then leaves slow start', () => {
+  const rtt = rttOf(100);
+  const cc = new NewReno(rtt);
+  let now = 0;
+  const round = (rttMs: number) => {
+    const n = Math.floor(cc.window / MDS);
+    const t0 = now;
+    for (let i = 0; i < n; i++) cc.onPacketSent(t0, MDS);
+    now = t0 + rttMs;
+    for (let i = 0; i < n; i++) {
+      const at = now + i * 0.01;
+      rtt.update(rttMs, 0, true, 25);
+      cc.onRttSample(at, rttMs, t0);
+      cc.onPacketAcked(at, t0, MDS);
+    }
+    now += n * 0.01;
+  };
+  round(100);
+  round(100);
+  assert.is(cc.window, 48000); // plain doubling
+  assert.is(cc.cssBaselineMinRtt, Infinity);
+  round(120); // ≥ 100 + clamp(100/8, 4, 16) = 112.5: CSS from the 8th sample of this round
+  assert.is(cc.cssBaselineMinRtt, 120);
+  const w = cc.window;
+  assert.ok(w < 96000 && w > 48000 + 8 * MDS, `cwnd ${w}`);
+  round(120);
+  assert.is(cc.window, Math.floor(w + (Math.floor(w / MDS) * MDS) / 4)); // CSS: a quarter of the acked bytes
+  assert.ok(cc.inSlowStart);
+  for (let i = 0; i < 5 && cc.inSlowStart; i++) round(120);
+  assert.not.ok(cc.inSlowStart); // left slow start after CSS_ROUNDS without loss
+  assert.is(cc.ssthresh, cc.window);
+  // without HyStart the same RTT increase keeps doubling
+  const plain = new NewReno(rttOf(100), { hystart: false });
+  plain.onRttSample(0, 200, 0);
+  assert.is(plain.cssBaselineMinRtt, Infinity);
+});
+
+test('HyStart++: RTT back below the baseline returns to slow start', () => {
+  const rtt = rttOf(100);
+  const cc = new Cubic(rtt);
+  let now = 0;
+  const round = (rttMs: number) => {
+    const n = Math.floor(cc.window / MDS);
+    const t0 = now;
+    for (let i = 0; i < n; i++) cc.onPacketSent(t0, MDS);
+    now = t0 + rttMs;
+    for (let i = 0; i < n; i++) {
+      cc.onRttSample(now, rttMs, t0);
+      cc.onPacketAcked(now, t0, MDS);
+    }
+  };
+  round(100);
+  round(120);
+  assert.is(cc.cssBaselineMinRtt, 120);
+  round(100);
+  assert.is(cc.cssBaselineMinRtt, Infinity);
+  const w = cc.window;
+  round(100);
+  assert.is(cc.window, 2 * w);
+});
+
 test('controllers selectable by name', () => {
   assert.is(createCongestionController('newreno', new RttEstimator()).name, 'newreno');
   assert.is(createCongestionController('cubic', new RttEstimator()).name, 'cubic');
