@@ -28,7 +28,7 @@ test('registry: unique, file-safe names; seeds or corpus present', () => {
 
 for (const t of targets) {
   test(`fuzz ${t.name} (${perTarget.toFixed(1)} s, seed ${seed})`, () => {
-    const st = fuzz(t, { seed, seconds: perTarget, iterations: 200_000, corpus: loadCorpus(t.name).map((c) => c.data) });
+    const st = fuzz(t, { seed, seconds: perTarget, iterations: 200_000, maxInputMs: 5000, corpus: loadCorpus(t.name).map((c) => c.data) });
     if (st.failure) {
       const file = saveCrash(st.failure, failDir);
       assert.unreachable(`${describeFailure(st.failure)}\n  input saved to ${file}`);
