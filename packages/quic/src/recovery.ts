@@ -333,6 +333,22 @@ export class LossRecovery<T = unknown> {
     this.setLossDetectionTimer(now);
   }
 
+  /**
+   * The `info` of up to `max` oldest outstanding ack-eliciting packets in `space`, written to `out`
+   * (nothing is removed). For PTO probes, which SHOULD carry data sent before (RFC 9002 §6.2.4)
+   * when there is nothing new. Returns the count.
+   */
+  oldestOutstanding(space: PnSpace, max: number, out: (T | undefined)[]): number {
+    const sp = this.sent[space]!;
+    let n = 0;
+    for (let s = sp.head; s < sp.tail && n < max; s++) {
+      const i = s % sp.cap;
+      const f = sp.flags[i]!;
+      if ((f & F_REMOVED) === 0 && (f & F_ACK_ELICITING) !== 0) out[n++] = sp.info[i];
+    }
+    return n;
+  }
+
   /** Which space a PTO probe is for, when probes are pending (the first with probes), or -1. */
   probeSpace(): PnSpace | -1 {
     for (let s = 0; s < 3; s++) if (this.probes[s]! > 0) return s as PnSpace;

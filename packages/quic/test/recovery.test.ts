@@ -159,6 +159,19 @@ test('PTO: computed from last ack-eliciting send, backs off exponentially, probe
   assert.is(r.ptoCount, 0);
 });
 
+test('oldest outstanding ack-eliciting packets for probe content', () => {
+  const { r } = setup();
+  r.onPacketSent(A, 0, 0, 100, true, true, 'a');
+  r.onPacketSent(A, 1, 0, 100, false, false, 'ack-only');
+  r.onPacketSent(A, 2, 0, 100, true, true, 'b');
+  r.onPacketSent(A, 3, 0, 100, true, true, 'c');
+  ack(r, A, [0, 0], 10);
+  const out: (string | undefined)[] = [];
+  assert.is(r.oldestOutstanding(A, 2, out), 2);
+  assert.equal(out, ['b', 'c']);
+  assert.is(r.oldestOutstanding(I, 2, out), 0);
+});
+
 test('PTO per space: Initial/Handshake without max_ack_delay; Application skipped until confirmed', () => {
   const { r, rtt } = setup(false, false);
   rtt.update(100, 0, false, 25);
