@@ -430,6 +430,10 @@ test('manager: MAX_STREAMS credit returned as peer streams close', () => {
   m.onMaxStreamsLost(false, 3);
   assert.is(m.pollMaxStreams(false), 3);
   m.onStreamFrame(10, 0, bytes(1), false); // index 2 < 3: allowed now
+  // a reset peer uni stream is closed at once (its data is gone): credit returned
+  assert.ok(m.onResetStream(10, 4, 1));
+  assert.not.ok(m.recvStreams.has(10));
+  assert.is(m.pollMaxStreams(false), 4);
   assert.is(m.onStreamFrame(2, 0, bytes(5), true), null); // closed stream: ignored
   // a peer bidi stream closes only when our sending part is done too
   const out = newStreamChunkOut();

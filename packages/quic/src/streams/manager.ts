@@ -223,6 +223,7 @@ export class StreamManager {
     const delta = s.onResetStream(code, finalSize);
     this.connRecv.onReceived(this.connRecv.received + delta, 0x04);
     this.release(s);
+    this.maybeClose(id);
     return s;
   }
 

@@ -146,10 +146,11 @@ export class RecvStream {
     return this.state === RecvState.resetRecvd || this.state === RecvState.resetRead;
   }
 
-  /** Terminal for stream-limit accounting: all read, or reset and acknowledged by the app. */
+  /** Terminal for stream-limit accounting: all data read, or the peer reset the stream (its data
+   *  is gone; the reset is reported to the application as an event), or we asked it to stop
+   *  sending and its final size is known. */
   get isClosed(): boolean {
-    return this.state === RecvState.dataRead || this.state === RecvState.resetRead ||
-      (this.stopSendingCode >= 0 && (this.state === RecvState.resetRecvd || this.finalSize >= 0));
+    return this.state === RecvState.dataRead || this.isReset || (this.stopSendingCode >= 0 && this.finalSize >= 0);
   }
 
   /** Ask the peer to stop sending (STOP_SENDING, §3.5); buffered data is dropped. */
