@@ -473,7 +473,9 @@ test('fuzz: random frames into the stream manager only throw ProtocolViolation',
           const sid = m.open(r() < 0.5);
           if (sid >= 0) m.sendStreams.get(sid)!.write(bytes(Math.floor(r() * 3000)));
         } else {
-          for (const sid of m.sendStreams.keys()) {
+          const next = m.nextSendable();
+          if (next >= 0) assert.ok(m.sendStreams.get(next)!.hasPending(Infinity));
+          for (const sid of [...m.sendStreams.keys()]) {
             if (m.nextChunk(sid, 1000, out)) {
               const s = m.sendStreams.get(sid)!;
               if (r() < 0.5) s.onAcked(out.offset, out.length, out.fin);

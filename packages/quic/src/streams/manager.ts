@@ -79,7 +79,9 @@ export class StreamManager {
   private readonly closedRemote = [0, 0];
   private readonly opened: number[] = [];
   private openedHead = 0;
-  private rrLast = -1;
+  /** Send parts in creation order, for allocation-free round-robin. */
+  private sendList: SendStream[] = [];
+  private rrIndex = -1;
 
   constructor(opts: StreamManagerOptions) {
     this.opts = {
@@ -128,7 +130,9 @@ export class StreamManager {
   private create(id: number): void {
     const local = isLocallyInitiated(id, this.isServer);
     if (isBidi(id) || local) {
-      this.sendStreams.set(id, new SendStream(id, { initialMaxData: this.peerStreamCredit(id), maxBuffered: this.opts.sendBufferSize }));
+      const s = new SendStream(id, { initialMaxData: this.peerStreamCredit(id), maxBuffered: this.opts.sendBufferSize });
+      this.sendStreams.set(id, s);
+      this.sendList.push(s);
     }
     if (isBidi(id) || !local) {
       this.recvStreams.set(id, new RecvStream(id, { window: this.ourStreamWindow(id), maxWindow: this.opts.maxStreamWindow }));
@@ -304,21 +308,21 @@ export class StreamManager {
    */
   nextSendable(): number {
     const avail = this.connSend.available();
-    let first = -1;
-    let after = -1;
+    const list = this.sendList;
+    const n = list.length;
     let starved = false;
-    for (const [id, s] of this.sendStreams) {
-      if (!s.hasPending(avail)) {
-        if (avail === 0 && s.sentOffset < s.writeOffset && !s.isReset && s.credit.available() > 0) starved = true;
-        continue;
+    // Scan once around the ring starting after the stream served last (no allocation).
+    for (let k = 1; k <= n; k++) {
+      const idx = (this.rrIndex + k) % n;
+      const s = list[idx]!;
+      if (s.hasPending(avail)) {
+        this.rrIndex = idx;
+        return s.id;
       }
-      if (first < 0) first = id;
-      if (after < 0 && id > this.rrLast) after = id;
+      if (avail === 0 && s.sentOffset < s.writeOffset && !s.isReset && s.credit.available() > 0) starved = true;
     }
     if (starved) this.connSend.setBlocked();
-    const id = after >= 0 ? after : first;
-    if (id >= 0) this.rrLast = id;
-    return id;
+    return -1;
   }
 
   /** Reads from stream `id` (null if nothing readable or no such stream); returns the bytes to the
@@ -367,6 +371,13 @@ export class StreamManager {
     if (!snd && !rcv) return false;
     if (snd && !snd.isClosed) return false;
     if (rcv && !rcv.isClosed) return false;
+    if (snd) {
+      const k = this.sendList.indexOf(snd);
+      if (k >= 0) {
+        this.sendList.splice(k, 1);
+        if (this.rrIndex >= k) this.rrIndex--;
+      }
+    }
     this.sendStreams.delete(id);
     this.recvStreams.delete(id);
     if (!isLocallyInitiated(id, this.isServer)) {
