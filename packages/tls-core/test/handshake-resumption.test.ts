@@ -172,7 +172,8 @@ for (const p of providers) {
     const scfg = serverCfg({ maxEarlyData: 16384 });
     const t = await ticketFrom(scfg);
     assert.is(t.maxEarlyData, 16384);
-    const client = new TlsClient(clientCfg({ resumption: t, earlyData: true }));
+    const lines: string[] = [];
+    const client = new TlsClient(clientCfg({ resumption: t, earlyData: true, keyLog: (l) => lines.push(l) }));
     const server = new TlsServer(scfg);
     const seen: string[] = [];
     const r = await runPair(client, server, (from, level, data) => {
@@ -194,6 +195,8 @@ for (const p of providers) {
       'handshake write key after EndOfEarlyData',
     );
     assert.ok(r.s.events.some((e) => e.type === 'earlyData' && e.accepted));
+    const early = lines.find((l) => l.startsWith('CLIENT_EARLY_TRAFFIC_SECRET '));
+    assert.ok(early?.endsWith(Buffer.from(r.c.secrets.get('early/write')!).toString('hex')), 'early secret in the key log');
   });
 
   test(`${p.name}: 0-RTT rejected: ticket reused, ALPN changed, replay cache full, after HRR`, async () => {

@@ -6,7 +6,8 @@ import type { CryptoProvider, Hash, HashAlg } from '../crypto/provider.js';
 import { Alert, ProtocolViolation, tlsError } from '../errors.js';
 import type { CipherSuite, EncryptionLevel, HandshakeInfo, KeyLogger, TlsEvent } from './api.js';
 import { CipherSuites } from './api.js';
-import { HandshakeType, MessageBuffer, handshakeMessage, toHex } from './codec.js';
+import { HandshakeType, MessageBuffer, handshakeMessage } from './codec.js';
+import { keyLogLine, type KeyLogLabel } from './keylog.js';
 
 export const LEVELS: EncryptionLevel[] = ['initial', 'early', 'handshake', 'application'];
 
@@ -112,10 +113,10 @@ export abstract class SessionCore {
     this.staged.push(e);
   }
 
-  protected log(label: string, secret: Uint8Array): void {
+  protected log(label: KeyLogLabel, secret: Uint8Array): void {
     if (!this.keyLog || !this.clientRandom) return;
     try {
-      this.keyLog(`${label} ${toHex(this.clientRandom)} ${toHex(secret)}`);
+      this.keyLog(keyLogLine(label, this.clientRandom, secret));
     } catch {
       // a failing logger must not break the handshake
     }

@@ -17,3 +17,4 @@ export type {
   ServerConnectionOptions,
 } from './config.js';
 export { TicketKeyring, AntiReplay } from './tickets.js';
+export { KeyLogLabel, keyLogLine } from './keylog.js';
