@@ -3,7 +3,7 @@
  * masks, HKDF-Expand at HKDF-Expand-Label size, key exchange per group (generate + complete), and
  * sign/verify per signature scheme.
  *
- *   node scripts/run-ts.mjs bench/crypto.ts [--quick] [--filter SUBSTRING]
+ *   node scripts/run-ts.mjs bench/crypto.ts [--quick] [--filter SUBSTRING]...
  *
  * `runCryptoBench` is also imported by bench/run.ts.
  */
@@ -175,15 +175,21 @@ function cases(): Case[] {
   return out;
 }
 
-export async function runCryptoBench(opts: { quick: boolean; filter?: string }): Promise<CryptoBenchResult[]> {
+/**
+ * Runs every case for both providers. `filter`: substrings (any may match) of the row name
+ * `crypto/<case> [<provider>]`, e.g. 'aead seal', 'kx', '[noble]'; empty or absent = everything.
+ */
+export async function runCryptoBench(opts: { quick: boolean; filter?: string | string[] }): Promise<CryptoBenchResult[]> {
   const providers: CryptoProvider[] = [nodeProvider, nobleProvider];
+  const filters = opts.filter === undefined ? [] : typeof opts.filter === 'string' ? [opts.filter] : opts.filter;
   const results: CryptoBenchResult[] = [];
   for (const c of cases()) {
     for (const p of providers) {
-      if (opts.filter && !`${p.name} ${c.name}`.includes(opts.filter) && !c.name.includes(opts.filter)) continue;
+      const rowName = `crypto/${c.name} [${p.name}]`;
+      if (filters.length && !filters.some((f) => rowName.includes(f))) continue;
       const fn = c.make(p);
       const bench = new Benchmark(`${p.name} ${c.name}`, fn, {
-        maxTime: opts.quick ? 0.3 : 2,
+        maxTime: opts.quick ? 0.2 : 2,
         minSamples: opts.quick ? 5 : 20,
         initCount: 1,
       });
@@ -218,8 +224,8 @@ export function formatCryptoTable(results: CryptoBenchResult[]): string {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
-  const fi = args.indexOf('--filter');
-  const filter = fi >= 0 ? args[fi + 1] : undefined;
-  const results = await runCryptoBench({ quick: args.includes('--quick'), ...(filter ? { filter } : {}) });
+  const filter: string[] = [];
+  for (let i = 0; i < args.length; i++) if (args[i] === '--filter' && args[i + 1]) filter.push(args[++i]!);
+  const results = await runCryptoBench({ quick: args.includes('--quick'), filter });
   console.log(formatCryptoTable(results));
 }
