@@ -1,5 +1,4 @@
 export * from './errors.js';
-export * from './varint.js';
 export * from './frames.js';
 export * from './message.js';
 export * from './transport.js';
