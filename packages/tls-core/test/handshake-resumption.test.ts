@@ -13,7 +13,19 @@ import { TlsClient } from '../src/handshake/client.js';
 import { TlsServer } from '../src/handshake/server.js';
 import type { TlsClientConfig, TlsServerConfig } from '../src/handshake/config.js';
 import { AntiReplay, TicketKeyring } from '../src/handshake/tickets.js';
-import { HandshakeType, bytesEqual, parseNewSessionTicket } from '../src/handshake/codec.js';
+import {
+  ExtensionType,
+  HandshakeType,
+  bytesEqual,
+  encodeClientHello,
+  encodeOfferedPsks,
+  findExt,
+  parseClientHello,
+  parseNewSessionTicket,
+  parseOfferedPsks,
+  parseServerHello,
+} from '../src/handshake/codec.js';
+import { KeySchedule } from '../src/keyschedule.js';
 import { pinVerifier, runPair, secretsMatch } from './handshake-pair.js';
 
 const cert = makeCert({ keyType: 'ec-p256', sans: ['example.com'] });
@@ -109,6 +121,34 @@ for (const p of providers) {
     r = await runPair(client, new TlsServer(scfg));
     ok(r, 'other name');
     assert.is(client.info.resumed, false);
+  });
+
+  test(`${p.name}: server selects a later PSK identity; binders of different lengths`, async () => {
+    const scfg = serverCfg();
+    const t = await ticketFrom(scfg);
+    const client = new TlsClient(clientCfg({ resumption: t }));
+    client.start();
+    const ch0 = (drainAll(client).find((e) => e.type === 'send') as Extract<TlsEvent, { type: 'send' }>).data;
+    const ch = parseClientHello(ch0.subarray(4));
+    const mine = parseOfferedPsks(findExt(ch.extensions, ExtensionType.pre_shared_key)!);
+    ch.extensions = ch.extensions.filter((e) => e.type !== ExtensionType.pre_shared_key);
+    ch.extensions.push(
+      encodeOfferedPsks({
+        identities: [{ identity: p.randomBytes(40), obfuscatedAge: 1 }, mine.identities[0]!],
+        binders: [new Uint8Array(48), new Uint8Array(32)],
+      }),
+    );
+    const msg = encodeClientHello(ch);
+    const ks = new KeySchedule(p, 'sha256');
+    const truncated = msg.subarray(0, msg.length - (2 + 49 + 33));
+    msg.set(ks.finishedMac(ks.binderKey(ks.earlySecret(t.psk)), p.digest('sha256', truncated)), msg.length - 32);
+    const server = new TlsServer(scfg);
+    server.receive('initial', msg);
+    const ev = drainAll(server);
+    assert.not.ok(ev.some((e) => e.type === 'alert'), JSON.stringify(ev.find((e) => e.type === 'alert')));
+    const sh = parseServerHello((ev.find((e) => e.type === 'send') as Extract<TlsEvent, { type: 'send' }>).data.subarray(4));
+    assert.equal([...findExt(sh.extensions, ExtensionType.pre_shared_key)!], [0, 1], 'second identity selected');
+    assert.is(server.info.resumed, true);
   });
 
   test(`${p.name}: psk_ke resumption (no (EC)DHE) only when the server allows it`, async () => {

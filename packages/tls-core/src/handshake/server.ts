@@ -17,7 +17,6 @@ import {
   HRR_RANDOM,
   HandshakeType as H,
   TLS13,
-  bindersLength,
   bytesEqual,
   encodeAlpn,
   encodeCertificate,
@@ -425,14 +424,14 @@ export class TlsServer extends SessionCore implements TlsSession {
     // PSK binder (RFC 8446 §4.2.11.2) over the transcript up to the binders list.
     if (psk) {
       const ks = new KeySchedule(this.provider, hash);
-      const truncated = hello.raw.subarray(0, hello.raw.length - bindersLength(hello.psk!.binders.length, ks.hashLen));
+      // The binders list (its 2-byte length and every binder) ends the ClientHello (pre_shared_key is last).
+      let bindersLen = 2;
+      for (const b of hello.psk!.binders) bindersLen += 1 + b.length;
+      const truncated = hello.raw.subarray(0, hello.raw.length - bindersLen);
       const offeredBinder = hello.psk!.binders[psk.index]!;
-      if (hello.psk!.binders.some((b) => b.length < 32 || b.length > 255)) throw tlsError(Alert.decode_error, 'bad binder length');
-      // The truncated length assumes every binder is Hash.length bytes; otherwise the binder cannot be ours.
-      const allHashLen = hello.psk!.binders.every((b) => b.length === ks.hashLen);
       const th = hrr ? this.transcript.digestWith(truncated) : this.provider.digest(hash, truncated);
       const expected = ks.finishedMac(ks.binderKey(ks.earlySecret(psk.state.psk)), th);
-      if (!allHashLen || !bytesEqual(expected, offeredBinder)) throw tlsError(Alert.decrypt_error, 'PSK binder does not verify');
+      if (!bytesEqual(expected, offeredBinder)) throw tlsError(Alert.decrypt_error, 'PSK binder does not verify');
     }
     this.transcript.add(hello.raw);
     this.transcript.setHash(hash);
