@@ -8,3 +8,4 @@ export * from './crypto/index.js';
 export * from './x509/index.js';
 export * from './handshake/index.js';
 export { KeySchedule } from './keyschedule.js';
+export * from './record/index.js';
