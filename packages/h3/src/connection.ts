@@ -4,7 +4,7 @@
  * QPACK encoder/decoder streams and sends SETTINGS at construction, enforces the stream and frame
  * rules, runs QPACK both ways, validates messages, and turns peer mistakes into the right stream
  * or connection error. Server push is not supported (we never send MAX_PUSH_ID). Extended CONNECT
- * (RFC 9220) and HTTP datagrams (RFC 9297) are not implemented.
+ * (RFC 9220) is supported when the server enables it; HTTP datagrams (RFC 9297) are not implemented.
  */
 import { ProtocolViolation } from '@petrel/tls-core';
 import { H3Error, H3StreamError, H3UsageError, h3Error } from './errors.js';
@@ -32,6 +32,8 @@ export interface H3Settings {
   qpackBlockedStreams: number;
   /** Infinity when the peer sent none (the default is unlimited). */
   maxFieldSectionSize: number;
+  /** SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (RFC 9220): extended CONNECT may be sent to this peer. */
+  enableConnectProtocol: boolean;
   /** Every setting as received, including unknown ones. */
   raw: ReadonlyMap<number, number>;
 }
@@ -52,6 +54,8 @@ export interface H3ConnectionOptions {
    * beyond it the stream is reset with H3_EXCESSIVE_LOAD.
    */
   maxBlockedBuffer?: number;
+  /** Server: accept extended CONNECT (RFC 9220; sends SETTINGS_ENABLE_CONNECT_PROTOCOL = 1). */
+  enableConnectProtocol?: boolean;
   /** Send a reserved (grease) setting as RFC 9114 §7.2.4.1 recommends (default true). */
   greaseSettings?: boolean;
 }
@@ -116,6 +120,7 @@ export class H3Connection {
   readonly decoder: QpackDecoder;
   private readonly maxFrameSize: number;
   private readonly maxBlockedBuffer: number;
+  private readonly extendedConnect: boolean;
   private readonly requests = new Map<number, RequestStream>();
   private readonly uni = new Map<number, UniStream>();
   private peerControl = -1;
@@ -155,6 +160,8 @@ export class H3Connection {
       [SettingId.QPACK_BLOCKED_STREAMS, blocked],
       [SettingId.MAX_FIELD_SECTION_SIZE, maxField],
     ];
+    this.extendedConnect = !this.isClient && (opts.enableConnectProtocol ?? false);
+    if (this.extendedConnect) settings.push([SettingId.ENABLE_CONNECT_PROTOCOL, 1]);
     if (opts.greaseSettings ?? true) settings.push([0x1f * 3 + 0x21, 0]);
     // RFC 9114 §6.2: a peer must allow at least 3 unidirectional streams, so these cannot fail.
     const uni = (): number => {
@@ -361,7 +368,7 @@ export class H3Connection {
         s.status = v.status;
         s.contentLength = v.contentLength;
       } else {
-        const v = validateRequest(headers);
+        const v = validateRequest(headers, this.extendedConnect);
         s.method = v.method;
         s.contentLength = v.contentLength;
       }
@@ -503,6 +510,7 @@ export class H3Connection {
         qpackMaxTableCapacity: raw.get(SettingId.QPACK_MAX_TABLE_CAPACITY) ?? 0,
         qpackBlockedStreams: raw.get(SettingId.QPACK_BLOCKED_STREAMS) ?? 0,
         maxFieldSectionSize: raw.get(SettingId.MAX_FIELD_SECTION_SIZE) ?? Infinity,
+        enableConnectProtocol: raw.get(SettingId.ENABLE_CONNECT_PROTOCOL) === 1,
         raw,
       };
       for (const id of [SettingId.ENABLE_CONNECT_PROTOCOL, SettingId.H3_DATAGRAM]) {
@@ -590,6 +598,9 @@ export class H3Connection {
     if (!this.isClient) throw new H3UsageError('only a client sends requests');
     if (this.closedState) throw new H3UsageError('connection closed');
     if (this.peerGoaway !== Infinity) throw new H3UsageError('the server sent GOAWAY: open a new connection');
+    if (headers.some(([n]) => n === ':protocol') && !this.peerSettings?.enableConnectProtocol) {
+      throw new H3UsageError('extended CONNECT needs the server SETTINGS_ENABLE_CONNECT_PROTOCOL = 1');
+    }
     const id = this.transport.openStream(true);
     if (id === null) throw new H3UsageError('stream limit reached: wait for the transport to allow more streams');
     const s = this.newRequestStream(id);

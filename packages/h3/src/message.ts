@@ -44,16 +44,22 @@ function checkRegular(name: string, value: string, out: ValidatedMessage, isRequ
   }
 }
 
-/** Validates a request header section (§4.3.1). */
-export function validateRequest(fields: readonly FieldLine[]): ValidatedMessage & { method: string } {
-  const out = { contentLength: -1, method: '' };
+/**
+ * Validates a request header section (§4.3.1). With `extendedConnect` (we sent
+ * SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, RFC 9220 §3), CONNECT may carry :protocol together with
+ * :scheme, :path and :authority.
+ */
+export function validateRequest(fields: readonly FieldLine[], extendedConnect = false): ValidatedMessage & { method: string; protocol?: string } {
+  const out: ValidatedMessage & { method: string; protocol?: string } = { contentLength: -1, method: '' };
   const pseudo = new Map<string, string>();
   let regular = false;
   let host: string | undefined;
   for (const [name, value] of fields) {
     if (name.startsWith(':')) {
       if (regular) throw new MessageError(`pseudo-header ${name} after regular fields`);
-      if (!REQUEST_PSEUDO.has(name)) throw new MessageError(`invalid request pseudo-header ${name}`);
+      if (!REQUEST_PSEUDO.has(name) && !(extendedConnect && name === ':protocol')) {
+        throw new MessageError(`invalid request pseudo-header ${name}`);
+      }
       if (pseudo.has(name)) throw new MessageError(`duplicate ${name}`);
       if (BAD_VALUE_RE.test(value)) throw new MessageError(`invalid value for ${name}`);
       pseudo.set(name, value);
@@ -67,8 +73,19 @@ export function validateRequest(fields: readonly FieldLine[]): ValidatedMessage 
   if (!method || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(method)) throw new MessageError('missing or invalid :method');
   out.method = method;
   const authority = pseudo.get(':authority');
+  const protocol = pseudo.get(':protocol');
+  if (protocol !== undefined) {
+    // RFC 9220 §4: extended CONNECT: all of :scheme, :path, :authority are required.
+    if (method !== 'CONNECT') throw new MessageError(':protocol in a request that is not CONNECT');
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(protocol)) throw new MessageError('invalid :protocol');
+    if (!pseudo.get(':scheme') || !pseudo.get(':path') || !authority) {
+      throw new MessageError('extended CONNECT without :scheme, :path and :authority');
+    }
+    out.protocol = protocol;
+    return out;
+  }
   if (method === 'CONNECT') {
-    // Plain CONNECT (§4.4); extended CONNECT (:protocol, RFC 9220) is not supported.
+    // Plain CONNECT (§4.4).
     if (pseudo.has(':scheme') || pseudo.has(':path')) throw new MessageError('CONNECT with :scheme or :path');
     if (!authority) throw new MessageError('CONNECT without :authority');
     return out;

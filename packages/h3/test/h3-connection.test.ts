@@ -165,4 +165,27 @@ test('a field section over our limit is a stream error H3_EXCESSIVE_LOAD', () =>
   assert.ok(!p.server.closed);
 });
 
+test('extended CONNECT (RFC 9220) only when the server enabled it', () => {
+  const connect: [string, string][] = [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'a.example'], [':path', '/chat']];
+  const off = new Pair().pump();
+  assert.throws(() => off.client.sendRequest(connect), (e: unknown) => e instanceof H3UsageError);
+  const on = new Pair({}, { enableConnectProtocol: true }).pump();
+  assert.ok(of(on.takeClient(), 'settings')[0]!.settings.enableConnectProtocol);
+  const id = on.client.sendRequest(connect);
+  on.client.sendData(id, bytes('tunnel bytes'));
+  on.pump();
+  const sev = on.takeServer();
+  assert.equal(of(sev, 'headers')[0]!.headers, connect);
+  assert.is(text(of(sev, 'data')[0]!.data), 'tunnel bytes');
+  on.server.sendHeaders(id, [[':status', '200']]);
+  on.pump();
+  assert.equal(of(on.takeClient(), 'headers').length, 1);
+  // A server that did not enable it treats :protocol as malformed.
+  const off2 = new Pair().pump();
+  (off2.client as unknown as { peerSettings: { enableConnectProtocol: boolean } }).peerSettings.enableConnectProtocol = true;
+  const id2 = off2.client.sendRequest(connect);
+  off2.pump();
+  assert.equal(of(off2.takeServer(), 'streamError').map((e) => [e.streamId, e.code]), [[id2, H3Error.H3_MESSAGE_ERROR]]);
+});
+
 test.run();
