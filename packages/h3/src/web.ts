@@ -122,6 +122,8 @@ async function sendBody(conn: H3Connection, id: number, body: ReadableStream<Uin
 interface ServerStream {
   body: Body | undefined;
   gone: boolean;
+  requestDone: boolean;
+  responseDone: boolean;
 }
 
 export class H3ServerSession {
@@ -142,9 +144,15 @@ export class H3ServerSession {
         case 'data':
           bodyPush(this.streams.get(ev.streamId)?.body, ev.data);
           break;
-        case 'end':
-          bodyEnd(this.streams.get(ev.streamId)?.body);
+        case 'end': {
+          const s = this.streams.get(ev.streamId);
+          if (s) {
+            bodyEnd(s.body);
+            s.requestDone = true;
+            this.settle(ev.streamId, s);
+          }
           break;
+        }
         case 'streamReset':
         case 'streamError':
         case 'stopSending': {
@@ -168,12 +176,22 @@ export class H3ServerSession {
     }
   }
 
+  /** Forgets a stream once both directions are finished. */
+  private settle(id: number, s: ServerStream): void {
+    if (s.requestDone && s.responseDone) this.streams.delete(id);
+  }
+
+  /** Number of requests in progress (tests, graceful shutdown). */
+  get activeRequests(): number {
+    return this.streams.size;
+  }
+
   private onRequest(id: number, fields: FieldLine[]): void {
     const pseudo = new Map(fields.filter(([n]) => n.startsWith(':')));
     const method = pseudo.get(':method')!;
     const headers = fieldsToHeaders(fields);
     const authority = pseudo.get(':authority') ?? headers.get('host') ?? 'localhost';
-    const s: ServerStream = { body: undefined, gone: false };
+    const s: ServerStream = { body: undefined, gone: false, requestDone: false, responseDone: false };
     const hasBody = method !== 'GET' && method !== 'HEAD';
     if (hasBody) s.body = makeBody(() => this.conn.cancel(id, H3Error.H3_NO_ERROR));
     this.streams.set(id, s);
@@ -203,7 +221,10 @@ export class H3ServerSession {
   }
 
   private respond(id: number, s: ServerStream, response: Response, method: string): void {
-    if (s.gone || this.conn.closed) return;
+    if (s.gone || this.conn.closed) {
+      this.streams.delete(id);
+      return;
+    }
     const fields = headersToFields(response.headers, [[':status', String(response.status)]]);
     const body = method === 'HEAD' ? null : response.body;
     try {
@@ -211,16 +232,19 @@ export class H3ServerSession {
     } catch (e) {
       this.opts.onError?.(e);
       this.conn.cancel(id, H3Error.H3_INTERNAL_ERROR);
+      this.streams.delete(id);
       this.opts.wake?.();
       return;
     }
     this.opts.wake?.();
     if (body === null) {
-      if (!s.body) this.streams.delete(id);
+      s.responseDone = true;
+      this.settle(id, s);
       return;
     }
     void sendBody(this.conn, id, body, () => s.gone || this.conn.closed, this.opts.wake).finally(() => {
-      if (!s.body || s.body.closed) this.streams.delete(id);
+      s.responseDone = true;
+      this.settle(id, s);
     });
   }
 }

@@ -51,6 +51,10 @@ test('POST body echoed, many requests reuse the connection and the dynamic table
     assert.is(res.headers.get('x-cookie'), 'a=1');
     assert.equal(new Uint8Array(await res.arrayBuffer()), body);
   }
+  await new Promise((r) => setTimeout(r, 5));
+  assert.is(h3.serverSession.activeRequests, 0);
+  assert.is(h3.server.activeRequests, 0);
+  assert.is(h3.client.activeRequests, 0);
   assert.ok(h3.client.encoder.insertCount > 0);
   assert.ok(h3.server.encoder.insertCount > 0);
 });
