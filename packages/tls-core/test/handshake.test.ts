@@ -9,13 +9,14 @@ import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
 import { makeCert, type TestKeyType } from '../../../test/support/certs.js';
 import type { CryptoProvider, NamedGroup, SignatureScheme } from '../src/crypto/provider.js';
-import { Alert, ConfigError } from '../src/errors.js';
+import { Alert, ConfigError, ProtocolViolation } from '../src/errors.js';
 import type { CipherSuite } from '../src/handshake/api.js';
 import { CipherSuites } from '../src/handshake/api.js';
 import { TlsClient } from '../src/handshake/client.js';
 import { TlsServer } from '../src/handshake/server.js';
 import type { ServerIdentity, TlsClientConfig, TlsServerConfig } from '../src/handshake/config.js';
 import { ExtensionType, HandshakeType, bytesEqual, encodeClientHello, parseClientHello, findExt } from '../src/handshake/codec.js';
+import * as codec from '../src/handshake/codec.js';
 import { pinVerifier, runPair, secretsMatch, type Tamper } from './handshake-pair.js';
 
 const SUITES = Object.keys(CipherSuites) as CipherSuite[];
@@ -466,6 +467,36 @@ test('configuration errors are actionable', () => {
   assert.throws(() => new TlsServer({ ...serverCfg(p), clientAuth: 'require' }), (e: Error) => e instanceof ConfigError && /clientVerifier/.test(e.message));
   assert.throws(() => new TlsClient({ provider: p, insecureSkipVerify: true, quic: { transportParameters: new Uint8Array(0) } }), (e: Error) => e instanceof ConfigError && /ALPN/.test(e.message));
   assert.throws(() => new TlsServer({ ...serverCfg(p), tickets: { lifetimeSeconds: 700000 } }), (e: Error) => e instanceof ConfigError);
+});
+
+test('MessageBuffer: any fragmentation reassembles the same messages; bounded', () => {
+  const msgs = [1, 0, 300, 70000, 5].map((n, i) => codec.handshakeMessage(i + 1, new Uint8Array(n).fill(i)));
+  const all = codec.concat(...msgs);
+  for (const step of [1, 3, 4, 1000, all.length]) {
+    const b = new codec.MessageBuffer();
+    const got: Uint8Array[] = [];
+    for (let i = 0; i < all.length; i += step) {
+      b.push(all.subarray(i, i + step));
+      for (let m = b.next(); m; m = b.next()) got.push(m.raw);
+    }
+    assert.is(got.length, msgs.length, `step ${step}`);
+    got.forEach((m, i) => assert.ok(bytesEqual(m, msgs[i]!)));
+    assert.is(b.pending, 0);
+  }
+  const small = new codec.MessageBuffer(100);
+  small.push(Uint8Array.of(1, 0, 0, 101));
+  assert.throws(() => small.next(), (e: Error) => e instanceof ProtocolViolation && e.code === Alert.unexpected_message);
+  const parked = new codec.MessageBuffer(100);
+  assert.throws(() => {
+    for (let i = 0; i < 100; i++) parked.push(new Uint8Array(10));
+  }, (e: Error) => e instanceof ProtocolViolation);
+  // 1-byte pushes of a large message stay linear (no concat per push)
+  const big = codec.handshakeMessage(11, new Uint8Array(120000));
+  const t0 = performance.now();
+  const bb = new codec.MessageBuffer();
+  for (let i = 0; i < big.length; i++) bb.push(big.subarray(i, i + 1));
+  assert.ok(bb.next());
+  assert.ok(performance.now() - t0 < 1000, 'linear reassembly');
 });
 
 test('receive() before start, after death, and at a wrong level never throws', () => {

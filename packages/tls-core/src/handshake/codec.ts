@@ -669,25 +669,48 @@ export function findExt(exts: Extension[], type: number): Uint8Array | undefined
   return undefined;
 }
 
-/** Reassembles handshake messages from arbitrarily fragmented bytes (one buffer per level). */
+/**
+ * Reassembles handshake messages from arbitrarily fragmented bytes (one buffer per level).
+ * Amortized O(1) per byte (a growable buffer with a read offset, not a concat per push), and
+ * bounded: a declared length above `maxMessage`, or more than two maximal messages buffered
+ * (e.g. while the server waits for its resolver), is an error.
+ */
 export class MessageBuffer {
   private buf: Uint8Array = new Uint8Array(0);
+  private start = 0;
+  private end = 0;
   constructor(private readonly maxMessage = 0x20000) {}
   get pending(): number {
-    return this.buf.length;
+    return this.end - this.start;
   }
   push(data: Uint8Array): void {
     if (data.length === 0) return;
-    this.buf = this.buf.length === 0 ? data.slice() : concat(this.buf, data);
+    const have = this.end - this.start;
+    if (have + data.length > 2 * (this.maxMessage + 4)) throw tlsError(Alert.unexpected_message, 'too much buffered handshake data');
+    if (this.end + data.length > this.buf.length) {
+      let cap = Math.max(256, this.buf.length);
+      while (cap < have + data.length) cap *= 2;
+      const nb = cap === this.buf.length ? this.buf : new Uint8Array(cap);
+      if (nb === this.buf) nb.copyWithin(0, this.start, this.end);
+      else nb.set(this.buf.subarray(this.start, this.end), 0);
+      this.buf = nb;
+      this.start = 0;
+      this.end = have;
+    }
+    this.buf.set(data, this.end);
+    this.end += data.length;
   }
-  /** The next whole message (type, body, raw framed bytes), or null if incomplete. */
+  /** The next whole message (type, body, raw framed bytes; a copy), or null if incomplete. */
   next(): { type: number; body: Uint8Array; raw: Uint8Array } | null {
-    if (this.buf.length < 4) return null;
-    const len = (this.buf[1]! << 16) | (this.buf[2]! << 8) | this.buf[3]!;
+    const b = this.buf;
+    const s = this.start;
+    if (this.end - s < 4) return null;
+    const len = (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!;
     if (len > this.maxMessage) throw tlsError(Alert.unexpected_message, `handshake message of ${len} bytes exceeds the ${this.maxMessage}-byte limit`);
-    if (this.buf.length < 4 + len) return null;
-    const raw = this.buf.subarray(0, 4 + len);
-    this.buf = this.buf.subarray(4 + len);
+    if (this.end - s < 4 + len) return null;
+    const raw = b.slice(s, s + 4 + len);
+    this.start += 4 + len;
+    if (this.start === this.end) this.start = this.end = 0;
     return { type: raw[0]!, body: raw.subarray(4), raw };
   }
 }
