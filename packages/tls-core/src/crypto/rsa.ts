@@ -310,11 +310,12 @@ function randomPrime(bits: number, e: bigint, random: RandomFn): bigint {
 
 /** Generates an RSA key (e = 65537). Slow for big sizes (BigInt): ~1 s for 2048 bits. */
 export function rsaGenerate(bits: number, random: RandomFn): RsaPrivateKey {
-  if (!Number.isInteger(bits) || bits < 512 || bits > 8192 || bits % 2 !== 0) throw new RangeError('RSA key size must be an even number of bits in 512..8192');
+  if (!Number.isInteger(bits) || bits < 512 || bits > 8192) throw new RangeError('RSA key size must be 512..8192 bits');
   const e = 65537n;
   for (;;) {
-    const p = randomPrime(bits / 2, e, random);
-    const q = randomPrime(bits / 2, e, random);
+    // Both primes have their top two bits set, so n has exactly ceil(bits/2) + floor(bits/2) bits.
+    const p = randomPrime(Math.ceil(bits / 2), e, random);
+    const q = randomPrime(Math.floor(bits / 2), e, random);
     if (p === q) continue;
     const n = p * q;
     if (bitLen(n) !== bits) continue;
