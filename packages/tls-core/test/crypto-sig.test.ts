@@ -300,7 +300,7 @@ test('RSA: BigInt PKCS#1 v1.5 signing (rsa.ts) verifies in every provider; PSS n
 test('RSA-PSS with modulus sizes where emLen < k (2049 bits) and 3072 bits, both directions', () => {
   for (const want of [2049, 3072]) {
     // OpenSSL returns a 2048-bit key for 2049: take the first provider whose key has the exact size.
-    let der = new Uint8Array(0);
+    let der: Uint8Array = new Uint8Array(0);
     for (const p of [...providers].reverse()) {
       der = p.generatePrivateKey('rsa', want);
       if (p.loadPrivateKey(der).bits === want) break;
