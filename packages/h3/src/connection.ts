@@ -71,6 +71,8 @@ export type H3Event =
   | { type: 'end'; streamId: number }
   /** The peer reset its sending part of a request stream. */
   | { type: 'streamReset'; streamId: number; code: number }
+  /** Data queued on a request stream has been accepted by the transport: more may be written. */
+  | { type: 'writable'; streamId: number }
   /** The peer asked us to stop sending on a request stream (our sending part is reset). */
   | { type: 'stopSending'; streamId: number; code: number }
   /** We reset a request stream because the peer's message was malformed or refused. */
@@ -200,6 +202,9 @@ export class H3Connection {
           if (!this.closedState) this.closedState = { code: ev.code, reason: ev.reason };
           this.requests.clear();
           this.events.push({ type: 'closed', code: ev.code, reason: ev.reason, remote: ev.remote });
+          break;
+        case 'streamWritable':
+          if (this.requests.has(ev.id)) this.events.push({ type: 'writable', streamId: ev.id });
           break;
         case 'streamOpened':
         case 'handshakeComplete':
@@ -678,6 +683,11 @@ export class H3Connection {
     if (gid > this.localGoaway) throw new H3UsageError('GOAWAY id cannot increase');
     this.localGoaway = gid;
     this.transport.write(this.controlStream, encodeIdFrame(FrameType.GOAWAY, gid), false);
+  }
+
+  /** Bytes written on stream `id` that the transport has not accepted yet (backpressure). */
+  bufferedAmount(id: number): number {
+    return this.transport.bufferedAmount?.(id) ?? 0;
   }
 
   /** Number of request streams still open in either direction. */

@@ -101,7 +101,7 @@ export class QuicH3Transport implements H3Transport {
       }
       case 'streamWritable':
         this.flush(ev.id);
-        return [];
+        return this.pending.has(ev.id) ? [] : [{ type: 'streamWritable', id: ev.id }];
       case 'streamReset':
         return [{ type: 'streamReset', id: ev.id, code: ev.code }];
       case 'streamStopped':

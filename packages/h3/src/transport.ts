@@ -13,6 +13,8 @@ export type TransportEvent =
   | { type: 'streamData'; id: number; data: Uint8Array; fin: boolean }
   /** The peer reset its sending part (RESET_STREAM). */
   | { type: 'streamReset'; id: number; code: number }
+  /** The stream's send buffer drained below its limit after writes were queued (backpressure). */
+  | { type: 'streamWritable'; id: number }
   /** The peer sent STOP_SENDING; the transport has already reset our sending part with `code`. */
   | { type: 'streamStopped'; id: number; code: number }
   /** The QUIC connection is closed (by either side). */
@@ -29,6 +31,8 @@ export interface H3Transport {
   resetStream(id: number, code: number): void;
   /** STOP_SENDING: ask the peer to stop its sending part. */
   stopSending(id: number, code: number): void;
+  /** Bytes written but not yet accepted by the transport on this stream (optional: 0 if absent). */
+  bufferedAmount?(id: number): number;
   /** Close the connection with an application error code (CONNECTION_CLOSE 0x1d). */
   close(code: number, reason: string): void;
 }

@@ -6,13 +6,18 @@
  * Both consume the H3Events the driver gets from `conn.handleEvent(...)`; the driver passes them
  * to `handleEvents`. Writes go straight to the transport; `wake` (optional) tells the driver that
  * asynchronous code wrote something (so a QUIC driver can poll for datagrams).
- * Not yet: flow-control backpressure from QUIC into the body streams, trailers in the web API.
+ * Outgoing bodies respect transport backpressure (they pause above BODY_HIGH_WATER_MARK bytes
+ * queued and resume on 'writable'); incoming bodies are pushed as they arrive (QUIC flow control
+ * bounds them). Not yet: trailers in the web API.
  */
 import { H3Error } from './errors.js';
 import type { H3Connection, H3Event } from './connection.js';
 import type { FieldLine } from './qpack/decoder.js';
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+/** Body writes pause while more than this many bytes wait in the transport (per stream). */
+export const BODY_HIGH_WATER_MARK = 256 * 1024;
 
 export interface SessionOptions {
   /** Called after asynchronous writes (response or request body chunks). */
@@ -93,11 +98,37 @@ function bodyError(b: Body | undefined, e: Error): void {
   }
 }
 
+/** Resolvers waiting for 'writable' per stream (backpressure). */
+class WritableWaiters {
+  private readonly waiting = new Map<number, (() => void)[]>();
+  wait(id: number): Promise<void> {
+    return new Promise((resolve) => {
+      let list = this.waiting.get(id);
+      if (!list) this.waiting.set(id, (list = []));
+      list.push(resolve);
+    });
+  }
+  wake(id: number): void {
+    const list = this.waiting.get(id);
+    if (!list) return;
+    this.waiting.delete(id);
+    for (const r of list) r();
+  }
+  wakeAll(): void {
+    for (const id of [...this.waiting.keys()]) this.wake(id);
+  }
+}
+
 /** Streams a web body into an HTTP/3 request stream. Returns when done or abandoned. */
-async function sendBody(conn: H3Connection, id: number, body: ReadableStream<Uint8Array>, isGone: () => boolean, wake?: () => void): Promise<void> {
+async function sendBody(conn: H3Connection, id: number, body: ReadableStream<Uint8Array>, isGone: () => boolean, waiters: WritableWaiters, wake?: () => void): Promise<void> {
   const reader = body.getReader();
   try {
     for (;;) {
+      while (!isGone() && conn.bufferedAmount(id) > BODY_HIGH_WATER_MARK) await waiters.wait(id);
+      if (isGone()) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
       const { done, value } = await reader.read();
       if (isGone()) {
         await reader.cancel().catch(() => {});
@@ -128,6 +159,7 @@ interface ServerStream {
 
 export class H3ServerSession {
   private readonly streams = new Map<number, ServerStream>();
+  private readonly waiters = new WritableWaiters();
 
   constructor(
     readonly conn: H3Connection,
@@ -143,6 +175,9 @@ export class H3ServerSession {
           break;
         case 'data':
           bodyPush(this.streams.get(ev.streamId)?.body, ev.data);
+          break;
+        case 'writable':
+          this.waiters.wake(ev.streamId);
           break;
         case 'end': {
           const s = this.streams.get(ev.streamId);
@@ -162,6 +197,7 @@ export class H3ServerSession {
             bodyError(s.body, new Error(`request stream reset (0x${ev.code.toString(16)})`));
             this.streams.delete(ev.streamId);
           }
+          this.waiters.wake(ev.streamId);
           break;
         }
         case 'closed':
@@ -171,6 +207,7 @@ export class H3ServerSession {
             bodyError(s.body, new Error('connection closed'));
           }
           this.streams.clear();
+          this.waiters.wakeAll();
           break;
       }
     }
@@ -242,7 +279,7 @@ export class H3ServerSession {
       this.settle(id, s);
       return;
     }
-    void sendBody(this.conn, id, body, () => s.gone || this.conn.closed, this.opts.wake).finally(() => {
+    void sendBody(this.conn, id, body, () => s.gone || this.conn.closed, this.waiters, this.opts.wake).finally(() => {
       s.responseDone = true;
       this.settle(id, s);
     });
@@ -261,6 +298,7 @@ interface ClientStream {
 
 export class H3ClientSession {
   private readonly streams = new Map<number, ClientStream>();
+  private readonly waiters = new WritableWaiters();
 
   constructor(
     readonly conn: H3Connection,
@@ -301,7 +339,7 @@ export class H3ClientSession {
         this.conn.cancel(id);
         this.opts.wake?.();
       });
-      if (req.body) void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.opts.wake);
+      if (req.body) void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.waiters, this.opts.wake);
     });
   }
 
@@ -350,20 +388,26 @@ export class H3ClientSession {
           }
           break;
         }
+        case 'writable':
+          this.waiters.wake(ev.streamId);
+          break;
         case 'stopSending': {
           const s = this.streams.get(ev.streamId);
           if (s) s.sendStopped = true;
+          this.waiters.wake(ev.streamId);
           break;
         }
         case 'streamReset':
         case 'streamError': {
           const s = this.streams.get(ev.streamId);
           if (s) this.fail(ev.streamId, s, new TypeError(`fetch failed: stream reset with 0x${ev.code.toString(16)}`));
+          this.waiters.wake(ev.streamId);
           break;
         }
         case 'closed':
         case 'connectionError':
           for (const [id, s] of [...this.streams]) this.fail(id, s, new TypeError(`fetch failed: connection closed (0x${ev.code.toString(16)})`));
+          this.waiters.wakeAll();
           break;
       }
     }

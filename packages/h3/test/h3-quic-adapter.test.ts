@@ -6,6 +6,7 @@ import type { ConnectionEvent, QuicConnection, StreamChunk } from '@petrel/quic/
 import { H3Connection, type H3Event } from '../src/connection.js';
 import { H3OverQuic, QuicH3Transport } from '../src/quic-adapter.js';
 import { GET } from './h3-support.js';
+import { BODY_HIGH_WATER_MARK, H3ClientSession, H3ServerSession } from '../src/web.js';
 
 class FakeQuic {
   peer!: FakeQuic;
@@ -132,6 +133,49 @@ test('H3OverQuic bundles adapter and connection', () => {
     cev.push(...c.poll());
   }
   assert.equal(cev.filter((e) => e.type !== 'settings').map((e) => e.type), ['headers', 'end']);
+});
+
+test('web sessions over the adapter: a 4 MB streamed response respects backpressure', async () => {
+  const cq = new FakeQuic('client');
+  const sq = new FakeQuic('server');
+  cq.peer = sq;
+  sq.peer = cq;
+  const c = new H3OverQuic(cq as unknown as QuicConnection, () => 0);
+  const s = new H3OverQuic(sq as unknown as QuicConnection, () => 0);
+  const chunk = new Uint8Array(64 * 1024).fill(9);
+  let produced = 0;
+  const server = new H3ServerSession(s.h3, () =>
+    new Response(new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        if (produced >= 4 * 1024 * 1024) ctl.close();
+        else {
+          produced += chunk.length;
+          ctl.enqueue(chunk);
+        }
+      },
+    })),
+  );
+  const client = new H3ClientSession(c.h3);
+  let maxBuffered = 0;
+  let done = false;
+  const fetched = client.fetch('https://a.example/big').then(async (r) => {
+    const n = (await r.arrayBuffer()).byteLength;
+    done = true;
+    return n;
+  });
+  for (let round = 0; round < 20000 && !done; round++) {
+    cq.credit = sq.credit = 0;
+    cq.tick();
+    sq.tick();
+    sq.credit = 64 * 1024; // the server's link: 64 kB per round
+    server.handleEvents(s.poll());
+    client.handleEvents(c.poll());
+    maxBuffered = Math.max(maxBuffered, s.transport.bufferedAmount(0));
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.is(await fetched, 4 * 1024 * 1024);
+  assert.ok(maxBuffered <= BODY_HIGH_WATER_MARK + chunk.length + 1024, `max buffered ${maxBuffered}`);
+  assert.ok(maxBuffered > 0);
 });
 
 test.run();
