@@ -337,6 +337,24 @@ for (const p of providers) {
     assert.ok(levels.includes('server:application'), 'NewSessionTicket at application level');
     assert.ok(r.c.events.findIndex((e) => e.type === 'secret' && e.level === 'handshake' && e.direction === 'write') < r.c.events.findIndex((e) => e.type === 'send' && e.level === 'handshake'));
     assert.throws(() => client.updateKeys(false), /QUIC/);
+    // A ticket whose max_early_data is not 0xffffffff is a QUIC PROTOCOL_VIOLATION (RFC 9001 §4.6.1).
+    const c2 = new TlsClient(clientCfg(p, { quic: { transportParameters: ctp }, alpn: ['h3'] }));
+    ok(await runPair(c2, new TlsServer(serverCfg(p, { quic: { transportParameters: stp }, alpn: ['h3'] }))), 'quic 2');
+    c2.receive('application', codec.encodeNewSessionTicket({ lifetime: 10, ageAdd: 1, nonce: Uint8Array.of(0), ticket: Uint8Array.of(1), maxEarlyData: 16384 }));
+    const bad = c2.poll();
+    assert.ok(bad?.type === 'alert' && bad.error.layer === 'quic' && bad.error.code === 0x0a && bad.alert === Alert.illegal_parameter);
+    // A QUIC ClientHello with a legacy_session_id is a PROTOCOL_VIOLATION (RFC 9001 §8.4).
+    const rs = await runPair(
+      new TlsClient(clientCfg(p, { quic: { transportParameters: ctp }, alpn: ['h3'] })),
+      new TlsServer(serverCfg(p, { quic: { transportParameters: stp }, alpn: ['h3'] })),
+      (from, level, data) => {
+        if (data[0] !== HandshakeType.client_hello) return data;
+        const c = parseClientHello(data.subarray(4));
+        c.sessionId = new Uint8Array(32);
+        return encodeClientHello(c);
+      },
+    );
+    assert.is(rs.s.alert?.error.layer, 'quic');
     // A KeyUpdate message in QUIC is unexpected_message.
     client.receive('application', Uint8Array.of(24, 0, 0, 1, 0));
     const ev = client.poll();

@@ -74,6 +74,8 @@ export type TlsEvent =
    * A fatal error. `alert` is what to send (TCP: an alert record; QUIC: CONNECTION_CLOSE with
    * CRYPTO_ERROR 0x100 + alert). After this event the session accepts no more input.
    * `remote` is true if the peer sent the alert (TCP only).
+   * If `error.layer` is 'quic' (a QUIC rule checked by TLS, e.g. RFC 9001 §4.6.1 / §8.4), QUIC closes
+   * with that transport error code (PROTOCOL_VIOLATION) instead of CRYPTO_ERROR; `alert` is then illegal_parameter.
    */
   | { type: 'alert'; alert: number; remote: boolean; error: ProtocolViolation };
 

@@ -159,8 +159,9 @@ export abstract class SessionCore {
       e instanceof ProtocolViolation
         ? e
         : new ProtocolViolation('tls', Alert.internal_error, `internal error: ${e instanceof Error ? e.message : String(e)}`);
-    // Alerts of other layers (should not happen here) map to internal_error for TLS.
-    const alert = err.layer === 'tls' ? err.code : Alert.internal_error;
+    // A QUIC-layer violation found by TLS (RFC 9001 §4.6.1, §8.4: PROTOCOL_VIOLATION) keeps its QUIC
+    // code in `error` for the QUIC layer; the TLS alert to report for it is illegal_parameter.
+    const alert = err.layer === 'tls' ? err.code : err.layer === 'quic' ? Alert.illegal_parameter : Alert.internal_error;
     this.events.push({ type: 'alert', alert, remote: false, error: err });
     this.onDead();
   }

@@ -263,7 +263,7 @@ export class TlsServer extends SessionCore implements TlsSession {
     if (this.cfg.quic) {
       if (!hello.transportParameters) throw tlsError(Alert.missing_extension, 'QUIC ClientHello without quic_transport_parameters');
       // RFC 9001 §8.4: no middlebox compatibility mode in QUIC.
-      if (ch.sessionId.length !== 0) throw tlsError(Alert.illegal_parameter, 'QUIC ClientHello with a non-empty legacy_session_id');
+      if (ch.sessionId.length !== 0) throw new ProtocolViolation('quic', 0x0a, 'QUIC ClientHello with a non-empty legacy_session_id (RFC 9001 §8.4)');
     }
     return hello;
   }
