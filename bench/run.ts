@@ -17,7 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { peerVersions, runPeerBench } from './lib/peers.js';
-import { isMissing, selected, summarize, type BenchOptions, type BenchRow, type PeerFigure } from './lib/types.js';
+import { formatTable, jsonRow, mergeRows, normalizeRow } from './lib/report.js';
+import { selected, type BenchOptions, type BenchRow } from './lib/types.js';
 
 type RunFn = (opts: BenchOptions) => Promise<BenchRow[] | void> | BenchRow[] | void;
 interface ModuleEntry {
@@ -107,52 +108,16 @@ for (const m of MODULES) {
   console.error(`[${m.name}]`);
   try {
     const rows = (await run!({ quick, filter: modFilter })) ?? [];
-    const kept = rows.map(validRow(m.name)).filter((r) => selected(r.name, modFilter));
+    const kept = rows.map(normalizeRow(m.name)).filter((r) => selected(r.name, modFilter));
     results.push({ name: m.name, rows: kept, status: 'ok', ms: Date.now() - started });
   } catch (e) {
     results.push({ name: m.name, rows: [], status: 'failed', error: errText(e), ms: Date.now() - started });
   }
 }
 
-/**
- * Accepts BenchRow, and benchmark.js-style results ({case, provider?, opsPerSec, samples:
- * seconds per op, rme?}) as bench/crypto.ts returns them: those become '<module>/<case> [provider]'
- * rows in ops/s.
- */
-function validRow(mod: string) {
-  return (raw: unknown): BenchRow => {
-    const r = raw as Partial<BenchRow> & { case?: unknown; provider?: unknown; opsPerSec?: unknown; samples?: unknown; rme?: unknown };
-    if (r && typeof r.name === 'string' && typeof r.unit === 'string') return r as BenchRow;
-    if (r && typeof r.case === 'string' && typeof r.opsPerSec === 'number') {
-      const secs = Array.isArray(r.samples) ? (r.samples as unknown[]).filter((x): x is number => typeof x === 'number' && x > 0) : [];
-      return {
-        name: `${mod}/${r.case}${typeof r.provider === 'string' ? ` [${r.provider}]` : ''}`,
-        unit: 'ops/s',
-        petrel: secs.length ? secs.map((x) => 1 / x) : r.opsPerSec,
-        extra: { opsPerSec: r.opsPerSec, rme: r.rme },
-      };
-    }
-    throw new Error(`module ${mod} returned a row without name/unit: ${JSON.stringify(raw).slice(0, 300)}`);
-  };
-}
+const merged = mergeRows(results.map((r) => r.rows));
 
-// Merge rows of the same name across modules: Petrel figure from one, peer figures from another.
-const merged = new Map<string, BenchRow>();
-for (const res of results)
-  for (const r of res.rows) {
-    const m = merged.get(r.name);
-    if (!m) merged.set(r.name, { ...r, peers: { ...(r.peers ?? {}) } });
-    else {
-      if (r.petrel !== undefined) m.petrel = r.petrel;
-      if (r.petrelMissing && m.petrel === undefined) m.petrelMissing = r.petrelMissing;
-      Object.assign(m.peers!, r.peers ?? {});
-      if (r.notes) m.notes = m.notes ? `${m.notes}; ${r.notes}` : r.notes;
-      if (r.extra) m.extra = { ...(m.extra ?? {}), ...r.extra };
-      if (r.higherIsBetter !== undefined) m.higherIsBetter = r.higherIsBetter;
-    }
-  }
-
-printTable([...merged.values()]);
+console.log(formatTable([...merged.values()]));
 for (const res of results) if (res.status !== 'ok') console.log(`module ${res.name}: ${res.status === 'absent' ? 'not run' : 'FAILED'}: ${res.error}`);
 
 const machine = await machineInfo();
@@ -173,72 +138,6 @@ process.exit(results.some((r) => r.status === 'failed') ? 1 : 0);
 
 function errText(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
-}
-
-/** Ratio Petrel / peer, oriented so that > 1 means Petrel is better. */
-export function ratio(row: BenchRow, peer: PeerFigure | undefined): number | undefined {
-  if (row.petrel === undefined || peer === undefined || isMissing(peer)) return undefined;
-  const p = summarize(row.petrel).median;
-  const q = summarize(peer).median;
-  if (!(p > 0) || !(q > 0)) return undefined;
-  return row.higherIsBetter === false ? q / p : p / q;
-}
-
-function fmt(x: number): string {
-  if (!Number.isFinite(x)) return String(x);
-  const a = Math.abs(x);
-  if (a >= 1e6) return `${(x / 1e6).toFixed(a >= 1e8 ? 0 : 2)}M`;
-  if (a >= 1e4) return `${(x / 1e3).toFixed(a >= 1e6 ? 0 : 1)}k`;
-  if (a >= 100) return x.toFixed(0);
-  if (a >= 10) return x.toFixed(1);
-  return x.toPrecision(3);
-}
-
-function fig(f: number[] | number): string {
-  const s = summarize(f);
-  return s.samples.length > 1 ? `${fmt(s.median)} [${fmt(s.min)}-${fmt(s.max)}]` : fmt(s.median);
-}
-
-function printTable(rows: BenchRow[]): void {
-  const lines: string[][] = [['case', 'unit', 'petrel', 'peer', 'peer figure', 'ratio']];
-  const notes: string[] = [];
-  for (const r of rows) {
-    const petrel = r.petrel !== undefined ? fig(r.petrel) : `n/a (${r.petrelMissing ?? 'not implemented yet'})`;
-    const peersList = Object.entries(r.peers ?? {});
-    if (peersList.length === 0) lines.push([r.name, r.unit, petrel, '-', '-', '-']);
-    peersList.forEach(([name, f], i) => {
-      const rt = ratio(r, f);
-      let pf: string;
-      if (isMissing(f)) {
-        notes.push(`${r.name} / ${name}: ${f.missing}`);
-        pf = `MISSING [${notes.length}]`;
-      } else pf = fig(f);
-      lines.push([i === 0 ? r.name : '', i === 0 ? r.unit : '', i === 0 ? petrel : '', name, pf, rt === undefined ? '-' : `${rt.toFixed(2)}x`]);
-    });
-  }
-  const w = lines[0]!.map((_, c) => Math.min(60, Math.max(...lines.map((l) => l[c]!.length))));
-  console.log('');
-  for (const [i, l] of lines.entries()) {
-    console.log(l.map((x, c) => (c === 5 ? x.padStart(w[c]!) : x.padEnd(w[c]!))).join('  ').trimEnd());
-    if (i === 0) console.log(w.map((n) => '-'.repeat(n)).join('  '));
-  }
-  if (rows.length === 0) console.log('(no rows)');
-  notes.forEach((n, i) => console.log(`[${i + 1}] ${n.split('\n')[0]}`));
-  console.log('ratio = Petrel / peer (inverted for lower-is-better units): > 1 means Petrel is better.\n');
-}
-
-function jsonRow(r: BenchRow) {
-  const peersOut: Record<string, unknown> = {};
-  for (const [k, f] of Object.entries(r.peers ?? {})) peersOut[k] = isMissing(f) ? f : { ...summarize(f), ratio: ratio(r, f) ?? null };
-  return {
-    name: r.name,
-    unit: r.unit,
-    higherIsBetter: r.higherIsBetter ?? true,
-    petrel: r.petrel !== undefined ? summarize(r.petrel) : { missing: r.petrelMissing ?? 'not implemented yet' },
-    peers: peersOut,
-    notes: r.notes,
-    extra: r.extra,
-  };
 }
 
 async function machineInfo() {
