@@ -42,6 +42,14 @@ function xorWord(src: Uint8Array, dst: Uint8Array, o: number, w: number, n: numb
   for (let i = 0; i < n; i++) dst[o + i] = src[o + i]! ^ ((w >>> (8 * i)) & 0xff);
 }
 
+/** Tag bytes t[o..o+4] = big-endian bytes of the GHASH word `s` XOR little-endian bytes of the AES word `e`. */
+function tagWord(t: Uint8Array, o: number, s: number, e: number): void {
+  t[o] = (s >>> 24) ^ e;
+  t[o + 1] = (s >>> 16) ^ (e >>> 8);
+  t[o + 2] = (s >>> 8) ^ (e >>> 16);
+  t[o + 3] = s ^ (e >>> 24);
+}
+
 export class AesGcm {
   private readonly xk: Uint32Array;
   private readonly m = new Uint32Array(256 * 4);
@@ -115,9 +123,18 @@ export class AesGcm {
     for (; p + 16 <= end; p += 16) this.absorb(be32(data, p), be32(data, p + 4), be32(data, p + 8), be32(data, p + 12));
     if (p < end) {
       // Zero-padded final block.
-      const w = [0, 0, 0, 0];
-      for (let i = 0; p + i < end; i++) w[i >> 2]! |= data[p + i]! << (24 - 8 * (i & 3));
-      this.absorb(w[0]! >>> 0, w[1]! >>> 0, w[2]! >>> 0, w[3]! >>> 0);
+      let w0 = 0;
+      let w1 = 0;
+      let w2 = 0;
+      let w3 = 0;
+      for (let i = 0; p + i < end; i++) {
+        const v = data[p + i]! << (24 - 8 * (i & 3));
+        if (i < 4) w0 |= v;
+        else if (i < 8) w1 |= v;
+        else if (i < 12) w2 |= v;
+        else w3 |= v;
+      }
+      this.absorb(w0 >>> 0, w1 >>> 0, w2 >>> 0, w3 >>> 0);
     }
   }
 
@@ -170,13 +187,10 @@ export class AesGcm {
     this.absorb(Math.floor(aBits / 0x100000000), aBits >>> 0, Math.floor(cBits / 0x100000000), cBits >>> 0);
     const e = aes.encrypt(this.xk, n0, n1, n2, 0x01000000); // J0 = nonce || 00000001
     const t = this.tag;
-    const s = [this.y0, this.y1, this.y2, this.y3];
-    const ek = [e.s0, e.s1, e.s2, e.s3];
-    for (let w = 0; w < 4; w++) {
-      const sw = s[w]!;
-      const ew = ek[w]!;
-      for (let i = 0; i < 4; i++) t[w * 4 + i] = ((sw >>> (24 - 8 * i)) ^ (ew >>> (8 * i))) & 0xff;
-    }
+    tagWord(t, 0, this.y0, e.s0);
+    tagWord(t, 4, this.y1, e.s1);
+    tagWord(t, 8, this.y2, e.s2);
+    tagWord(t, 12, this.y3, e.s3);
     return t;
   }
 
