@@ -1,0 +1,646 @@
+/**
+ * The QUIC Endpoint (RFC 9000 §5.2, §6, §8.1, §10.3), sans-I/O: one UDP socket's worth of
+ * connections. It routes each incoming datagram to its Connection by Destination Connection ID,
+ * accepts new server connections (address validation with Retry / NEW_TOKEN tokens, limits),
+ * answers unknown versions with Version Negotiation and unknown short-header packets with
+ * Stateless Resets, and multiplexes the connections' outgoing datagrams.
+ *
+ *   const ep = new Endpoint({ provider, server: { provider, tls, retry: 'auto' } });
+ *   ep.receive(datagram, remote, now);              // never throws on peer input
+ *   for (let t; (t = ep.pollTransmit(now)); ) socket.send(t.datagram, t.remote);
+ *   for (let e; (e = ep.pollEvent()); ) if (e.type === 'connection') app(e.connection);
+ *   arm(ep.nextTimeout()); ... ep.handleTimeout(now);
+ *
+ * Routing (RFC 9000 §5.2): a table from CID bytes to connection, kept current by the
+ * ConnectionHost.cidChanged callback each Connection gets (our CIDs for short headers all have
+ * `cidLength` bytes; long headers carry their DCID length). While a server connection is in its
+ * handshake, the client's initial Destination CID (chosen by the client, §7.2) also routes to it,
+ * so retransmitted Initials and 0-RTT packets find it; that route stays until the connection is
+ * removed, so that a late duplicate of the client's first Initial cannot start a second
+ * connection (it reaches the existing one, which discards it). The table uses a keyed 32-bit hash of the CID bytes and byte comparison, so a lookup
+ * allocates nothing.
+ *
+ * Decisions documented here:
+ * - A client Initial is accepted only in a datagram of ≥ 1200 bytes (§14.1), with a DCID of ≥ 8
+ *   bytes (§7.2) unless it carries our Retry token, and only if its first packet decrypts with the
+ *   Initial keys (cheap check that keeps garbage from creating connection state).
+ * - Invalid Retry token (a token whose kind byte says Retry but that fails validation): we answer
+ *   with an Initial CONNECTION_CLOSE carrying INVALID_TOKEN (§8.1.2 "SHOULD immediately close").
+ *   An invalid NEW_TOKEN token (or garbage) is treated as no token (§8.1.3).
+ * - Limits (maxConnections, maxHandshakes): refused with an Initial CONNECTION_CLOSE carrying
+ *   CONNECTION_REFUSED (§5.2.2 allows that or a silent drop; the close tells the client at once).
+ *   These closes, Retry and Version Negotiation are stateless and never larger than the trigger.
+ * - Stateless Resets (§10.3) are rate-limited by a token bucket (resetsPerSecond, default 100) and
+ *   always smaller than the packet that triggered them (§10.3.3, so two endpoints cannot loop).
+ *   Before sending one, a packet whose DCID is unknown but whose sender address is a connection's
+ *   peer is offered to that connection (it may be a Stateless Reset for us, §10.3.1, or a packet
+ *   to a CID we retired).
+ * - The endpoint's own outgoing queue is bounded (maxQueued datagrams, default 256): beyond it,
+ *   responses are dropped, so a flood cannot grow memory.
+ */
+import type { CryptoProvider } from '@petrel/tls-core';
+import { ConfigError } from '@petrel/tls-core';
+import type { Address, QuicConnection, Transmit } from './api.js';
+import { addressKey } from './api.js';
+import type { ClientConnectionConfig, ConnectionHost, ServerConnectionParams, ServerTransportConfig } from './config.js';
+import { TransportError } from './errors.js';
+import { Frame, FrameType, encodeFrame } from './frames.js';
+import { PacketHeader, PacketType, parseHeader, writeLongHeader } from './header.js';
+import { initialKeys } from './initial.js';
+import { sealPacket, statelessResetSize, writeStatelessReset } from './packet.js';
+import { UnprotectedPacket } from './protection.js';
+import { buildRetry } from './retry.js';
+import { TokenAuthority, TokenKind, type TokenOptions, type ValidRetryToken } from './token.js';
+import { SUPPORTED_VERSIONS, buildVersionNegotiation, greaseVersion, isSupportedVersion } from './version.js';
+
+/** Builds Connections; the default is connection.ts's `Connection`. Tests inject fakes. */
+export interface ConnectionFactory {
+  client(cfg: ClientConnectionConfig, remote: Address, host: ConnectionHost, now: number): QuicConnection;
+  server(cfg: ServerTransportConfig, params: ServerConnectionParams, host: ConnectionHost, now: number): QuicConnection;
+}
+
+export interface EndpointServerConfig extends ServerTransportConfig {
+  /** Send a Retry before accepting: always, when more than retryThreshold handshakes are in flight ('auto'), or never (default). */
+  retry?: 'always' | 'auto' | 'never';
+  /** Handshakes in flight above which 'auto' sends Retry (default 64). */
+  retryThreshold?: number;
+  /** Connections at once (default 10 000); beyond, new ones are refused (CONNECTION_REFUSED). */
+  maxConnections?: number;
+  /** Handshakes in flight at once (default 1000); beyond, new ones are refused. */
+  maxHandshakes?: number;
+  /** Retry / NEW_TOKEN token lifetimes. */
+  tokens?: TokenOptions;
+}
+
+export interface EndpointOptions {
+  provider: CryptoProvider;
+  /** Present: this endpoint accepts connections. */
+  server?: EndpointServerConfig;
+  /** Length of the connection IDs we issue (4..20, default 8). */
+  cidLength?: number;
+  /** Shared token and reset keys (several endpoints behind one address); random by default. */
+  tokenKeys?: { tokenKey: Uint8Array; resetKey: Uint8Array };
+  /** Stateless Resets per second at most (default 100; 0 disables them). */
+  resetsPerSecond?: number;
+  /** Bound on datagrams queued by the endpoint itself (VN, Retry, resets, refusals). Default 256. */
+  maxQueued?: number;
+  /** Connection factory (default: connection.ts). */
+  factory?: ConnectionFactory;
+  /** Called with unexpected internal errors (bugs) that were contained (the datagram was dropped). */
+  onError?: (error: unknown) => void;
+}
+
+export type EndpointEvent = { type: 'connection'; connection: QuicConnection };
+
+/** Counters for tests, stats and the interop runner. */
+export interface EndpointStats {
+  received: number;
+  dropped: number;
+  accepted: number;
+  refused: number;
+  retriesSent: number;
+  invalidTokens: number;
+  versionNegotiationsSent: number;
+  statelessResetsSent: number;
+}
+
+interface Entry {
+  conn: QuicConnection | null;
+  /** Route slots this connection owns (its CIDs and, during the handshake, the client's initial DCID). */
+  slots: Set<Slot>;
+  /** Client initial DCID route (server connections in the handshake). */
+  initialSlot: Slot | null;
+  handshaking: boolean;
+  server: boolean;
+}
+
+interface Slot {
+  hash: number;
+  cid: Uint8Array;
+  entry: Entry;
+}
+
+const MIN_INITIAL_DATAGRAM = 1200;
+const MIN_CLIENT_DCID = 8;
+
+let defaultFactory: ConnectionFactory | null = null;
+/** Installs the default factory (connection.ts registers itself; the driver calls this). */
+export function setDefaultConnectionFactory(f: ConnectionFactory): void {
+  defaultFactory = f;
+}
+
+export class Endpoint {
+  readonly provider: CryptoProvider;
+  readonly cidLength: number;
+  readonly tokens: TokenAuthority;
+  readonly stats: EndpointStats = {
+    received: 0,
+    dropped: 0,
+    accepted: 0,
+    refused: 0,
+    retriesSent: 0,
+    invalidTokens: 0,
+    versionNegotiationsSent: 0,
+    statelessResetsSent: 0,
+  };
+  private readonly server: EndpointServerConfig | null;
+  private readonly serverVersions: readonly number[];
+  private readonly factory: ConnectionFactory | null;
+  private readonly routes = new Map<number, Slot | Slot[]>();
+  private readonly entries: Entry[] = [];
+  private rr = 0;
+  private readonly queue: Transmit[] = [];
+  private readonly maxQueued: number;
+  private readonly events: EndpointEvent[] = [];
+  private readonly hashKey: number;
+  private readonly header = new PacketHeader();
+  private readonly unprotected = new UnprotectedPacket();
+  private scratch = new Uint8Array(1500);
+  private resetBudget: number;
+  private resetBudgetAt = -Infinity;
+  private readonly resetsPerSecond: number;
+  private handshakes = 0;
+  private readonly onError: ((error: unknown) => void) | undefined;
+
+  constructor(opts: EndpointOptions) {
+    if (!opts || !opts.provider) throw new ConfigError('Endpoint: options.provider is required (nodeProvider or nobleProvider)');
+    this.provider = opts.provider;
+    const cl = opts.cidLength ?? opts.server?.cidLength ?? 8;
+    if (!Number.isInteger(cl) || cl < 4 || cl > 20) throw new ConfigError(`Endpoint: cidLength must be an integer 4..20 (got ${cl})`);
+    if (opts.server?.cidLength !== undefined && opts.server.cidLength !== cl)
+      throw new ConfigError(`Endpoint: server.cidLength (${opts.server.cidLength}) differs from cidLength (${cl}); set one`);
+    this.cidLength = cl;
+    this.server = opts.server ?? null;
+    const s = this.server;
+    if (s) {
+      if (s.retry !== undefined && s.retry !== 'always' && s.retry !== 'auto' && s.retry !== 'never')
+        throw new ConfigError(`Endpoint: server.retry must be 'always', 'auto' or 'never' (got ${String(s.retry)})`);
+      for (const k of ['maxConnections', 'maxHandshakes', 'retryThreshold'] as const) {
+        const v = s[k];
+        if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new ConfigError(`Endpoint: server.${k} must be a non-negative integer (got ${v})`);
+      }
+      const vs = s.versions ?? SUPPORTED_VERSIONS;
+      if (vs.length === 0 || vs.some((v) => !isSupportedVersion(v)))
+        throw new ConfigError(`Endpoint: server.versions must list QUIC_V1 (1) and/or QUIC_V2 (0x6b3343cf)`);
+      this.serverVersions = vs;
+    } else this.serverVersions = SUPPORTED_VERSIONS;
+    this.tokens = new TokenAuthority(this.provider, s?.tokens ?? {}, opts.tokenKeys);
+    this.factory = opts.factory ?? null;
+    this.onError = opts.onError;
+    this.maxQueued = opts.maxQueued ?? 256;
+    this.resetsPerSecond = opts.resetsPerSecond ?? 100;
+    this.resetBudget = this.resetsPerSecond;
+    const r = this.provider.randomBytes(4);
+    this.hashKey = ((r[0]! << 24) | (r[1]! << 16) | (r[2]! << 8) | r[3]!) >>> 0;
+  }
+
+  /** Live connections (closed ones are removed as they are noticed). */
+  get connectionCount(): number {
+    return this.entries.length;
+  }
+
+  /** Server connections whose handshake is not complete. */
+  get handshakesInFlight(): number {
+    return this.handshakes;
+  }
+
+  connections(): QuicConnection[] {
+    const out: QuicConnection[] = [];
+    for (const e of this.entries) if (e.conn) out.push(e.conn);
+    return out;
+  }
+
+  /** Starts a client connection to `remote`. Throws ConfigError on a bad configuration. */
+  connect(remote: Address, cfg: ClientConnectionConfig, now: number): QuicConnection {
+    if (cfg.cidLength !== undefined && cfg.cidLength !== this.cidLength)
+      throw new ConfigError(`connect: cidLength ${cfg.cidLength} differs from the endpoint's (${this.cidLength}); leave it unset`);
+    const entry = this.newEntry(false);
+    try {
+      entry.conn = this.getFactory().client({ ...cfg, cidLength: this.cidLength }, remote, this.makeHost(entry), now);
+    } catch (e) {
+      this.unrouteAll(entry);
+      throw e;
+    }
+    this.entries.push(entry);
+    return entry.conn;
+  }
+
+  /** Feeds one UDP datagram from `remote`. Never throws on peer input. */
+  receive(datagram: Uint8Array, remote: Address, now: number): void {
+    this.stats.received++;
+    try {
+      this.route(datagram, remote, now);
+    } catch (e) {
+      // Only a bug can land here (the connection catches its own); drop the datagram.
+      this.stats.dropped++;
+      this.onError?.(e);
+    }
+  }
+
+  pollTransmit(now: number): Transmit | null {
+    const q = this.queue.shift();
+    if (q) return q;
+    const n = this.entries.length;
+    for (let i = 0; i < n && this.entries.length > 0; i++) {
+      if (this.rr >= this.entries.length) this.rr = 0;
+      const entry = this.entries[this.rr]!;
+      const conn = entry.conn!;
+      let t: Transmit | null = null;
+      try {
+        t = conn.pollTransmit(now);
+      } catch {
+        t = null;
+      }
+      if (conn.isClosed) {
+        this.remove(entry);
+        if (t) return t;
+        continue;
+      }
+      this.rr++;
+      if (t) return t;
+    }
+    return null;
+  }
+
+  /** Earliest connection timer (the endpoint's own queue is drained by pollTransmit after each input). */
+  nextTimeout(): number | null {
+    let best: number | null = null;
+    for (const e of this.entries) {
+      const t = e.conn!.nextTimeout();
+      if (t !== null && (best === null || t < best)) best = t;
+    }
+    return best;
+  }
+
+  handleTimeout(now: number): void {
+    for (const e of [...this.entries]) {
+      const c = e.conn!;
+      const t = c.nextTimeout();
+      if (t !== null && t <= now) {
+        try {
+          c.handleTimeout(now);
+        } catch {
+          /* a Connection never throws; a bug is its to report */
+        }
+      }
+      this.checkEntry(e);
+    }
+  }
+
+  pollEvent(): EndpointEvent | undefined {
+    return this.events.shift();
+  }
+
+  /** Closes every connection with an application close (the driver then drains and stops). */
+  close(code: number, reason: string, now: number): void {
+    for (const e of this.entries) e.conn!.close(code, reason, now);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Receive path
+
+  private route(d: Uint8Array, remote: Address, now: number): void {
+    const h = this.header;
+    if (!parseHeader(d, 0, d.length, this.cidLength, h, true)) {
+      this.stats.dropped++;
+      return;
+    }
+    const slot = this.lookup(d, h.dcidOffset, h.dcidLength);
+    if (slot) {
+      const entry = slot.entry;
+      const conn = entry.conn!;
+      conn.receive(d, remote, now);
+      this.checkEntry(entry);
+      return;
+    }
+    if (!h.long) {
+      this.unknownShort(d, remote, now);
+      return;
+    }
+    if (h.type === PacketType.VersionNegotiation) {
+      // §6.1: a VN packet for no connection (or any, a client endpoint's conns route by our SCID above).
+      this.stats.dropped++;
+      return;
+    }
+    if (!this.server) {
+      this.stats.dropped++;
+      return;
+    }
+    if (h.type === PacketType.UnknownVersion || !this.serverVersions.includes(h.version)) {
+      this.versionNegotiation(d, h, remote);
+      return;
+    }
+    if (h.type !== PacketType.Initial || d.length < MIN_INITIAL_DATAGRAM) {
+      // 0-RTT/Handshake for an unknown connection, or a too-small Initial (§14.1): drop.
+      this.stats.dropped++;
+      return;
+    }
+    this.accept(d, remote, now);
+  }
+
+  private unknownShort(d: Uint8Array, remote: Address, now: number): void {
+    // Possibly a Stateless Reset for one of our connections, or a packet to a retired CID (§10.3.1):
+    // offer it to the connections with this peer (bounded scan).
+    const key = addressKey(remote);
+    let offered = false;
+    const n = Math.min(this.entries.length, 64);
+    for (let i = 0; i < n; i++) {
+      const e = this.entries[i]!;
+      const c = e.conn!;
+      if (c.isClosed || c.remote.port !== remote.port || addressKey(c.remote) !== key) continue;
+      offered = true;
+      c.receive(d, remote, now);
+      this.checkEntry(e);
+    }
+    if (offered) return;
+    this.statelessReset(d, remote, now);
+  }
+
+  private statelessReset(d: Uint8Array, remote: Address, now: number): void {
+    if (this.resetsPerSecond <= 0) return this.drop();
+    // Token bucket: refill at resetsPerSecond, capacity resetsPerSecond.
+    if (this.resetBudgetAt === -Infinity) this.resetBudgetAt = now;
+    const elapsed = now - this.resetBudgetAt;
+    if (elapsed > 0) {
+      this.resetBudget = Math.min(this.resetsPerSecond, this.resetBudget + (elapsed * this.resetsPerSecond) / 1000);
+      this.resetBudgetAt = now;
+    }
+    if (this.resetBudget < 1) return this.drop();
+    const size = statelessResetSize(d.length);
+    if (size === 0) return this.drop(); // too small to answer without risking a loop (§10.3.3)
+    const token = this.tokens.resetToken(d.subarray(1, 1 + this.cidLength));
+    const out = writeStatelessReset(new Uint8Array(size), token, this.provider.randomBytes(size - 16));
+    if (this.enqueue(out, remote)) {
+      this.resetBudget -= 1;
+      this.stats.statelessResetsSent++;
+    }
+  }
+
+  private versionNegotiation(d: Uint8Array, h: PacketHeader, remote: Address): void {
+    // §6.1/§5.2.2: answer only datagrams large enough to be a client's first Initial (anti-amplification).
+    if (d.length < MIN_INITIAL_DATAGRAM) return this.drop();
+    const dcid = d.subarray(h.dcidOffset, h.dcidOffset + h.dcidLength);
+    const scid = d.subarray(h.scidOffset, h.scidOffset + h.scidLength);
+    const r = this.provider.randomBytes(5);
+    const grease = greaseVersion(((r[0]! << 24) | (r[1]! << 16) | (r[2]! << 8) | r[3]!) >>> 0);
+    // RFC 9000 §6.1: the list includes a greased version (§15) to keep clients honest.
+    const vn = buildVersionNegotiation(dcid, scid, [...this.serverVersions, grease], r[4]! & 0x7f);
+    if (this.enqueue(vn, remote)) this.stats.versionNegotiationsSent++;
+  }
+
+  private accept(d: Uint8Array, remote: Address, now: number): void {
+    const s = this.server!;
+    const h = this.header;
+    const version = h.version;
+    const dcid = d.slice(h.dcidOffset, h.dcidOffset + h.dcidLength);
+    const scid = d.slice(h.scidOffset, h.scidOffset + h.scidLength);
+    let retryToken: ValidRetryToken | null = null;
+    let validated = false;
+    if (h.tokenLength > 0) {
+      const token = d.subarray(h.tokenOffset, h.tokenOffset + h.tokenLength);
+      const key = addressKey(remote);
+      const v = this.tokens.validate(token, key, remote.address, now);
+      if (v === 'new-token') validated = true;
+      else if (v && v.retryScid.length === dcid.length && bytesEq(v.retryScid, dcid)) {
+        retryToken = v;
+        validated = true;
+      } else if (token[0] === TokenKind.retry) {
+        // §8.1.2: the client will not accept another Retry; close at once with INVALID_TOKEN.
+        this.stats.invalidTokens++;
+        if (!this.decrypts(d, version, dcid)) return this.drop();
+        this.closeInitial(version, dcid, scid, TransportError.INVALID_TOKEN, 'invalid Retry token', remote);
+        return;
+      }
+    }
+    if (!retryToken && dcid.length < MIN_CLIENT_DCID) return this.drop(); // §7.2
+    const maxConns = s.maxConnections ?? 10_000;
+    const maxHs = s.maxHandshakes ?? 1000;
+    if (this.entries.length >= maxConns || this.handshakes >= maxHs) {
+      if (!this.decrypts(d, version, dcid)) return this.drop();
+      this.stats.refused++;
+      this.closeInitial(version, dcid, scid, TransportError.CONNECTION_REFUSED, 'server busy', remote);
+      return;
+    }
+    const policy = s.retry ?? 'never';
+    if (!validated && (policy === 'always' || (policy === 'auto' && this.handshakes > (s.retryThreshold ?? 64)))) {
+      this.sendRetry(version, dcid, scid, remote, now);
+      return;
+    }
+    if (!this.decrypts(d, version, dcid)) return this.drop();
+    const localCid = this.newCid();
+    const params: ServerConnectionParams = {
+      remote: { ...remote },
+      version,
+      initialDcid: dcid,
+      clientScid: scid,
+      localCid,
+      originalDcid: retryToken ? retryToken.originalDcid : dcid,
+      retryScid: retryToken ? retryToken.retryScid : null,
+      addressValidated: validated,
+    };
+    const entry = this.newEntry(true);
+    const host = this.makeHost(entry);
+    let conn: QuicConnection;
+    try {
+      conn = this.getFactory().server({ ...s, cidLength: this.cidLength }, params, host, now);
+    } catch (e) {
+      // Misconfiguration surfaces at the first connection; do not take the endpoint down on input.
+      this.unrouteAll(entry);
+      this.stats.dropped++;
+      this.onError?.(e);
+      return;
+    }
+    entry.conn = conn;
+    // The connection may or may not have announced its first CID through cidChanged; make sure.
+    if (!this.hasSlot(entry, localCid)) host.cidChanged(localCid, true);
+    entry.initialSlot = this.addSlot(entry, dcid);
+    entry.handshaking = true;
+    this.handshakes++;
+    this.entries.push(entry);
+    this.stats.accepted++;
+    this.events.push({ type: 'connection', connection: conn });
+    conn.receive(d, remote, now);
+    this.checkEntry(entry);
+  }
+
+  /** Does the first packet of `d` (a client Initial) decrypt with the Initial keys of `dcid`? Works on a copy. */
+  private decrypts(d: Uint8Array, version: number, dcid: Uint8Array): boolean {
+    const h = this.header;
+    const end = h.packetEnd;
+    if (this.scratch.length < end) this.scratch = new Uint8Array(end);
+    const buf = this.scratch;
+    buf.set(d.subarray(0, end), 0);
+    try {
+      const keys = initialKeys(this.provider, version, dcid, true).read;
+      return keys.unprotect(buf, 0, h.pnOffset, end, -1, this.unprotected);
+    } catch {
+      return false;
+    }
+  }
+
+  private sendRetry(version: number, odcid: Uint8Array, clientScid: Uint8Array, remote: Address, now: number): void {
+    const retryScid = this.newCid();
+    const token = this.tokens.retryToken(addressKey(remote), odcid, retryScid, now);
+    const bits = this.provider.randomBytes(1)[0]! & 0x0f;
+    const pkt = buildRetry(this.provider, version, clientScid, retryScid, token, odcid, bits);
+    if (this.enqueue(pkt, remote)) this.stats.retriesSent++;
+  }
+
+  /** An Initial packet with CONNECTION_CLOSE (transport `code`), protected with the client's Initial keys (§10.2.3). */
+  private closeInitial(version: number, clientDcid: Uint8Array, clientScid: Uint8Array, code: number, reason: string, remote: Address): void {
+    const keys = initialKeys(this.provider, version, clientDcid, true).write;
+    const ourScid = this.provider.randomBytes(this.cidLength);
+    const reasonBytes = new TextEncoder().encode(reason);
+    const buf = new Uint8Array(64 + clientScid.length + ourScid.length + reasonBytes.length + 32);
+    const pnOffset = writeLongHeader(buf, 0, PacketType.Initial, version, clientScid, ourScid, null, 0, 1, 2);
+    const f = new Frame();
+    f.type = FrameType.CONNECTION_CLOSE;
+    f.errorCode = code;
+    f.frameType = 0;
+    f.buf = reasonBytes;
+    f.dataOffset = 0;
+    f.dataLength = reasonBytes.length;
+    const payloadEnd = encodeFrame(buf, pnOffset + 1, f);
+    const end = sealPacket(keys, buf, 0, pnOffset, 1, 2, payloadEnd, 0);
+    this.enqueue(buf.slice(0, end), remote);
+  }
+
+  private enqueue(datagram: Uint8Array, remote: Address): boolean {
+    if (this.queue.length >= this.maxQueued) {
+      this.stats.dropped++;
+      return false;
+    }
+    this.queue.push({ datagram, remote: { ...remote } });
+    return true;
+  }
+
+  private drop(): void {
+    this.stats.dropped++;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Connections and routes
+
+  private getFactory(): ConnectionFactory {
+    const f = this.factory ?? defaultFactory;
+    if (!f) throw new ConfigError('Endpoint: no Connection factory (import "@petrel/quic" or pass options.factory)');
+    return f;
+  }
+
+  private newEntry(server: boolean): Entry {
+    return { conn: null, slots: new Set(), initialSlot: null, handshaking: false, server };
+  }
+
+  private makeHost(entry: Entry): ConnectionHost {
+    const host: ConnectionHost = {
+      newCid: () => this.newCid(),
+      resetToken: (cid) => this.tokens.resetToken(cid),
+      cidChanged: (cid, added) => {
+        if (added) {
+          if (!this.hasSlot(entry, cid)) this.addSlot(entry, cid.slice());
+        } else {
+          for (const s of entry.slots) if (bytesEq(s.cid, cid)) this.removeSlot(s);
+        }
+      },
+    };
+    if (this.server) host.newToken = (ip, now) => this.tokens.newToken(ip, now);
+    return host;
+  }
+
+  /** A fresh random CID that routes nowhere yet. */
+  newCid(): Uint8Array {
+    for (let i = 0; ; i++) {
+      const cid = this.provider.randomBytes(this.cidLength);
+      if (i >= 3 || !this.lookup(cid, 0, cid.length)) return cid;
+    }
+  }
+
+  private hash(buf: Uint8Array, off: number, len: number): number {
+    // Keyed FNV-1a variant over the CID bytes (the key makes collisions unpredictable to peers).
+    let x = (0x811c9dc5 ^ this.hashKey) >>> 0;
+    for (let i = 0; i < len; i++) {
+      x ^= buf[off + i]!;
+      x = Math.imul(x, 0x01000193);
+    }
+    x ^= len;
+    return Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) >>> 0;
+  }
+
+  private lookup(buf: Uint8Array, off: number, len: number): Slot | null {
+    const v = this.routes.get(this.hash(buf, off, len));
+    if (v === undefined) return null;
+    if (!Array.isArray(v)) return slotMatches(v, buf, off, len) ? v : null;
+    for (const s of v) if (slotMatches(s, buf, off, len)) return s;
+    return null;
+  }
+
+  private hasSlot(entry: Entry, cid: Uint8Array): boolean {
+    const s = this.lookup(cid, 0, cid.length);
+    return s !== null && s.entry === entry;
+  }
+
+  private addSlot(entry: Entry, cid: Uint8Array): Slot {
+    const existing = this.lookup(cid, 0, cid.length);
+    if (existing) this.removeSlot(existing); // a CID routes to one connection only (newest wins)
+    const slot: Slot = { hash: this.hash(cid, 0, cid.length), cid, entry };
+    const v = this.routes.get(slot.hash);
+    if (v === undefined) this.routes.set(slot.hash, slot);
+    else if (Array.isArray(v)) v.push(slot);
+    else this.routes.set(slot.hash, [v, slot]);
+    entry.slots.add(slot);
+    return slot;
+  }
+
+  private removeSlot(slot: Slot): void {
+    slot.entry.slots.delete(slot);
+    if (slot.entry.initialSlot === slot) slot.entry.initialSlot = null;
+    const v = this.routes.get(slot.hash);
+    if (v === slot) this.routes.delete(slot.hash);
+    else if (Array.isArray(v)) {
+      const i = v.indexOf(slot);
+      if (i >= 0) v.splice(i, 1);
+      if (v.length === 1) this.routes.set(slot.hash, v[0]!);
+      else if (v.length === 0) this.routes.delete(slot.hash);
+    }
+  }
+
+  private unrouteAll(entry: Entry): void {
+    for (const s of [...entry.slots]) this.removeSlot(s);
+  }
+
+  /** After any input to a connection: end its handshake bookkeeping, remove it once closed. */
+  private checkEntry(entry: Entry): void {
+    const c = entry.conn;
+    if (!c) return;
+    if (entry.handshaking && (c.handshakeComplete || c.isClosed)) {
+      entry.handshaking = false;
+      this.handshakes--;
+    }
+    if (c.isClosed) this.remove(entry);
+  }
+
+  private remove(entry: Entry): void {
+    const i = this.entries.indexOf(entry);
+    if (i < 0) return;
+    this.entries.splice(i, 1);
+    if (i < this.rr) this.rr--;
+    if (entry.handshaking) {
+      entry.handshaking = false;
+      this.handshakes--;
+    }
+    this.unrouteAll(entry);
+  }
+}
+
+function slotMatches(s: Slot, buf: Uint8Array, off: number, len: number): boolean {
+  const c = s.cid;
+  if (c.length !== len) return false;
+  for (let i = 0; i < len; i++) if (c[i] !== buf[off + i]) return false;
+  return true;
+}
+
+function bytesEq(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
