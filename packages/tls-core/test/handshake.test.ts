@@ -393,6 +393,16 @@ for (const p of providers) {
       return data;
     });
     assert.is(r.c.alert?.alert, Alert.illegal_parameter);
+    // supported_versions selecting TLS 1.2 → illegal_parameter (RFC 8446 §4.2.1); legacy_version is ignored
+    r = await runPair(new TlsClient(clientCfg(p)), new TlsServer(serverCfg(p)), (from, level, data) => {
+      if (data[0] === HandshakeType.server_hello) {
+        const d = data.slice();
+        d[d.length - 1] = 0x03;
+        return d;
+      }
+      return data;
+    });
+    assert.is(r.c.alert?.alert, Alert.illegal_parameter);
     // ClientHello without supported_versions → protocol_version
     r = await runPair(new TlsClient(clientCfg(p)), new TlsServer(serverCfg(p)), (from, level, data) => {
       if (data[0] === HandshakeType.client_hello) {

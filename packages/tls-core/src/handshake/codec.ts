@@ -502,14 +502,13 @@ export function encodeServerHello(sh: ServerHello): Uint8Array {
 
 export function parseServerHello(body: Uint8Array): ServerHello {
   const r = new Reader(body, 0, body.length, 'ServerHello');
-  const version = r.u16();
+  r.u16(); // legacy_version: ignored, supported_versions decides (RFC 8446 §4.2.1)
   const random = r.bytes(32);
   const sessionId = r.vec(1, 0, 32);
   const cipherSuite = r.u16();
   const comp = r.u8();
   const extensions = parseExtensions(r, true);
   r.expectEnd();
-  if (version !== 0x0303) throw tlsError(Alert.protocol_version, 'ServerHello legacy_version is not TLS 1.2');
   if (comp !== 0) throw tlsError(Alert.illegal_parameter, 'ServerHello compression method is not null');
   return { random, sessionId, cipherSuite, extensions };
 }
