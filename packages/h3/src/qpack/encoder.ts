@@ -165,16 +165,11 @@ export class QpackEncoder {
   /** Encodes a field section for `streamId` (§4.5). Encoder-stream bytes may be produced too. */
   encode(streamId: number, fields: readonly FieldLine[]): Uint8Array {
     const base = this.table.insertCount;
-    const canBlock = this.streamBlocks(streamId) || this.blockedStreamCount < this.peerBlockedStreams;
+    this.canBlock = this.streamBlocks(streamId) || this.blockedStreamCount < this.peerBlockedStreams;
+    const canBlock = this.canBlock;
     const w = new QpackWriter();
     const refs: number[] = [];
-    let maxRef = -1;
-    const ref = (abs: number): void => {
-      refs.push(abs);
-      this.refCounts.set(abs, (this.refCounts.get(abs) ?? 0) + 1);
-      if (abs > maxRef) maxRef = abs;
-    };
-    const usable = (abs: number): boolean => abs >= 0 && (abs < this.krc || canBlock);
+    this.sectionRefs = refs;
     for (const [name, value] of fields) {
       const sensitive = SENSITIVE_NAMES.has(name);
       const st = staticExact(name, value);
@@ -189,15 +184,15 @@ export class QpackEncoder {
           // §2.1.1.1: refresh an entry about to be evicted with a Duplicate rather than pin it.
           const dup = this.duplicate(found.exact);
           if (dup >= 0) abs = dup;
-          else if (usable(found.exact)) abs = found.exact;
-        } else if (usable(found.exact)) abs = found.exact;
+          else if (this.usable(found.exact)) abs = found.exact;
+        } else if (this.usable(found.exact)) abs = found.exact;
         else if (this.worthInserting(name, value)) {
           const ins = this.insert(name, value);
-          if (usable(ins)) abs = ins;
+          if (this.usable(ins)) abs = ins;
         }
       }
       if (abs >= 0) {
-        ref(abs);
+        this.ref(abs);
         if (abs < base) w.int(6, 0x80, base - 1 - abs);
         else w.int(4, 0x10, abs - base);
         continue;
@@ -211,8 +206,8 @@ export class QpackEncoder {
         continue;
       }
       const dn = this.table.capacity > 0 ? this.table.find(name, value).name : -1;
-      if (usable(dn)) {
-        ref(dn);
+      if (this.usable(dn)) {
+        this.ref(dn);
         if (dn < base) w.int(4, 0x40 | (sensitive ? 0x20 : 0), base - 1 - dn);
         else w.int(3, sensitive ? 0x08 : 0, dn - base);
         w.string(7, 0, vb, this.huffman);
@@ -221,7 +216,8 @@ export class QpackEncoder {
       w.string(3, 0x20 | (sensitive ? 0x10 : 0), utf8(name), this.huffman);
       w.string(7, 0, vb, this.huffman);
     }
-    const ric = maxRef + 1;
+    let ric = 0;
+    for (const abs of refs) if (abs + 1 > ric) ric = abs + 1;
     const prefix = new QpackWriter();
     if (ric === 0) {
       prefix.byte(0);
@@ -237,6 +233,20 @@ export class QpackEncoder {
     }
     prefix.bytes(w.take());
     return prefix.take();
+  }
+
+  private canBlock = false;
+  private sectionRefs: number[] = [];
+
+  /** Whether entry `abs` may be referenced by the section being encoded. */
+  private usable(abs: number): boolean {
+    return abs >= 0 && (abs < this.krc || this.canBlock);
+  }
+
+  /** Records a reference of the section being encoded (it pins the entry until acknowledged). */
+  private ref(abs: number): void {
+    this.sectionRefs.push(abs);
+    this.refCounts.set(abs, (this.refCounts.get(abs) ?? 0) + 1);
   }
 
   /**
