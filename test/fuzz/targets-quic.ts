@@ -14,6 +14,8 @@ import { UnprotectedPacket, type PacketKeys } from '../../packages/quic/src/prot
 import { buildRetry, parseRetry } from '../../packages/quic/src/retry.js';
 import { decodeTransportParameters, encodeTransportParameters, type TransportParameters } from '../../packages/quic/src/transport-params.js';
 import { buildVersionNegotiation, parseVersionNegotiation, QUIC_V1, QUIC_V2 } from '../../packages/quic/src/version.js';
+import { RecvStream } from '../../packages/quic/src/streams/recv.js';
+import { isProtocolViolation } from '../../packages/tls-core/src/errors.js';
 import { Rng } from '../support/rng.js';
 import { defineTarget, type FuzzTarget } from './engine.js';
 import { concat } from './mutate.js';
@@ -241,4 +243,79 @@ export const quicRetryTarget = defineTarget({
   },
 });
 
-export const quicTargets: FuzzTarget[] = [quicFramesTarget, quicTransportParamsTarget, quicHeaderTarget, quicInitialTarget, quicRetryTarget];
+// ---- stream receive state machine (stateful, with invariants) -----------------------------------
+
+/** Stream byte at absolute offset o: retransmissions are consistent, reads are checkable. */
+const streamByte = (o: number) => (o * 31 + (o >>> 8)) & 0xff;
+function streamData(offset: number, len: number): Uint8Array {
+  const d = new Uint8Array(len);
+  for (let i = 0; i < len; i++) d[i] = streamByte(offset + i);
+  return d;
+}
+
+const RECV_WINDOW = 40_000;
+
+interface RecvSim {
+  s: RecvStream;
+  readPos: number;
+}
+
+function recvSnapshot(s: RecvStream): string {
+  return `${s.state} ${s.highest} ${s.finalSize} ${s.resetCode} ${s.readable} ${s.stopSendingCode}`;
+}
+
+function recvOpsSeed(ops: [number, number, number][]): Uint8Array {
+  return Uint8Array.from(ops.flatMap(([op, a, b]) => [op, a >> 8, a & 0xff, b]));
+}
+
+export const quicRecvStreamTarget = defineTarget<RecvSim>({
+  name: 'quic-recv-stream',
+  description: 'RecvStream driven by 4-byte ops (STREAM frames with consistent data, RESET_STREAM, reads, STOP_SENDING): reads return the right bytes, a rejected frame changes no state, flow control holds',
+  seeds: () => [
+    // In order, out of order with overlap, FIN, reads.
+    recvOpsSeed([[0, 0, 200], [0, 200, 255], [2, 0, 100], [0, 400, 50], [0 | 4, 455, 10], [0, 100, 255], [3, 0, 0]]),
+    recvOpsSeed([[0, 1000, 255], [0, 0, 255], [2, 0, 0], [2 | 4, 3000, 9], [2, 0, 0], [0, 10, 20]]),
+    recvOpsSeed([[0, 0, 100], [3 | 4, 0, 7], [0, 100, 100], [0 | 4, 200, 0], [3, 0, 0]]),
+    recvOpsSeed([[0, 39_900, 100], [0, 39_990, 255]]),
+  ],
+  run: (input) => {
+    const s = new RecvStream(0, { window: RECV_WINDOW });
+    const st: RecvSim = { s, readPos: 0 };
+    const readSome = (max: number) => {
+      const c = s.read(max);
+      if (!c) return;
+      for (let k = 0; k < c.length; k++) invariant(c[k] === streamByte(st.readPos + k), `byte at ${st.readPos + k} read wrong`);
+      st.readPos += c.length;
+    };
+    for (let i = 0; i + 4 <= input.length; i += 4) {
+      const op = input[i]! & 3;
+      const flag = (input[i]! & 4) !== 0;
+      const a = (input[i + 1]! << 8) | input[i + 2]!;
+      const b = input[i + 3]!;
+      const before = recvSnapshot(s);
+      try {
+        if (op <= 1) s.onStreamFrame(a, streamData(a, b), flag);
+        else if (op === 2) {
+          if (flag) s.onResetStream(b, a);
+          else readSome(b || Infinity);
+        } else if (flag) s.stopSending(b);
+        else for (let k = 0; k < 1000 && s.readable > 0; k++) readSome(Infinity);
+      } catch (e) {
+        if (!isProtocolViolation(e)) throw e;
+        invariant(recvSnapshot(s) === before, `state changed by a rejected op: ${before} -> ${recvSnapshot(s)}`);
+        throw e; // the connection closes here
+      }
+    }
+    return st;
+  },
+  check: (st) => {
+    const s = st.s;
+    invariant(st.readPos <= s.highest, `read ${st.readPos} beyond highest ${s.highest}`);
+    invariant(s.highest <= RECV_WINDOW, `highest ${s.highest} beyond the flow-control window`);
+    if (s.finalSize >= 0) invariant(s.highest <= s.finalSize, 'data beyond the final size');
+    if (s.isFinished) invariant(st.readPos === s.finalSize, `finished after ${st.readPos} of ${s.finalSize}`);
+  },
+  signature: (st) => `${st.s.state}${st.readPos > 0 ? ' read' : ''}`,
+});
+
+export const quicTargets: FuzzTarget[] = [quicFramesTarget, quicTransportParamsTarget, quicHeaderTarget, quicInitialTarget, quicRetryTarget, quicRecvStreamTarget];
