@@ -87,6 +87,8 @@ interface Negotiated {
   resumed: boolean;
   earlyOffered: boolean;
   earlyAccepted: boolean;
+  /** Extension types of our (last) ClientHello: CertificateEntry extensions must be among them (RFC 8446 §4.4.2). */
+  offeredExts: Set<number>;
 }
 
 interface CertRequest {
@@ -368,7 +370,7 @@ export class TlsClient extends SessionCore implements TlsSession {
     const group = groupCode === null ? null : codeToName(NamedGroupCode, groupCode);
     this.info = { ...this.info, suite, group, resumed };
     const earlyOffered = !!offer.psk?.earlyData && !s.hrr;
-    return { kind: 'waitEncryptedExtensions', offer, n: { suite, ks, hsSecret, cHs, sHs, resumed, earlyOffered, earlyAccepted: false } };
+    return { kind: 'waitEncryptedExtensions', offer, n: { suite, ks, hsSecret, cHs, sHs, resumed, earlyOffered, earlyAccepted: false, offeredExts: offer.exts } };
   }
 
   private onHelloRetryRequest(s: Extract<State, { kind: 'waitServerHello' }>, hrr: ServerHello, msg: Message): State {
@@ -458,6 +460,9 @@ export class TlsClient extends SessionCore implements TlsSession {
     const c = parseCertificate(msg.body);
     if (c.context.length !== 0) throw tlsError(Alert.illegal_parameter, 'server Certificate has a non-empty request context');
     if (c.entries.length === 0) throw tlsError(Alert.decode_error, 'server sent an empty Certificate');
+    for (const e of c.entries)
+      for (const x of e.extensions)
+        if (!s.n.offeredExts.has(x.type)) throw tlsError(Alert.unsupported_extension, `CertificateEntry extension ${x.type} was not requested`);
     const chain = c.entries.map((e) => e.cert);
     let leafSpki: Uint8Array;
     try {
