@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import { freePort, isListening, peers, requirePeer, runBounded, spawnPeer, waitForPort, withPeer } from './support/peers.js';
+import { acquireLock, freePort, isListening, peers, requirePeer, runBounded, spawnPeer, startQuicGoServer, waitForPort, withPeer } from './support/peers.js';
 
 test('peers(): lookup report', () => {
   const p = peers();
@@ -104,6 +104,42 @@ test('withPeer: openssl s_server on a free port', async () => {
     });
   assert.match(out, /TLSv1\.3/);
   assert.not.ok(await isListening(port, 'tcp'), 'server gone after withPeer');
+});
+
+test('acquireLock: exclusive across holders, released on release()', async () => {
+  const name = `selftest-${process.pid}`;
+  const a = await acquireLock(name, 1000);
+  let threw = false;
+  try {
+    await acquireLock(name, 200);
+  } catch {
+    threw = true;
+  }
+  assert.ok(threw, 'second holder waits and times out');
+  a.release();
+  const b = await acquireLock(name, 1000);
+  b.release();
+});
+
+test('quic-go: server (locked port 443) and client download a file', async () => {
+  const www = fs.mkdtempSync('/tmp/peers-qg-www-');
+  const dl = fs.mkdtempSync('/tmp/peers-qg-dl-');
+  try {
+    fs.writeFileSync(`${www}/f`, Buffer.alloc(50_000, 0x5a));
+    const srv = await startQuicGoServer('transfer', www, { lifetimeMs: 30_000 });
+    if (!srv) return;
+    try {
+      const r = await runBounded(peers().bins.quicGo!, ['client', 'transfer', dl, 'https://127.0.0.1:443/f'], { timeoutMs: 20_000 });
+      assert.is(r.code, 0, r.stdout + r.stderr);
+      assert.equal(fs.readFileSync(`${dl}/f`), fs.readFileSync(`${www}/f`));
+    } finally {
+      await srv.kill();
+    }
+    assert.not.ok(await isListening(443, 'udp'), 'server gone');
+  } finally {
+    fs.rmSync(www, { recursive: true, force: true });
+    fs.rmSync(dl, { recursive: true, force: true });
+  }
 });
 
 test.run();

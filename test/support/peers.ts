@@ -412,6 +412,120 @@ export async function withPeer<T>(
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Cross-process locks (e.g. the quic-go server's fixed UDP port 443 while test files run in parallel)
+
+export interface HeldLock {
+  release(): void;
+}
+
+/**
+ * An exclusive lock named `name` shared by every process on this host (a file in the temp
+ * folder holding the owner's pid; a lock whose owner died is taken over). Waits up to timeoutMs.
+ */
+export async function acquireLock(name: string, timeoutMs = 60_000): Promise<HeldLock> {
+  const file = path.join(os.tmpdir(), `petrel-lock-${name.replace(/[^a-zA-Z0-9_.-]/g, '_')}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      let held = true;
+      const release = () => {
+        if (!held) return;
+        held = false;
+        process.off('exit', release);
+        try {
+          if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.unlinkSync(file);
+        } catch {
+          /* already gone */
+        }
+      };
+      process.on('exit', release);
+      return { release };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let owner = 0;
+    try {
+      owner = Number(fs.readFileSync(file, 'utf8'));
+    } catch {
+      continue; // released meanwhile
+    }
+    if (!(owner > 0) || !pidAlive(owner)) {
+      try {
+        fs.unlinkSync(file); // stale
+      } catch {
+        /* someone else took it over */
+      }
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`lock ${name} held by pid ${owner} for more than ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // A zombie (PID 1 here may not reap) counts as dead.
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Starts the quic-go interop server (`TESTCASE` = handshake, transfer, http3, retry, ...) serving
+ * `www` on UDP *:443 (fixed by quic-go), holding the host-wide 'udp-443' lock until kill(), and
+ * waits until it listens. Returns null after a SKIPPED line if quic-go is unavailable.
+ *   const qg = await startQuicGoServer('http3', www); if (!qg) return;
+ *   try { ... connect to 127.0.0.1:443 ... } finally { await qg.kill(); }
+ */
+export async function startQuicGoServer(testcase: string, www: string, opts: { lifetimeMs?: number; lockTimeoutMs?: number } = {}): Promise<(PeerProcess & { port: number }) | null> {
+  const bin = requirePeer('quicGo');
+  if (!bin) return null;
+  const lock = await acquireLock('udp-443', opts.lockTimeoutMs ?? 120_000);
+  let proc: PeerProcess | undefined;
+  try {
+    if (await isListening(443, 'udp')) throw new Error('UDP port 443 is in use by a process that does not hold the udp-443 lock');
+    proc = spawnPeer(bin, ['server', testcase, www], { lifetimeMs: opts.lifetimeMs ?? 60_000 });
+    await waitForPort(443, 'udp', { proc, timeoutMs: 10_000 });
+  } catch (e) {
+    if (proc) await proc.kill();
+    lock.release();
+    throw e;
+  }
+  const p = proc;
+  return Object.assign(Object.create(null) as object, {
+    get pid() {
+      return p.pid;
+    },
+    get exited() {
+      return p.exited;
+    },
+    get exitCode() {
+      return p.exitCode;
+    },
+    get signal() {
+      return p.signal;
+    },
+    done: p.done,
+    output: () => p.output(),
+    port: 443,
+    async kill(graceMs?: number) {
+      try {
+        await p.kill(graceMs);
+      } finally {
+        lock.release();
+      }
+    },
+  }) as PeerProcess & { port: number };
+}
+
 /** First line of `<bin> <versionArgs>` output, or null (bounded to 5 s). */
 export async function peerVersion(bin: string, args: string[] = ['--version']): Promise<string | null> {
   try {
