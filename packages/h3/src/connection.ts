@@ -7,7 +7,7 @@
  * (RFC 9220) is supported when the server enables it; HTTP datagrams (RFC 9297) are not implemented.
  */
 import { ProtocolViolation } from '@petrel/tls-core';
-import { H3Error, H3StreamError, H3UsageError, h3Error } from './errors.js';
+import { H3_DATAGRAM_ERROR, H3Error, H3StreamError, H3UsageError, h3Error } from './errors.js';
 import {
   encodeDataFrameHeader,
   encodeFrame,
@@ -34,6 +34,8 @@ export interface H3Settings {
   maxFieldSectionSize: number;
   /** SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (RFC 9220): extended CONNECT may be sent to this peer. */
   enableConnectProtocol: boolean;
+  /** SETTINGS_H3_DATAGRAM = 1 (RFC 9297): the peer accepts HTTP/3 datagrams. */
+  h3Datagram: boolean;
   /** Every setting as received, including unknown ones. */
   raw: ReadonlyMap<number, number>;
 }
@@ -56,6 +58,11 @@ export interface H3ConnectionOptions {
   maxBlockedBuffer?: number;
   /** Server: accept extended CONNECT (RFC 9220; sends SETTINGS_ENABLE_CONNECT_PROTOCOL = 1). */
   enableConnectProtocol?: boolean;
+  /**
+   * Accept HTTP/3 datagrams (RFC 9297; sends SETTINGS_H3_DATAGRAM = 1). The QUIC connection must
+   * have negotiated DATAGRAM frames (max_datagram_frame_size), which h3 cannot check.
+   */
+  enableDatagrams?: boolean;
   /** Send a reserved (grease) setting as RFC 9114 §7.2.4.1 recommends (default true). */
   greaseSettings?: boolean;
 }
@@ -79,6 +86,8 @@ export type H3Event =
   | { type: 'streamError'; streamId: number; code: number; reason: string }
   /** The peer's SETTINGS arrived. */
   | { type: 'settings'; settings: H3Settings }
+  /** An HTTP/3 datagram (RFC 9297) for an open request stream. */
+  | { type: 'datagram'; streamId: number; data: Uint8Array }
   /** The peer started a graceful shutdown (client: stream id; server: push id). */
   | { type: 'goaway'; id: number }
   /** We closed the connection because of a peer error (or, `internal`, a bug of ours). */
@@ -123,6 +132,7 @@ export class H3Connection {
   private readonly maxFrameSize: number;
   private readonly maxBlockedBuffer: number;
   private readonly extendedConnect: boolean;
+  private readonly datagrams: boolean;
   private readonly requests = new Map<number, RequestStream>();
   private readonly uni = new Map<number, UniStream>();
   private peerControl = -1;
@@ -164,6 +174,8 @@ export class H3Connection {
     ];
     this.extendedConnect = !this.isClient && (opts.enableConnectProtocol ?? false);
     if (this.extendedConnect) settings.push([SettingId.ENABLE_CONNECT_PROTOCOL, 1]);
+    this.datagrams = opts.enableDatagrams ?? false;
+    if (this.datagrams) settings.push([SettingId.H3_DATAGRAM, 1]);
     if (opts.greaseSettings ?? true) settings.push([0x1f * 3 + 0x21, 0]);
     // RFC 9114 §6.2: a peer must allow at least 3 unidirectional streams, so these cannot fail.
     const uni = (): number => {
@@ -202,6 +214,9 @@ export class H3Connection {
           if (!this.closedState) this.closedState = { code: ev.code, reason: ev.reason };
           this.requests.clear();
           this.events.push({ type: 'closed', code: ev.code, reason: ev.reason, remote: ev.remote });
+          break;
+        case 'datagram':
+          this.onDatagram(ev.data);
           break;
         case 'streamWritable':
           if (this.requests.has(ev.id)) this.events.push({ type: 'writable', streamId: ev.id });
@@ -516,6 +531,7 @@ export class H3Connection {
         qpackBlockedStreams: raw.get(SettingId.QPACK_BLOCKED_STREAMS) ?? 0,
         maxFieldSectionSize: raw.get(SettingId.MAX_FIELD_SECTION_SIZE) ?? Infinity,
         enableConnectProtocol: raw.get(SettingId.ENABLE_CONNECT_PROTOCOL) === 1,
+        h3Datagram: raw.get(SettingId.H3_DATAGRAM) === 1,
         raw,
       };
       for (const id of [SettingId.ENABLE_CONNECT_PROTOCOL, SettingId.H3_DATAGRAM]) {
@@ -567,6 +583,31 @@ export class H3Connection {
         // DATA, HEADERS, PUSH_PROMISE are not allowed on the control stream (§7.2).
         throw h3Error(H3Error.H3_FRAME_UNEXPECTED, `frame 0x${f.type.toString(16)} on the control stream`);
     }
+  }
+
+  /** RFC 9297 §2.1: Quarter Stream ID, then the payload. */
+  private onDatagram(data: Uint8Array): void {
+    // Only once both sides sent SETTINGS_H3_DATAGRAM = 1; otherwise ignored.
+    if (!this.datagrams || !this.peerSettings?.h3Datagram) return;
+    const pos = { v: 0 };
+    const q = readVarint(data, 0, data.length, pos);
+    if (q < 0) throw h3Error(H3_DATAGRAM_ERROR, 'truncated HTTP/3 datagram');
+    if (q > 2 ** 60 - 1) throw h3Error(H3_DATAGRAM_ERROR, 'Quarter Stream ID out of range');
+    const id = q * 4;
+    // Datagrams for streams not open (yet or any more) are dropped (§2.1 allows it).
+    if (!this.requests.has(id)) return;
+    this.events.push({ type: 'datagram', streamId: id, data: data.subarray(pos.v) });
+  }
+
+  /**
+   * Sends an HTTP/3 datagram on request stream `id`. False when not negotiated by both sides, the
+   * transport cannot send it, or the stream is not open for sending.
+   */
+  sendDatagram(id: number, data: Uint8Array): boolean {
+    if (this.closedState || !this.datagrams || !this.peerSettings?.h3Datagram || !this.transport.sendDatagram) return false;
+    const s = this.requests.get(id);
+    if (!s || s.localDone) return false;
+    return this.transport.sendDatagram(concat(encodeVarint(id / 4), data));
   }
 
   private onStreamReset(id: number, code: number): void {

@@ -26,6 +26,9 @@ export const H3Error = {
 } as const;
 export type H3ErrorCode = (typeof H3Error)[keyof typeof H3Error];
 
+/** RFC 9297 §2.1: malformed HTTP/3 Datagram. Not part of the RFC 9114 table. */
+export const H3_DATAGRAM_ERROR = 0x33;
+
 /** RFC 9204 §6. */
 export const QpackError = {
   QPACK_DECOMPRESSION_FAILED: 0x200,
@@ -37,6 +40,7 @@ export type QpackErrorCode = (typeof QpackError)[keyof typeof QpackError];
 export function h3ErrorName(code: number): string {
   for (const [k, v] of Object.entries(H3Error)) if (v === code) return k;
   for (const [k, v] of Object.entries(QpackError)) if (v === code) return k;
+  if (code === H3_DATAGRAM_ERROR) return 'H3_DATAGRAM_ERROR';
   return `0x${code.toString(16)}`;
 }
 

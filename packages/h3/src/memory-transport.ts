@@ -57,6 +57,13 @@ export class MemoryTransport implements H3Transport {
     this.peer.deliver({ type: 'streamData', id, data: data.slice(), fin });
   }
 
+  /** Datagrams are delivered reliably and in order here. */
+  sendDatagram(data: Uint8Array): boolean {
+    if (this.closed) return false;
+    this.peer.deliver({ type: 'datagram', data: data.slice() });
+    return true;
+  }
+
   resetStream(id: number, code: number): void {
     if (this.closed) return;
     this.log.push({ op: 'reset', id, code });

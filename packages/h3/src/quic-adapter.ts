@@ -68,6 +68,10 @@ export class QuicH3Transport implements H3Transport {
     this.pending.delete(id);
   }
 
+  sendDatagram(data: Uint8Array): boolean {
+    return this.quic.sendDatagram(data);
+  }
+
   resetStream(id: number, code: number): void {
     this.pending.delete(id);
     this.quic.resetStream(id, code);
@@ -107,6 +111,8 @@ export class QuicH3Transport implements H3Transport {
       case 'streamStopped':
         this.pending.delete(ev.id);
         return [{ type: 'streamStopped', id: ev.id, code: ev.code }];
+      case 'datagram':
+        return [{ type: 'datagram', data: ev.data }];
       case 'closed':
         this.pending.clear();
         return [{ type: 'closed', code: ev.info.code, reason: ev.info.reason, remote: ev.info.remote }];

@@ -17,6 +17,8 @@ export type TransportEvent =
   | { type: 'streamWritable'; id: number }
   /** The peer sent STOP_SENDING; the transport has already reset our sending part with `code`. */
   | { type: 'streamStopped'; id: number; code: number }
+  /** A QUIC DATAGRAM frame (RFC 9221) was received. */
+  | { type: 'datagram'; data: Uint8Array }
   /** The QUIC connection is closed (by either side). */
   | { type: 'closed'; code: number; reason: string; remote: boolean };
 
@@ -31,6 +33,8 @@ export interface H3Transport {
   resetStream(id: number, code: number): void;
   /** STOP_SENDING: ask the peer to stop its sending part. */
   stopSending(id: number, code: number): void;
+  /** Sends a QUIC DATAGRAM frame; false if unsupported, not negotiated or too large (optional). */
+  sendDatagram?(data: Uint8Array): boolean;
   /** Bytes written but not yet accepted by the transport on this stream (optional: 0 if absent). */
   bufferedAmount?(id: number): number;
   /** Close the connection with an application error code (CONNECTION_CLOSE 0x1d). */

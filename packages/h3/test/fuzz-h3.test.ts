@@ -23,7 +23,7 @@ function expectViolation(e: unknown): void {
 function seeds(rng: Rng): Uint8Array[] {
   const q = new QpackEncoder();
   return [
-    encodeSettings([[1, 4096], [6, 1000], [7, 10], [0x21, 1]]),
+    encodeSettings([[1, 4096], [6, 1000], [7, 10], [0x21, 1], [0x33, 1]]),
     encodeIdFrame(FrameType.GOAWAY, 4),
     encodeIdFrame(FrameType.MAX_PUSH_ID, 7),
     encodeFrame(FrameType.HEADERS, q.encode(0, GET)),
@@ -72,7 +72,7 @@ test('whole connections fed random and mutated stream contents', () => {
     const asServer = rng.int(2) === 0;
     const mine = asServer ? server : client;
     const raw = asServer ? client : server;
-    const conn = new H3Connection(mine, { qpackBlockedStreams: rng.int(3) });
+    const conn = new H3Connection(mine, { qpackBlockedStreams: rng.int(3), enableDatagrams: rng.int(2) === 0, enableConnectProtocol: rng.int(2) === 0 });
     if (!asServer) conn.sendRequest(GET, rng.int(2) === 0);
     const streams: number[] = [];
     for (let k = 0; k < 1 + rng.int(5); k++) {
@@ -99,6 +99,7 @@ test('whole connections fed random and mutated stream contents', () => {
       mine.inbox.push({ type: 'streamData', id, data: content.subarray(cut), fin: rng.int(4) === 0 });
       if (rng.int(8) === 0) mine.inbox.push({ type: 'streamReset', id, code: rng.int(0x120) });
       if (rng.int(10) === 0) mine.inbox.push({ type: 'streamStopped', id, code: 0x10c });
+      if (rng.int(4) === 0) mine.inbox.push({ type: 'datagram', data: rng.int(2) ? rng.bytes(rng.int(12)) : Uint8Array.of(0, 1, 2) });
     }
     // Shuffle delivery order across streams (per-stream order kept by pushing pairs).
     for (let guard = 0; guard < 100 && mine.inbox.length; guard++) {

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { H3Error } from '../src/errors.js';
+import { H3Error, H3_DATAGRAM_ERROR } from '../src/errors.js';
 import { H3UsageError } from '../src/errors.js';
 import type { H3Event } from '../src/connection.js';
 import { GET, Pair, bytes, text } from './h3-support.js';
@@ -186,6 +186,41 @@ test('extended CONNECT (RFC 9220) only when the server enabled it', () => {
   const id2 = off2.client.sendRequest(connect);
   off2.pump();
   assert.equal(of(off2.takeServer(), 'streamError').map((e) => [e.streamId, e.code]), [[id2, H3Error.H3_MESSAGE_ERROR]]);
+});
+
+test('HTTP/3 datagrams (RFC 9297) once both sides enabled them', () => {
+  const p = new Pair({ enableDatagrams: true }, { enableDatagrams: true }).pump();
+  assert.ok(of(p.takeClient(), 'settings')[0]!.settings.h3Datagram);
+  const id = p.client.sendRequest([[':method', 'CONNECT'], [':authority', 'a.example:443']]);
+  p.pump();
+  assert.ok(p.client.sendDatagram(id, bytes('ping')));
+  p.pump();
+  const d = of(p.takeServer(), 'datagram');
+  assert.equal(d.map((e) => [e.streamId, text(e.data)]), [[id, 'ping']]);
+  assert.ok(p.server.sendDatagram(id, bytes('pong')));
+  p.pump();
+  assert.equal(of(p.takeClient(), 'datagram').map((e) => text(e.data)), ['pong']);
+  // Not on a stream that is not open; datagrams for unknown streams are dropped.
+  assert.not.ok(p.client.sendDatagram(400, bytes('x')));
+  p.ct.sendDatagram(Uint8Array.of(50, 1, 2));
+  p.pump();
+  assert.is(of(p.takeServer(), 'datagram').length, 0);
+  // A truncated Quarter Stream ID is H3_DATAGRAM_ERROR.
+  p.ct.sendDatagram(Uint8Array.of(0x40));
+  p.pump();
+  assert.is(p.st.closed?.code, H3_DATAGRAM_ERROR);
+});
+
+test('HTTP/3 datagrams are not sent or accepted unless both sides enabled them', () => {
+  const p = new Pair({ enableDatagrams: true }, {}).pump();
+  const id = p.client.sendRequest(GET, false);
+  p.pump();
+  assert.not.ok(p.client.sendDatagram(id, bytes('x')));
+  assert.not.ok(p.server.sendDatagram(id, bytes('x')));
+  p.ct.sendDatagram(Uint8Array.of(0, 1));
+  p.pump();
+  assert.is(of(p.takeServer(), 'datagram').length, 0);
+  assert.not.ok(p.server.closed);
 });
 
 test.run();
