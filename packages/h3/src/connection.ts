@@ -4,7 +4,7 @@
  * QPACK encoder/decoder streams and sends SETTINGS at construction, enforces the stream and frame
  * rules, runs QPACK both ways, validates messages, and turns peer mistakes into the right stream
  * or connection error. Server push is not supported (we never send MAX_PUSH_ID). Extended CONNECT
- * (RFC 9220) is supported when the server enables it; HTTP datagrams (RFC 9297) are not implemented.
+ * (RFC 9220) and HTTP/3 datagrams (RFC 9297, QUIC DATAGRAM only, no Capsule Protocol) are opt-in.
  */
 import { ProtocolViolation } from '@petrel/tls-core';
 import { H3_DATAGRAM_ERROR, H3Error, H3StreamError, H3UsageError, h3Error } from './errors.js';
