@@ -28,14 +28,14 @@ const SECTION_TITLES: Record<number, string> = {
   4: '4.  Resumed 0-RTT Handshake',
   5: '5.  HelloRetryRequest',
   6: '6.  Client Authentication',
-  7: '7.  Client Authentication',
+  7: '7.  Compatibility Mode',
 };
 
-export function section(n: 3 | 4 | 5 | 6): string[] {
+export function section(n: 3 | 4 | 5 | 6 | 7): string[] {
   const ls = lines();
   const start = ls.findIndex((l) => l === SECTION_TITLES[n]);
-  const next = n === 6 ? ls.findIndex((l, i) => i > start && /^7\.  /.test(l)) : ls.findIndex((l) => l === SECTION_TITLES[n + 1]);
   if (start < 0) throw new Error(`section ${n} not found`);
+  const next = ls.findIndex((l, i) => i > start && /^\d+\.  \S/.test(l));
   return ls.slice(start, next < 0 ? ls.length : next);
 }
 

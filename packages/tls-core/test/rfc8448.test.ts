@@ -20,6 +20,9 @@
  *  - §4 client: 0-RTT: c e traffic secret, handshake/application secrets, EndOfEarlyData and the
  *    client Finished byte for byte; the PSK binder in the RFC ClientHello equals ours.
  *  - §5: our server's HelloRetryRequest equals the RFC's minus its cookie extension.
+ *  - §7 (compatibility mode, 32-byte legacy_session_id): the same client and server checks as §3
+ *    (client Finished and all client secrets byte-exact; ServerHello echoing the session id
+ *    byte-exact).
  *  - §6 client: with no client certificate configured, our client answers the RFC's
  *    CertificateRequest flight; the application traffic secrets (which depend only on the
  *    transcript through the server Finished) are byte-exact. The RFC's client and server
@@ -63,6 +66,7 @@ const s3 = section(3);
 const s4 = section(4);
 const s5 = section(5);
 const s6 = section(6);
+const s7 = section(7);
 
 function common(sec: string[], occ = 0) {
   const f = (step: string, label: string, o = occ) => field(sec, step, label, o);
@@ -167,8 +171,9 @@ for (const p of providers) {
     eq(encodeNewSessionTicket(t), nst, 'NewSessionTicket');
   });
 
-  test(`${p.name}: §3 our client against the RFC server flight`, () => {
-    const c = common(s3);
+  for (const [name, sec] of [['§3', s3], ['§7 (compatibility mode)', s7]] as const)
+  test(`${p.name}: ${name} our client against the RFC server flight`, () => {
+    const c = common(sec);
     const ch = c.f('{client}  construct a ClientHello', 'ClientHello');
     const keylog: string[] = [];
     const client = new TlsClient({
@@ -200,6 +205,7 @@ for (const p of providers) {
     const cr = toHex(parseClientHello(ch.subarray(4)).random);
     assert.ok(keylog.includes(`EXPORTER_SECRET ${cr} ${toHex(c.exp())}`));
     assert.ok(keylog.includes(`SERVER_HANDSHAKE_TRAFFIC_SECRET ${cr} ${toHex(c.sHs())}`));
+    if (sec !== s3) return; // §7 has no NewSessionTicket
     client.receive('application', c.f('{server}  construct a NewSessionTicket', 'NewSessionTicket'));
     ev = drain(client);
     const t = (ev.find((e) => e.type === 'sessionTicket') as Extract<TlsEvent, { type: 'sessionTicket' }>).ticket;
@@ -208,8 +214,9 @@ for (const p of providers) {
     assert.is(t.lifetimeSeconds, 30);
   });
 
-  test(`${p.name}: §3 our server answers the RFC ClientHello`, () => {
-    const c = common(s3);
+  for (const [name, sec] of [['§3', s3], ['§7 (compatibility mode)', s7]] as const)
+  test(`${p.name}: ${name} our server answers the RFC ClientHello`, () => {
+    const c = common(sec);
     const ch = c.f('{client}  construct a ClientHello', 'ClientHello');
     const sh = c.sh();
     // Our providers refuse the RFC's 1024-bit RSA key, so the server signs with a P-256 test certificate
