@@ -19,7 +19,9 @@
  *    so the secrets after it differ by design.
  *  - §4 client: 0-RTT: c e traffic secret, handshake/application secrets, EndOfEarlyData and the
  *    client Finished byte for byte; the PSK binder in the RFC ClientHello equals ours.
- *  - §5: our server's HelloRetryRequest equals the RFC's minus its cookie extension.
+ *  - §5: our client driven through the RFC's HelloRetryRequest (both ClientHellos given verbatim
+ *    by test hooks): secrets and client Finished byte-exact; our server's HelloRetryRequest equals
+ *    the RFC's minus its cookie extension.
  *  - §7 (compatibility mode, 32-byte legacy_session_id): the same client and server checks as §3
  *    (client Finished and all client secrets byte-exact; ServerHello echoing the session id
  *    byte-exact).
@@ -348,6 +350,31 @@ for (const p of providers) {
     t2.restartForHrr('sha256');
     for (const m of [hrr, ch2, sh, ee, cert]) t2.add(m);
     assert.ok(p.verify('rsa_pss_rsae_sha256', certificateSpki(leaf), certificateVerifyContent(true, t2.digest()), parseCertificateVerify(cv.subarray(4)).signature));
+
+    // Our client driven through the RFC's HRR (both ClientHellos given verbatim): every secret and its Finished byte-exact.
+    const client = new TlsClient({
+      provider: p,
+      serverName: 'server',
+      insecureSkipVerify: true,
+      clientHelloOverride: ch1,
+      clientHello2Override: ch2,
+      keySharePrivateKeys: { x25519: field(s5, '{client}  create an ephemeral x25519 key pair', 'private key'), secp256r1: cPriv },
+    });
+    client.start();
+    let cev = drain(client);
+    eq(sendsOf(cev)[0]!, ch1, 'ClientHello 1');
+    client.receive('initial', hrr);
+    cev = drain(client);
+    eq(sendsOf(cev)[0]!, ch2, 'ClientHello 2');
+    client.receive('initial', sh);
+    client.receive('handshake', concat(ee, cert, cv, sf));
+    cev = [...cev, ...drain(client)];
+    assert.not.ok(cev.some((e) => e.type === 'alert'), JSON.stringify(cev.find((e) => e.type === 'alert')));
+    eq(secretOf(cev, 'handshake', 'read')!, c.sHs(), 'client: s hs traffic');
+    eq(secretOf(cev, 'application', 'write')!, c.cAp(), 'client: c ap traffic');
+    eq(sendsOf(cev, 'handshake')[0]!, cf, 'client Finished after HRR byte for byte');
+    assert.is(client.info.helloRetry, true);
+    assert.is(client.info.group, 'secp256r1');
 
     // Our server, preferring P-256, answers the RFC's first ClientHello with the RFC's HRR minus the cookie.
     const ours = makeCert({ keyType: 'ec-p256', sans: ['server'] });

@@ -397,9 +397,26 @@ export class TlsClient extends SessionCore implements TlsSession {
     // Keep the PSK only if its hash matches the suite the server chose (RFC 8446 §4.1.4).
     const psk = offer.psk && offer.psk.ks.hash === hash ? { ...offer.psk, earlyData: false } : null;
     if (offer.psk?.earlyData) this.emit({ type: 'earlyData', accepted: false });
-    const offer2: Offer = { ...offer, shares, cookie, psk };
-    if (this.cfg.raw.clientHelloOverride) throw new Error('HelloRetryRequest with clientHelloOverride is not supported');
-    const ch2 = this.encodeHello(offer2, false);
+    let offer2: Offer = { ...offer, shares, cookie, psk };
+    let ch2: Uint8Array;
+    const override = this.cfg.raw.clientHello2Override;
+    if (override) {
+      // Test hook (RFC 8448 §5): send the given bytes, learning the shares and extensions they carry.
+      const parsed = parseClientHello(override.subarray(4));
+      const ks2 = new Map<number, KeyShare>();
+      const ksData = findExt(parsed.extensions, X.key_share);
+      for (const e of ksData ? parseClientKeyShares(ksData) : []) {
+        const g = codeToName(NamedGroupCode, e.group);
+        const priv = g ? this.cfg.raw.keySharePrivateKeys?.[g] : undefined;
+        if (g && priv) ks2.set(e.group, this.provider.keyExchange(g).generate(priv));
+      }
+      offer2 = { ...offer2, shares: ks2, exts: new Set(parsed.extensions.map((e) => e.type)) };
+      ch2 = override;
+    } else if (this.cfg.raw.clientHelloOverride) {
+      throw new Error('HelloRetryRequest with clientHelloOverride needs clientHello2Override');
+    } else {
+      ch2 = this.encodeHello(offer2, false);
+    }
     this.transcript.add(ch2);
     this.emit({ type: 'send', level: 'initial', data: ch2 });
     this.info = { ...this.info, helloRetry: true };

@@ -70,6 +70,8 @@ export interface TlsClientConfig {
   keySharePrivateKeys?: Partial<Record<NamedGroup, Uint8Array>>;
   /** Test hook: send exactly these ClientHello bytes (a framed handshake message) instead of building one. */
   clientHelloOverride?: Uint8Array;
+  /** Test hook: the second ClientHello (after a HelloRetryRequest) to send verbatim. */
+  clientHello2Override?: Uint8Array;
 }
 
 export type ClientAuthMode = 'none' | 'request' | 'require';
