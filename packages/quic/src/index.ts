@@ -21,3 +21,4 @@ export * from './flow.js';
 export * from './assembler.js';
 export * from './streams/index.js';
 export * from './protection-key-update.js';
+export * from './connection.js';
