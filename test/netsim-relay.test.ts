@@ -63,30 +63,31 @@ test('delay: RTT >= 2 x one-way delay', async () => {
       await client.wait(i + 1, 2000);
       rtts.push(client.rx[i]!.t - t);
     }
-    for (const r of rtts) assert.ok(r >= 80 && r < 200, `rtt ${r.toFixed(1)} ms`);
+    // >= the configured delay always; the upper bound only catches gross errors (loaded CI).
+    for (const r of rtts) assert.ok(r >= 80 && r < 400, `rtt ${r.toFixed(1)} ms`);
   });
 });
 
 test('rate limit: a burst arrives at the configured rate', async () => {
-  // 150 x 1000 B at 4 Mbit/s: 2 ms apart, 298 ms from first to last.
+  // 250 x 1000 B at 4 Mbit/s: 2 ms apart, 498 ms from first to last.
   await setup({ up: { delayMs: 5, rateMbps: 4, queuePackets: 1000 }, down: fast }, async ({ server, send, relay }) => {
-    for (let i = 0; i < 150; i++) send(pkt(0x40, 1000, i));
-    await server.wait(150, 3000);
-    assert.is(server.rx.length, 150);
-    const span = server.rx[149]!.t - server.rx[0]!.t;
-    const mbps = (149 * 1000 * 8) / (span * 1000);
+    for (let i = 0; i < 250; i++) send(pkt(0x40, 1000, i));
+    await server.wait(250, 4000);
+    assert.is(server.rx.length, 250);
+    const span = server.rx[249]!.t - server.rx[0]!.t;
+    const mbps = (249 * 1000 * 8) / (span * 1000);
     assert.ok(mbps > 3.4 && mbps < 4.6, `measured ${mbps.toFixed(2)} Mbit/s over ${span.toFixed(0)} ms`);
-    assert.is(relay.stats.up.forwarded, 150);
+    assert.is(relay.stats.up.forwarded, 250);
   });
 });
 
 test('queue: a burst beyond the queue is dropped at the tail', async () => {
   await setup({ up: { delayMs: 5, rateMbps: 1, queuePackets: 10 }, down: fast }, async ({ server, send, relay }) => {
     for (let i = 0; i < 60; i++) send(pkt(0x40, 1200, i));
-    await sleep(300); // 1200 B at 1 Mbit/s = 9.6 ms each
+    for (let k = 0; k < 100 && relay.stats.up.received < 60; k++) await sleep(10); // 1200 B at 1 Mbit/s = 9.6 ms each
     const st = relay.stats.up;
     assert.is(st.received, 60);
-    assert.ok(st.dropped.queue >= 40, `queue drops ${st.dropped.queue}`);
+    assert.ok(st.dropped.queue >= 30, `queue drops ${st.dropped.queue}`);
     assert.is(st.forwarded + st.dropped.queue, 60);
     await server.wait(st.forwarded, 1000);
     assert.is(server.rx.length, st.forwarded);
@@ -101,11 +102,12 @@ test('random loss over 1000 datagrams within a binomial bound', async () => {
       send(pkt(0x40, 200, i));
       if (i % 50 === 49) await sleep(2); // stay clear of socket buffer limits
     }
-    await sleep(200);
+    for (let k = 0; k < 100 && relay.stats.up.received < 1000; k++) await sleep(20);
     const st = relay.stats.up;
     assert.is(st.received, 1000);
     const sd = Math.sqrt(1000 * 0.25 * 0.75);
     assert.ok(Math.abs(st.dropped.loss - 250) < 5 * sd, `lost ${st.dropped.loss}`);
+    await server.wait(1000 - st.dropped.loss, 2000);
     assert.is(server.rx.length, 1000 - st.dropped.loss);
   });
 });
