@@ -150,8 +150,12 @@ export class H3Connection {
   private localGoaway = Infinity;
   /** Server: lowest request stream id not yet seen. */
   private nextRequestId = 0;
-  /** Request streams already finished and forgotten (late data for them is ignored). */
-  private readonly retired = new Set<number>();
+  /**
+   * Server: request stream ids below nextRequestId that have not been seen yet (streams can arrive
+   * out of order). An id below nextRequestId that is neither here nor open was finished and
+   * forgotten: late data for it is ignored.
+   */
+  private readonly unseen = new Set<number>();
   private closedState: { code: number; reason: string } | null = null;
   private events: H3Event[] = [];
 
@@ -273,9 +277,7 @@ export class H3Connection {
   }
 
   private retire(id: number): void {
-    if (!this.requests.delete(id)) return;
-    if (this.retired.size >= 4096) this.retired.clear();
-    this.retired.add(id);
+    this.requests.delete(id);
   }
 
   private flushDecoder(): void {
@@ -303,8 +305,14 @@ export class H3Connection {
     }
     let s = this.requests.get(id);
     if (!s) {
-      if (this.isClient || this.retired.has(id)) return; // finished or reset already: ignore
-      if (id >= this.nextRequestId) this.nextRequestId = id + 4;
+      if (this.isClient) return; // a request we finished or reset already: ignore
+      if (id < this.nextRequestId) {
+        if (!this.unseen.delete(id)) return; // finished and forgotten: ignore late data
+      } else {
+        // QUIC opens lower-numbered streams implicitly (RFC 9000 §2.1); they may still arrive.
+        for (let g = this.nextRequestId; g < id && this.unseen.size < 100_000; g += 4) this.unseen.add(g);
+        this.nextRequestId = id + 4;
+      }
       if (id >= this.localGoaway) {
         // §5.2: requests on streams at or above our GOAWAY id are rejected, not processed.
         this.transport.resetStream(id, H3Error.H3_REQUEST_REJECTED);

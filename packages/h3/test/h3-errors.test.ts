@@ -186,6 +186,21 @@ test('data buffered behind a blocked HEADERS is bounded → stream error H3_EXCE
   assert.is(p.conn.decoder.blockedStreamCount, 0);
 });
 
+test('request streams arriving out of order are all served; late data for finished ones ignored', () => {
+  const p = new RawPeer('client');
+  p.control();
+  const ids = [p.raw.open(true), p.raw.open(true), p.raw.open(true)];
+  for (const id of [ids[2]!, ids[0]!, ids[1]!]) p.raw.write(id, p.headersFrame(GET), true);
+  p.pump();
+  assert.equal(p.events.filter((e) => e.type === 'end').map((e) => (e as { streamId: number }).streamId), [ids[2], ids[0], ids[1]]);
+  for (const id of ids) p.conn.sendHeaders(id, [[':status', '204']], true);
+  // Stale data on a finished stream (e.g. after a reset crossed it) is ignored, not a new request.
+  p.mine.inbox.push({ type: 'streamData', id: ids[0]!, data: p.dataFrame('late'), fin: false });
+  p.pump();
+  assert.is(p.closeCode, null);
+  assert.is(p.conn.activeRequests, 0);
+});
+
 test('te: trailers and matching content-length are accepted', () => {
   const p = new RawPeer('client');
   p.control();
