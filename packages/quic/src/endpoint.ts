@@ -42,7 +42,8 @@ import type { CryptoProvider } from '@petrel/tls-core';
 import { ConfigError } from '@petrel/tls-core';
 import type { Address, QuicConnection, Transmit } from './api.js';
 import { addressKey } from './api.js';
-import type { ClientConnectionConfig, ConnectionHost, ServerConnectionParams, ServerTransportConfig } from './config.js';
+import type { ClientConnectionConfig, ConnectionHost, QlogEvent, ServerConnectionParams, ServerTransportConfig } from './config.js';
+import { Connection } from './connection.js';
 import { TransportError } from './errors.js';
 import { Frame, FrameType, encodeFrame } from './frames.js';
 import { PacketHeader, PacketType, parseHeader, writeLongHeader } from './header.js';
@@ -70,6 +71,8 @@ export interface EndpointServerConfig extends ServerTransportConfig {
   maxHandshakes?: number;
   /** Retry / NEW_TOKEN token lifetimes. */
   tokens?: TokenOptions;
+  /** A per-connection qlog sink (overrides `qlog` for that connection); the driver uses it for QLOGDIR. */
+  qlogFor?: (params: ServerConnectionParams) => ((event: QlogEvent) => void) | undefined;
 }
 
 export interface EndpointOptions {
@@ -123,11 +126,11 @@ interface Slot {
 const MIN_INITIAL_DATAGRAM = 1200;
 const MIN_CLIENT_DCID = 8;
 
-let defaultFactory: ConnectionFactory | null = null;
-/** Installs the default factory (connection.ts registers itself; the driver calls this). */
-export function setDefaultConnectionFactory(f: ConnectionFactory): void {
-  defaultFactory = f;
-}
+/** The real Connection (connection.ts). */
+export const defaultConnectionFactory: ConnectionFactory = {
+  client: (cfg, remote, host, now) => Connection.client(cfg, remote, host, now),
+  server: (cfg, params, host, now) => Connection.server(cfg, params, host, now),
+};
 
 export class Endpoint {
   readonly provider: CryptoProvider;
@@ -225,15 +228,19 @@ export class Endpoint {
     return entry.conn;
   }
 
-  /** Feeds one UDP datagram from `remote`. Never throws on peer input. */
-  receive(datagram: Uint8Array, remote: Address, now: number): void {
+  /**
+   * Feeds one UDP datagram from `remote`. Never throws on peer input. Returns the connection the
+   * datagram went to (a new one included), or null (answered statelessly or dropped).
+   */
+  receive(datagram: Uint8Array, remote: Address, now: number): QuicConnection | null {
     this.stats.received++;
     try {
-      this.route(datagram, remote, now);
+      return this.route(datagram, remote, now);
     } catch (e) {
       // Only a bug can land here (the connection catches its own); drop the datagram.
       this.stats.dropped++;
       this.onError?.(e);
+      return null;
     }
   }
 
@@ -299,11 +306,11 @@ export class Endpoint {
   // -------------------------------------------------------------------------------------------
   // Receive path
 
-  private route(d: Uint8Array, remote: Address, now: number): void {
+  private route(d: Uint8Array, remote: Address, now: number): QuicConnection | null {
     const h = this.header;
     if (!parseHeader(d, 0, d.length, this.cidLength, h, true)) {
       this.stats.dropped++;
-      return;
+      return null;
     }
     const slot = this.lookup(d, h.dcidOffset, h.dcidLength);
     if (slot) {
@@ -311,49 +318,43 @@ export class Endpoint {
       const conn = entry.conn!;
       conn.receive(d, remote, now);
       this.checkEntry(entry);
-      return;
+      return conn;
     }
-    if (!h.long) {
-      this.unknownShort(d, remote, now);
-      return;
-    }
-    if (h.type === PacketType.VersionNegotiation) {
-      // §6.1: a VN packet for no connection (or any, a client endpoint's conns route by our SCID above).
+    if (!h.long) return this.unknownShort(d, remote, now);
+    if (h.type === PacketType.VersionNegotiation || !this.server) {
+      // A VN packet for no connection (ours route by our SCID above), or a client endpoint: drop.
       this.stats.dropped++;
-      return;
-    }
-    if (!this.server) {
-      this.stats.dropped++;
-      return;
+      return null;
     }
     if (h.type === PacketType.UnknownVersion || !this.serverVersions.includes(h.version)) {
       this.versionNegotiation(d, h, remote);
-      return;
+      return null;
     }
     if (h.type !== PacketType.Initial || d.length < MIN_INITIAL_DATAGRAM) {
       // 0-RTT/Handshake for an unknown connection, or a too-small Initial (§14.1): drop.
       this.stats.dropped++;
-      return;
+      return null;
     }
-    this.accept(d, remote, now);
+    return this.accept(d, remote, now);
   }
 
-  private unknownShort(d: Uint8Array, remote: Address, now: number): void {
+  private unknownShort(d: Uint8Array, remote: Address, now: number): QuicConnection | null {
     // Possibly a Stateless Reset for one of our connections, or a packet to a retired CID (§10.3.1):
     // offer it to the connections with this peer (bounded scan).
     const key = addressKey(remote);
-    let offered = false;
+    let offered: QuicConnection | null = null;
     const n = Math.min(this.entries.length, 64);
     for (let i = 0; i < n; i++) {
-      const e = this.entries[i]!;
+      const e = this.entries[i];
+      if (!e) break;
       const c = e.conn!;
       if (c.isClosed || c.remote.port !== remote.port || addressKey(c.remote) !== key) continue;
-      offered = true;
+      offered = c;
       c.receive(d, remote, now);
       this.checkEntry(e);
     }
-    if (offered) return;
-    this.statelessReset(d, remote, now);
+    if (!offered) this.statelessReset(d, remote, now);
+    return offered;
   }
 
   private statelessReset(d: Uint8Array, remote: Address, now: number): void {
@@ -388,7 +389,7 @@ export class Endpoint {
     if (this.enqueue(vn, remote)) this.stats.versionNegotiationsSent++;
   }
 
-  private accept(d: Uint8Array, remote: Address, now: number): void {
+  private accept(d: Uint8Array, remote: Address, now: number): QuicConnection | null {
     const s = this.server!;
     const h = this.header;
     const version = h.version;
@@ -407,26 +408,26 @@ export class Endpoint {
       } else if (token[0] === TokenKind.retry) {
         // §8.1.2: the client will not accept another Retry; close at once with INVALID_TOKEN.
         this.stats.invalidTokens++;
-        if (!this.decrypts(d, version, dcid)) return this.drop();
+        if (!this.decrypts(d, version, dcid)) { this.drop(); return null; }
         this.closeInitial(version, dcid, scid, TransportError.INVALID_TOKEN, 'invalid Retry token', remote);
-        return;
+        return null;
       }
     }
-    if (!retryToken && dcid.length < MIN_CLIENT_DCID) return this.drop(); // §7.2
+    if (!retryToken && dcid.length < MIN_CLIENT_DCID) { this.drop(); return null; } // §7.2
     const maxConns = s.maxConnections ?? 10_000;
     const maxHs = s.maxHandshakes ?? 1000;
     if (this.entries.length >= maxConns || this.handshakes >= maxHs) {
-      if (!this.decrypts(d, version, dcid)) return this.drop();
+      if (!this.decrypts(d, version, dcid)) { this.drop(); return null; }
       this.stats.refused++;
       this.closeInitial(version, dcid, scid, TransportError.CONNECTION_REFUSED, 'server busy', remote);
-      return;
+      return null;
     }
     const policy = s.retry ?? 'never';
     if (!validated && (policy === 'always' || (policy === 'auto' && this.handshakes > (s.retryThreshold ?? 64)))) {
       this.sendRetry(version, dcid, scid, remote, now);
-      return;
+      return null;
     }
-    if (!this.decrypts(d, version, dcid)) return this.drop();
+    if (!this.decrypts(d, version, dcid)) { this.drop(); return null; }
     const localCid = this.newCid();
     const params: ServerConnectionParams = {
       remote: { ...remote },
@@ -442,13 +443,16 @@ export class Endpoint {
     const host = this.makeHost(entry);
     let conn: QuicConnection;
     try {
-      conn = this.getFactory().server({ ...s, cidLength: this.cidLength }, params, host, now);
+      const cfg: ServerTransportConfig = { ...s, cidLength: this.cidLength };
+      const qlog = s.qlogFor?.(params);
+      if (qlog) cfg.qlog = qlog;
+      conn = this.getFactory().server(cfg, params, host, now);
     } catch (e) {
       // Misconfiguration surfaces at the first connection; do not take the endpoint down on input.
       this.unrouteAll(entry);
       this.stats.dropped++;
       this.onError?.(e);
-      return;
+      return null;
     }
     entry.conn = conn;
     // The connection may or may not have announced its first CID through cidChanged; make sure.
@@ -461,6 +465,7 @@ export class Endpoint {
     this.events.push({ type: 'connection', connection: conn });
     conn.receive(d, remote, now);
     this.checkEntry(entry);
+    return conn;
   }
 
   /** Does the first packet of `d` (a client Initial) decrypt with the Initial keys of `dcid`? Works on a copy. */
@@ -522,9 +527,7 @@ export class Endpoint {
   // Connections and routes
 
   private getFactory(): ConnectionFactory {
-    const f = this.factory ?? defaultFactory;
-    if (!f) throw new ConfigError('Endpoint: no Connection factory (import "@petrel/quic" or pass options.factory)');
-    return f;
+    return this.factory ?? defaultConnectionFactory;
   }
 
   private newEntry(server: boolean): Entry {

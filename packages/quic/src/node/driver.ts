@@ -1,0 +1,255 @@
+/**
+ * The node:dgram driver of one Endpoint: one UDP socket, ONE timer (re-armed to
+ * endpoint.nextTimeout()), a send loop draining endpoint.pollTransmit(), and event dispatch to the
+ * NodeQuicConnection wrappers.
+ *
+ * node:dgram limits (documented, not worked around):
+ * - ECN: node:dgram can neither read the ECN bits of received datagrams nor set them on sent ones
+ *   (no IP_RECVTOS / IP_TOS control messages), so Petrel never validates or reports ECN (RFC 9000
+ *   §13.4 allows that: ECN is optional) and ACK frames carry no ECN counts.
+ * - Batching: there is no sendmmsg/GSO in node:dgram; each datagram is one send() call (libuv tries
+ *   a synchronous send first, so this costs a syscall per datagram but no queueing). Receives are
+ *   one 'message' event per datagram. After SEND_BURST datagrams the loop yields (setImmediate) so
+ *   that received datagrams (ACKs) are processed between bursts.
+ * - The Transmit's datagram is handed to send() without a copy: Connection and Endpoint allocate a
+ *   fresh buffer per datagram.
+ */
+import dgram from 'node:dgram';
+import type { Address, QuicConnection } from '../api.js';
+import type { Endpoint } from '../endpoint.js';
+import { NodeQuicConnection } from './connection.js';
+
+const SEND_BURST = 64;
+
+export interface DriverOptions {
+  /** Socket receive/send buffer sizes in bytes (default 4 MiB / 2 MiB, best effort). */
+  recvBufferSize?: number;
+  sendBufferSize?: number;
+}
+
+/**
+ * The transport clock: milliseconds since the epoch, monotonic and sub-millisecond
+ * (timeOrigin + performance.now()). Epoch-based because Connection also hands it to TLS for
+ * certificate validity and ticket ages (cfg.tls.now defaults to the connection's time).
+ */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function socketType(host: string): 'udp4' | 'udp6' {
+  return host.includes(':') ? 'udp6' : 'udp4';
+}
+
+export function bindSocket(host: string, port: number, opts: DriverOptions = {}): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket({ type: socketType(host), reuseAddr: false });
+    const onErr = (e: Error) => {
+      s.close();
+      reject(e);
+    };
+    s.once('error', onErr);
+    s.bind(port, host, () => {
+      s.off('error', onErr);
+      try {
+        s.setRecvBufferSize(opts.recvBufferSize ?? 4 * 1024 * 1024);
+        s.setSendBufferSize(opts.sendBufferSize ?? 2 * 1024 * 1024);
+      } catch {
+        /* best effort (limited by net.core.rmem_max) */
+      }
+      resolve(s);
+    });
+  });
+}
+
+export class UdpDriver {
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private scheduled = false;
+  private sending = false;
+  private closed = false;
+  readonly wrappers = new Map<QuicConnection, NodeQuicConnection>();
+  private readonly dirty = new Set<NodeQuicConnection>();
+  /** Old sockets kept open briefly after a migration (late datagrams on the old path). */
+  private readonly oldSockets: dgram.Socket[] = [];
+  onConnection: ((c: NodeQuicConnection) => void) | null = null;
+  onSocketError: ((e: Error) => void) | null = null;
+  /** Called when no connection is left (client drivers close then). */
+  onIdle: (() => void) | null = null;
+  sendErrors = 0;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    public socket: dgram.Socket,
+  ) {
+    this.attach(socket);
+  }
+
+  private attach(s: dgram.Socket): void {
+    s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    s.on('error', (e) => {
+      // Receive-side errors (ICMP unreachable on some platforms) are not fatal for QUIC.
+      this.onSocketError?.(e);
+    });
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closed) return;
+    const remote: Address = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 6 : 4 };
+    const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+    const conn = this.endpoint.receive(data, remote, now());
+    this.takeNewConnections();
+    if (conn) {
+      const w = this.wrappers.get(conn);
+      if (w) this.dirty.add(w);
+    }
+    this.schedule();
+  }
+
+  /** Wraps connections the endpoint accepted and announces them. */
+  private takeNewConnections(): void {
+    for (let e = this.endpoint.pollEvent(); e; e = this.endpoint.pollEvent()) {
+      if (e.type !== 'connection') continue;
+      const w = this.wrap(e.connection);
+      this.dirty.add(w);
+      this.onConnection?.(w);
+    }
+  }
+
+  wrap(conn: QuicConnection): NodeQuicConnection {
+    let w = this.wrappers.get(conn);
+    if (w) return w;
+    w = new NodeQuicConnection(conn, {
+      now,
+      kick: () => {
+        this.dirty.add(w!);
+        this.schedule();
+      },
+      migrate: (c) => this.migrate(c),
+    });
+    this.wrappers.set(conn, w);
+    return w;
+  }
+
+  /** Runs the I/O step soon (coalesces many app calls / datagrams into one pass). */
+  schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.step();
+    });
+  }
+
+  /** Flush sends, dispatch events, re-arm the timer. */
+  step(): void {
+    if (this.closed) return;
+    for (const w of this.dirty) w.dispatch();
+    this.dirty.clear();
+    this.flush();
+    // Events may have triggered app calls that queued more data: those call kick() → schedule().
+    this.reap();
+    this.arm();
+  }
+
+  private flush(): void {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      const t = now();
+      for (let i = 0; i < SEND_BURST; i++) {
+        const tx = this.endpoint.pollTransmit(t);
+        if (!tx) return;
+        this.send(tx.datagram, tx.remote);
+        if (i === SEND_BURST - 1) this.schedule(); // more may be ready: continue after I/O
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private send(d: Uint8Array, remote: Address): void {
+    try {
+      this.socket.send(d, remote.port, remote.address, (err) => {
+        if (err) this.sendErrors++;
+      });
+    } catch {
+      this.sendErrors++; // e.g. an IPv6 address on a udp4 socket: the datagram is lost, QUIC recovers or times out
+    }
+  }
+
+  private reap(): void {
+    for (const [conn, w] of this.wrappers) {
+      if (conn.isClosed) {
+        w.dispatch(); // the 'closed' event
+        if (!w.isClosed) w.finish({ code: 0, frameType: 0, reason: '', application: false, remote: false, kind: 'close' });
+        this.wrappers.delete(conn);
+      }
+    }
+    if (this.wrappers.size === 0) this.onIdle?.();
+  }
+
+  private arm(): void {
+    const t = this.endpoint.nextTimeout();
+    if (t === null) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.timerAt = Infinity;
+      return;
+    }
+    if (this.timer && t === this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = t;
+    const delay = Math.max(0, t - now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.onTimer();
+    }, Math.ceil(delay));
+  }
+
+  private onTimer(): void {
+    if (this.closed) return;
+    this.endpoint.handleTimeout(now());
+    for (const w of this.wrappers.values()) this.dirty.add(w);
+    this.step();
+  }
+
+  /** Client migration: a new socket on a new ephemeral port becomes the send socket. */
+  private async migrate(c: NodeQuicConnection): Promise<boolean> {
+    const old = this.socket;
+    const addr = old.address();
+    const fresh = await bindSocket(addr.address, 0);
+    this.attach(fresh);
+    this.socket = fresh;
+    this.oldSockets.push(old);
+    setTimeout(() => {
+      const i = this.oldSockets.indexOf(old);
+      if (i >= 0) this.oldSockets.splice(i, 1);
+      old.close();
+    }, 3000).unref();
+    const ok = c.conn.migrate(now());
+    this.dirty.add(c);
+    this.schedule();
+    return ok;
+  }
+
+  /** Stops everything now (no draining). Wrappers still open get a local close. */
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const w of this.wrappers.values()) {
+      w.dispatch();
+      if (!w.isClosed) w.finish({ code: 0, frameType: 0, reason: 'endpoint destroyed', application: false, remote: false, kind: 'close' });
+    }
+    this.wrappers.clear();
+    for (const s of [this.socket, ...this.oldSockets.splice(0)]) {
+      try {
+        s.close();
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+}
