@@ -722,6 +722,24 @@ export class H3Connection {
   }
 
   /**
+   * Stops reading a request stream without abandoning our sending side: STOP_SENDING (default
+   * H3_NO_ERROR, e.g. a server that answers without needing the rest of the request, §4.1.1).
+   */
+  stopReading(id: number, code: number = H3Error.H3_NO_ERROR): void {
+    const s = this.requests.get(id);
+    if (!s || this.closedState || s.fin) return;
+    this.transport.stopSending(id, code);
+    if (s.phase !== 'done') {
+      this.decoder.cancelStream(id);
+      this.flushDecoder();
+    }
+    s.fin = true;
+    s.queue = [];
+    s.phase = 'done';
+    if (s.localDone) this.retire(id);
+  }
+
+  /**
    * Graceful shutdown (§5.2): sends GOAWAY. Server: requests on streams >= the id (default: the
    * next one not yet seen) are rejected; client: push id 0 (we accept no pushes). May be called
    * again with a lower id, never a higher one.

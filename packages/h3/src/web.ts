@@ -230,7 +230,14 @@ export class H3ServerSession {
     const authority = pseudo.get(':authority') ?? headers.get('host') ?? 'localhost';
     const s: ServerStream = { body: undefined, gone: false, requestDone: false, responseDone: false };
     const hasBody = method !== 'GET' && method !== 'HEAD';
-    if (hasBody) s.body = makeBody(() => this.conn.cancel(id, H3Error.H3_NO_ERROR));
+    if (hasBody) {
+      // The handler does not want the rest of the request body: stop reading, keep responding.
+      s.body = makeBody(() => {
+        this.conn.stopReading(id);
+        s.requestDone = true;
+        this.opts.wake?.();
+      });
+    }
     this.streams.set(id, s);
     let request: Request;
     try {

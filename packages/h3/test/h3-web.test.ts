@@ -27,6 +27,10 @@ const handler = async (req: Request): Promise<Response> => {
   if (url.pathname === '/forever') {
     return new Response(new ReadableStream({ pull: () => new Promise((r) => setTimeout(r, 5)).then(() => undefined) }));
   }
+  if (url.pathname === '/early') {
+    await req.body!.cancel();
+    return new Response('early answer');
+  }
   if (url.pathname === '/nocontent') return new Response(null, { status: 204 });
   if (url.pathname === '/throw') throw new Error('handler bug');
   return new Response('not found', { status: 404 });
@@ -112,6 +116,19 @@ test('abort cancels the request stream; cancelling the body resets the stream', 
   await new Promise((r) => setTimeout(r, 20));
   assert.is(h3.client.activeRequests, 0);
   assert.is(h3.server.activeRequests, 0);
+});
+
+test('a handler that cancels the request body still answers (STOP_SENDING H3_NO_ERROR)', async () => {
+  const h3 = connectInMemory(handler);
+  const body = new ReadableStream<Uint8Array>({
+    pull: (c) => new Promise((r) => setTimeout(r, 2)).then(() => c.enqueue(new Uint8Array(100))),
+  });
+  const res = await h3.fetch('https://example.com/early', { method: 'POST', body, duplex: 'half' } as RequestInit);
+  assert.is(await res.text(), 'early answer');
+  assert.ok(h3.transports.server.log.some((l) => l.op === 'stop' && l.code === 0x100));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.is(h3.server.activeRequests, 0);
+  assert.is(h3.serverSession.activeRequests, 0);
 });
 
 test('connection close rejects pending fetches', async () => {
