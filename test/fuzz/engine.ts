@@ -67,6 +67,8 @@ export interface FuzzOptions {
   corpus?: Uint8Array[];
   /** Pool cap for interesting inputs (default 512). */
   poolCap?: number;
+  /** Called for each generated input with an outcome signature not seen before. */
+  onNewSignature?(input: Uint8Array, signature: string): void;
 }
 
 export interface FuzzFailure {
@@ -183,6 +185,7 @@ export function fuzz(t: FuzzTarget, opts: FuzzOptions): FuzzStats {
     if (!seen.has(r.signature)) {
       seen.add(r.signature);
       if (it >= seeds.length) {
+        opts.onNewSignature?.(input, r.signature);
         if (pool.length < poolCap) pool.push(input);
         else pool[seeds.length + rng.int(poolCap - seeds.length)] = input;
       }

@@ -2,6 +2,8 @@
  * Long fuzz campaigns over the registered targets (test/fuzz/targets.ts).
  *
  *   pnpm fuzz [--target NAME[,NAME...]] [--iterations N] [--seconds S] [--seed X] [--max-input-ms MS] [--list]
+ *   pnpm fuzz ... --save-new N                   also keep up to N inputs per target with new outcomes
+ *                                                as test/fuzz/corpus/<target>/sig-<hash>.bin (replayed by tests)
  *   pnpm fuzz --target NAME --replay FILE...     run files through the target, print the outcome
  *   pnpm fuzz --target NAME --minimize FILE      shrink a failing input (writes FILE.min.bin)
  *
@@ -11,7 +13,8 @@
  * test/fuzz-corpus.test.ts from then on) and the process exits 1 after the remaining targets.
  */
 import fs from 'node:fs';
-import { describeFailure, fuzz, loadCorpus, minimize, runOne, saveCrash } from './engine.js';
+import path from 'node:path';
+import { corpusDir, describeFailure, fuzz, inputHash, loadCorpus, minimize, runOne, saveCrash } from './engine.js';
 import { targets } from './targets.js';
 
 const argv = process.argv.slice(2);
@@ -23,6 +26,7 @@ let maxInputMs = 2000;
 let list = false;
 const replay: string[] = [];
 let minimizeFile: string | undefined;
+let saveNew = 0;
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i]!;
   const val = (): string => {
@@ -38,6 +42,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--list') list = true;
   else if (a === '--replay') replay.push(val());
   else if (a === '--minimize') minimizeFile = val();
+  else if (a === '--save-new') saveNew = num(val(), a);
   else if (a === '--help' || a === '-h') usage();
   else if (a === '--') continue;
   else usage(`unknown argument ${a}`);
@@ -52,6 +57,7 @@ function num(v: string, flag: string): number {
 function usage(err?: string): never {
   if (err) console.error(err);
   console.error('usage: pnpm fuzz [--target NAME[,NAME...]] [--iterations N] [--seconds S] [--seed X] [--max-input-ms MS] [--list]');
+  console.error('       pnpm fuzz ... --save-new N   (keep N new-outcome inputs per target in the corpus)');
   console.error('       pnpm fuzz --target NAME --replay FILE [--replay FILE...] | --minimize FILE');
   console.error(`targets: ${targets.map((t) => t.name).join(', ')}`);
   process.exit(2);
@@ -94,7 +100,17 @@ for (const t of selected) {
   const corpus = loadCorpus(t.name).map((c) => c.data);
   let st;
   try {
-    st = fuzz(t, { seed, iterations, seconds, maxInputMs, corpus });
+    let saved = 0;
+    const onNewSignature = saveNew
+      ? (input: Uint8Array) => {
+          if (saved >= saveNew || input.length > 2048) return;
+          saved++;
+          const d = path.join(corpusDir, t.name);
+          fs.mkdirSync(d, { recursive: true });
+          fs.writeFileSync(path.join(d, `sig-${inputHash(input)}.bin`), input);
+        }
+      : undefined;
+    st = fuzz(t, { seed, iterations, seconds, maxInputMs, corpus, onNewSignature });
   } catch (e) {
     // seeds() itself failed: a broken target is a failure too.
     failures++;
