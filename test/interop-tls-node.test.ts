@@ -3,7 +3,8 @@
  * suites, certificate types, ALPN, client authentication, resumption, KeyUpdate, bulk data with
  * backpressure; node and noble providers.
  */
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
+const test = (name: string, fn: () => Promise<void>) => uvuTest(name, async () => { const t0 = Date.now(); await fn(); if (process.env.TIMING) console.log(`${Date.now() - t0} ms  ${name}`); });
 import * as assert from 'uvu/assert';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -258,4 +259,4 @@ test('KeyUpdate with node both ways, and bulk data with backpressure', async () 
   }
 });
 
-test.run();
+uvuTest.run();

@@ -12,7 +12,7 @@ import { ProtocolViolation } from '../src/errors.js';
 import type { CipherSuite } from '../src/handshake/api.js';
 import { RecordLayer, MAX_PLAINTEXT } from '../src/record/record-layer.js';
 
-const ITER = Number(process.env.FUZZ_ITER) || 1500;
+const ITER = Number(process.env.FUZZ_ITER) || 800;
 const SUITES: CipherSuite[] = ['TLS_AES_128_GCM_SHA256', 'TLS_CHACHA20_POLY1305_SHA256'];
 
 function hs(type: number, len: number): Uint8Array {

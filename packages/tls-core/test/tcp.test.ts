@@ -308,6 +308,46 @@ test('backpressure: a slow reader stops the writer; all data arrives in order', 
   }
 });
 
+test('a TCP FIN (no close_notify) while the reader is paused: every buffered record is delivered before end', async () => {
+  const size = 3 * 1024 * 1024;
+  const srv = await serve({}, (s) => {
+    s.on('data', () => {
+      const buf = Buffer.alloc(size, 5);
+      s.write(buf, () => (s.transport as net.Socket).end()); // FIN without close_notify
+    });
+  });
+  try {
+    const c = client(srv.port);
+    await secure(c);
+    c.pause();
+    c.write('go');
+    await new Promise((r) => setTimeout(r, 300));
+    // a slow reader: small reads in paused mode keep the readable side full
+    const total = await until<number>('end', 15_000, (res, rej) => {
+      let got = 0;
+      let ended = false;
+      c.on('end', () => {
+        ended = true;
+        res(got);
+      });
+      c.on('error', rej);
+      const tick = () => {
+        for (let k = 0; k < 4; k++) {
+          const d = c.read(8192) as Buffer | null;
+          if (!d) break;
+          got += d.length;
+        }
+        if (!ended) setTimeout(tick, 1);
+      };
+      tick();
+    });
+    assert.is(total, size);
+    c.destroy();
+  } finally {
+    await srv.close();
+  }
+});
+
 test('automatic KeyUpdate at the key usage limit, both directions, data intact', async () => {
   for (const p of providers) {
     const srv = await serve({ provider: p, keyUpdateAfter: 4 });

@@ -108,6 +108,7 @@ export class TlsSocket extends Duplex {
   private handshakeTimer: NodeJS.Timeout | null = null;
   private waitingPending = false;
   private drainCb: (() => void) | null = null;
+  private transportEnded = false;
 
   constructor(transport: Socket | Duplex, opts: TlsSocketOptions) {
     super({ allowHalfOpen: false });
@@ -132,10 +133,15 @@ export class TlsSocket extends Duplex {
     transport.on('end', () => this.onTransportEnd());
     transport.on('error', (err: Error) => this.failWith(err));
     transport.on('close', () => {
-      if (!this.dead && !this.destroyed) {
-        if (!this.secure) this.failWith(connectionClosed('the connection closed before the TLS handshake completed'));
-        else this.destroy();
+      if (this.dead || this.destroyed) return;
+      if (!this.secure) {
+        this.failWith(connectionClosed('the connection closed before the TLS handshake completed'));
+        return;
       }
+      // Deliver what is still buffered, then end the readable side (the stream closes itself after 'end').
+      this.transportEnded = true;
+      this.guard(() => this.pump());
+      if (this.peerClosed && this.readableEnded) this.destroy();
     });
     transport.on('drain', () => {
       const cb = this.drainCb;
@@ -219,6 +225,13 @@ export class TlsSocket extends Duplex {
 
   private onTransportEnd(): void {
     if (this.dead) return;
+    this.transportEnded = true;
+    // Records still buffered (a blocked reader) are delivered first; pump() ends the stream after them.
+    this.guard(() => this.pump());
+  }
+
+  /** The transport sent FIN and every buffered record was processed. */
+  private onInputExhausted(): void {
     if (!this.secure) {
       this.failWith(connectionClosed('the peer closed the connection before the TLS handshake completed'));
       return;
@@ -244,7 +257,10 @@ export class TlsSocket extends Duplex {
         }
         if (this.readBlocked) return;
         const ev = this.record.poll();
-        if (!ev) return;
+        if (!ev) {
+          if (this.transportEnded && !this.waitingPending) this.onInputExhausted();
+          return;
+        }
         switch (ev.type) {
           case 'handshake':
             this.tls.receive(ev.level, ev.data);
@@ -422,15 +438,15 @@ export class TlsSocket extends Duplex {
       this.finalCb = cb;
       return;
     }
-    if (!this.closeNotifySent) {
+    if (!this.closeNotifySent && this.transport.writable && !this.transport.destroyed) {
       this.closeNotifySent = true;
       try {
         this.transport.write(this.record.writeAlert(Alert.close_notify));
       } catch {
         // closing anyway
       }
+      this.transport.end();
     }
-    this.transport.end();
     cb();
   }
 
