@@ -1,4 +1,4 @@
-// HTTP/3 interop with ngtcp2 + nghttp3 (gtlsserver / gtlsclient) over Petrel QUIC on 127.0.0.1:
+// HTTP/3 interop over Petrel QUIC on 127.0.0.1 with ngtcp2 + nghttp3 (gtlsserver / gtlsclient) and quic-go:
 // our fetch() against their server, their client against our serve(). Both crypto providers.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connectH3, serve } from '../src/node.js';
-import { freePort, peers, requirePeer, runBounded, spawnPeer, waitForPort } from '../../../test/support/peers.js';
+import { freePort, peers, requirePeer, runBounded, spawnPeer, startQuicGoServer, waitForPort } from '../../../test/support/peers.js';
 import { providers } from '../../../test/support/providers.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'petrel-h3-interop-'));
@@ -70,6 +70,49 @@ for (const provider of providers) {
       assert.equal(new Uint8Array(fs.readFileSync(path.join(dl, 'small'))), files.small);
       assert.equal(new Uint8Array(fs.readFileSync(path.join(dl, 'big'))), files.big);
       assert.equal(seen.sort(), ['GET big nghttp3/ngtcp2 client', 'GET small nghttp3/ngtcp2 client']);
+    } finally {
+      await server.close(0x100, 'done', 500);
+    }
+  });
+
+  test(`[${provider.name}] our fetch() downloads from the quic-go http3 server`, async () => {
+    const p = peers();
+    const qg = await startQuicGoServer('http3', www, { lifetimeMs: 30_000 });
+    if (!qg) return;
+    try {
+      const client = await connectH3({ host: '127.0.0.1', port: 443 }, { provider, ca: fs.readFileSync(p.certs.ca, 'utf8'), serverName: 'localhost' });
+      try {
+        for (const name of ['small', 'big']) {
+          const res = await client.fetch(`https://127.0.0.1/${name}`);
+          assert.is(res.status, 200);
+          assert.equal(new Uint8Array(await res.arrayBuffer()), files[name]);
+        }
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await qg.kill();
+    }
+  });
+
+  test(`[${provider.name}] the quic-go http3 client downloads from our serve()`, async () => {
+    const bin = requirePeer('quicGo');
+    const p = peers();
+    if (!bin) return;
+    const port = await freePort('udp');
+    const server = await serve(
+      { port, host: '127.0.0.1', provider, cert: fs.readFileSync(p.certs.cert, 'utf8'), key: fs.readFileSync(p.certs.key, 'utf8') },
+      (req) => {
+        const body = files[new URL(req.url).pathname.slice(1)];
+        return body ? new Response(body as unknown as BodyInit) : new Response('no', { status: 404 });
+      },
+    );
+    const dl = fs.mkdtempSync(path.join(dir, 'qg-'));
+    try {
+      const r = await runBounded(bin, ['client', 'http3', dl, `https://127.0.0.1:${port}/small`, `https://127.0.0.1:${port}/big`], { timeoutMs: 30_000 });
+      assert.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      assert.equal(new Uint8Array(fs.readFileSync(path.join(dl, 'small'))), files.small);
+      assert.equal(new Uint8Array(fs.readFileSync(path.join(dl, 'big'))), files.big);
     } finally {
       await server.close(0x100, 'done', 500);
     }
