@@ -353,4 +353,69 @@ test('openssl s_client → petrel server: 0-RTT rejected (server without early d
   }
 });
 
+test('0-RTT across a HelloRetryRequest: both sides skip/resend correctly (petrel client and petrel server)', async () => {
+  if (!HAVE) return;
+  const certs = makeCerts();
+  // petrel client → s_server that only does P-256: our ClientHello (X25519MLKEM768 + X25519 shares) gets an HRR,
+  // the 0-RTT records we already sent are skipped by openssl, and we resend the data after the handshake.
+  const clients: OpenClient[] = [];
+  try {
+    const opts = { servername: 'localhost', ca: certs.caPem };
+    const port2 = await freePort('tcp');
+    // -no_anti_replay: with anti-replay on, openssl consumes the ticket on the first ClientHello and refuses it in the second
+    const srv2 = sServer(port2, 'ecdsa', ['-early_data', '-no_anti_replay', '-groups', 'P-256'], false);
+    try {
+      await srv2.waitFor('ACCEPT');
+      const b0 = openClient({ ...opts, port: port2 });
+      clients.push(b0);
+      await b0.secure;
+      assert.is(b0.sock.info!.helloRetry, true);
+      const t2 = await b0.waitTicket();
+      b0.sock.end();
+      await srv2.waitFor('DONE');
+      // the ticket's group is irrelevant to the PSK, but our key shares still force an HRR
+      const b = openClient({ ...opts, port: port2, session: t2, earlyData: 'resent-after-hrr\n' });
+      clients.push(b);
+      await b.secure;
+      assert.is(b.sock.info!.helloRetry, true);
+      assert.is(b.sock.info!.earlyData, 'rejected');
+      assert.is(b.sock.info!.resumed, true);
+      await srv2.waitFor('resent-after-hrr');
+    } finally {
+      await srv2.kill();
+    }
+  } finally {
+    for (const c of clients) c.sock.destroy();
+  }
+
+  // s_client → petrel server that only does P-256, with 0-RTT: we send an HRR and skip the early records
+  const sess = path.join(certs.dir, 'sess-hrr.pem');
+  const early = path.join(certs.dir, 'early-hrr.txt');
+  fs.writeFileSync(early, 'skipped-early\n');
+  const h = await startServer({ cert: certs.server.ecdsa.cert, key: certs.server.ecdsa.key, maxEarlyData: 16384, groups: ['secp256r1'] });
+  const peers: Peer[] = [];
+  try {
+    const a = sClient(h.port, ['-groups', 'P-256', '-sess_out', sess]);
+    peers.push(a);
+    await h.nextSecure(8000);
+    a.write('ping\n');
+    await a.waitFor('pong:ping');
+    a.endInput();
+    await a.exited;
+    const b = sClient(h.port, ['-groups', 'X25519:P-256', '-sess_in', sess, '-early_data', early]);
+    peers.push(b);
+    const sock = await h.nextSecure(8000);
+    await b.waitFor(/Early data was rejected/);
+    assert.is(sock.info!.helloRetry, true);
+    assert.is(sock.info!.resumed, true);
+    assert.is(sock.info!.earlyData, 'none');
+    b.write('after-hrr\n');
+    await b.waitFor('pong:after-hrr');
+    assert.ok(!b.out().includes('pong:skipped-early'));
+  } finally {
+    for (const p of peers) await p.kill();
+    await h.close();
+  }
+});
+
 test.run();
