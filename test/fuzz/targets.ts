@@ -18,6 +18,7 @@ import { certificateMatchesName, presentedNames } from '../../packages/tls-core/
 import { generateSelfSigned } from '../../packages/tls-core/src/x509/selfsigned.js';
 import { defineTarget, type FuzzTarget } from './engine.js';
 import { quicTargets } from './targets-quic.js';
+import { quicConnTargets } from './targets-quic-conn.js';
 import { tlsTargets } from './targets-tls.js';
 import { h3Targets } from './targets-h3.js';
 
@@ -135,7 +136,7 @@ export const x509CertTarget = defineTarget({
 });
 
 /** Every registered target, in the order `pnpm fuzz` runs them. */
-export const targets: FuzzTarget[] = [derTarget, pemTarget, spkiTarget, x509CertTarget, ...quicTargets, ...tlsTargets, ...h3Targets];
+export const targets: FuzzTarget[] = [derTarget, pemTarget, spkiTarget, x509CertTarget, ...quicTargets, ...quicConnTargets, ...tlsTargets, ...h3Targets];
 
 export function findTarget(name: string): FuzzTarget | undefined {
   return targets.find((t) => t.name === name);
