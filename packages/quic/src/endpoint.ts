@@ -39,7 +39,7 @@
  *   responses are dropped, so a flood cannot grow memory.
  */
 import type { CryptoProvider } from '@petrel/tls-core';
-import { ConfigError } from '@petrel/tls-core';
+import { AntiReplay, ConfigError, TicketKeyring } from '@petrel/tls-core';
 import type { Address, QuicConnection, Transmit } from './api.js';
 import { addressKey } from './api.js';
 import type { ClientConnectionConfig, ConnectionHost, QlogEvent, ServerConnectionParams, ServerTransportConfig } from './config.js';
@@ -173,7 +173,7 @@ export class Endpoint {
     if (opts.server?.cidLength !== undefined && opts.server.cidLength !== cl)
       throw new ConfigError(`Endpoint: server.cidLength (${opts.server.cidLength}) differs from cidLength (${cl}); set one`);
     this.cidLength = cl;
-    this.server = opts.server ?? null;
+    this.server = opts.server ? withSharedTlsState(opts.server) : null;
     const s = this.server;
     if (s) {
       if (s.retry !== undefined && s.retry !== 'always' && s.retry !== 'auto' && s.retry !== 'never')
@@ -633,6 +633,24 @@ export class Endpoint {
     }
     this.unrouteAll(entry);
   }
+}
+
+/**
+ * Session-ticket keys and the 0-RTT anti-replay store must be shared by every connection of the
+ * endpoint; tls-core makes one per TlsServerConfig object, and each Connection builds its own
+ * config object, so without this a ticket would never be accepted by a later connection.
+ */
+function withSharedTlsState(s: EndpointServerConfig): EndpointServerConfig {
+  const tls = s.tls ?? {};
+  if (tls.tickets?.keys && tls.antiReplay) return s;
+  return {
+    ...s,
+    tls: {
+      ...tls,
+      tickets: { ...(tls.tickets ?? {}), keys: tls.tickets?.keys ?? new TicketKeyring(s.provider) },
+      antiReplay: tls.antiReplay ?? new AntiReplay(),
+    },
+  };
 }
 
 function slotMatches(s: Slot, buf: Uint8Array, off: number, len: number): boolean {

@@ -225,7 +225,11 @@ export class UdpDriver {
     setTimeout(() => {
       const i = this.oldSockets.indexOf(old);
       if (i >= 0) this.oldSockets.splice(i, 1);
-      old.close();
+      try {
+        old.close();
+      } catch {
+        /* closed by destroy() */
+      }
     }, 3000).unref();
     const ok = c.conn.migrate(now());
     this.dirty.add(c);
