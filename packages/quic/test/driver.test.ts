@@ -16,7 +16,7 @@ import { connect, listen, toNodeDuplex, type NodeQuicConnection, type QuicServer
 const cert = generateSelfSigned({ provider: nodeProvider, names: ['localhost', '127.0.0.1', '::1'] });
 const ALPN = ['petrel-test'];
 
-async function readAll(r: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+async function readAll(r: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let n = 0;
   for await (const c of r) {
@@ -243,7 +243,7 @@ test('failures reject clearly: unknown CA, nothing listening (timeout)', async (
   const server = await echoServer();
   try {
     const port = server.address().port;
-    let err: Error | null = null;
+    let err = null as Error | null;
     await connect({ host: '127.0.0.1', port }, { alpn: ALPN, ca: other.certPem }).catch((e: Error) => (err = e));
     assert.ok(err, 'rejected');
     assert.match(err!.message, /handshake failed/);
@@ -253,7 +253,7 @@ test('failures reject clearly: unknown CA, nothing listening (timeout)', async (
   } finally {
     await server.close();
   }
-  let err: Error | null = null;
+  let err = null as Error | null;
   const t0 = Date.now();
   await connect({ host: '127.0.0.1', port: 9 }, { alpn: ALPN, ca: cert.certPem, handshakeTimeoutMs: 500 }).catch((e: Error) => (err = e));
   assert.ok(err);

@@ -22,9 +22,12 @@ export interface DriverHooks {
   migrate?(conn: NodeQuicConnection): Promise<boolean>;
 }
 
+/** A Web ReadableStream that is also async-iterable (as Node's are; the DOM typings lack it). */
+export type AsyncReadableStream<T> = ReadableStream<T> & AsyncIterable<T>;
+
 export interface QuicBidirectionalStream {
   readonly id: number;
-  readonly readable: ReadableStream<Uint8Array>;
+  readonly readable: AsyncReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
 }
 export interface QuicSendStream {
@@ -33,7 +36,7 @@ export interface QuicSendStream {
 }
 export interface QuicReceiveStream {
   readonly id: number;
-  readonly readable: ReadableStream<Uint8Array>;
+  readonly readable: AsyncReadableStream<Uint8Array>;
 }
 
 /** A QUIC stream error surfaced to Web Streams (peer reset or stop, or the connection closed). */
@@ -76,8 +79,8 @@ export class NodeQuicConnection extends EventEmitter {
   readonly ready: Promise<HandshakeInfo>;
   /** Resolves with how the connection ended. Never rejects. */
   readonly closed: Promise<CloseInfo>;
-  readonly incomingBidirectionalStreams: ReadableStream<QuicBidirectionalStream>;
-  readonly incomingUnidirectionalStreams: ReadableStream<QuicReceiveStream>;
+  readonly incomingBidirectionalStreams: AsyncReadableStream<QuicBidirectionalStream>;
+  readonly incomingUnidirectionalStreams: AsyncReadableStream<QuicReceiveStream>;
 
   private readonly streams = new Map<number, StreamState>();
   private readonly openWaiters: { bidi: boolean; wake: () => void }[] = [];
@@ -98,8 +101,12 @@ export class NodeQuicConnection extends EventEmitter {
     });
     this.ready.catch(() => {}); // observed through connect() or by the app
     this.closed = new Promise((res) => (this.resolveClosed = res));
-    this.incomingBidirectionalStreams = new ReadableStream({ start: (c) => void (this.incomingBidiCtl = c) });
-    this.incomingUnidirectionalStreams = new ReadableStream({ start: (c) => void (this.incomingUniCtl = c) });
+    this.incomingBidirectionalStreams = new ReadableStream<QuicBidirectionalStream>({
+      start: (c) => void (this.incomingBidiCtl = c),
+    }) as AsyncReadableStream<QuicBidirectionalStream>;
+    this.incomingUnidirectionalStreams = new ReadableStream<QuicReceiveStream>({
+      start: (c) => void (this.incomingUniCtl = c),
+    }) as AsyncReadableStream<QuicReceiveStream>;
   }
 
   get role(): 'client' | 'server' {
@@ -161,7 +168,7 @@ export class NodeQuicConnection extends EventEmitter {
     return st;
   }
 
-  private readable(st: StreamState): ReadableStream<Uint8Array> {
+  private readable(st: StreamState): AsyncReadableStream<Uint8Array> {
     return new ReadableStream<Uint8Array>(
       {
         start: (c) => void (st.readCtl = c),
@@ -198,7 +205,7 @@ export class NodeQuicConnection extends EventEmitter {
         },
       },
       { highWaterMark: 0 },
-    );
+    ) as AsyncReadableStream<Uint8Array>;
   }
 
   private writable(st: StreamState): WritableStream<Uint8Array> {

@@ -25,7 +25,7 @@ import { UdpDriver, bindSocket, now, type DriverOptions } from './driver.js';
 import { QlogWriter } from './qlog.js';
 
 export { NodeQuicConnection, QuicStreamError, toNodeDuplex, describeClose } from './connection.js';
-export type { QuicBidirectionalStream, QuicSendStream, QuicReceiveStream } from './connection.js';
+export type { QuicBidirectionalStream, QuicSendStream, QuicReceiveStream, AsyncReadableStream } from './connection.js';
 export { QlogWriter } from './qlog.js';
 
 type Pem = string | Uint8Array;
