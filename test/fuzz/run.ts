@@ -22,7 +22,7 @@ let names: string[] = [];
 let iterations: number | undefined;
 let seconds: number | undefined;
 let seed = (Date.now() % 1_000_000_007) >>> 0;
-let maxInputMs = 2000;
+let maxInputMs = 5000;
 let list = false;
 const replay: string[] = [];
 let minimizeFile: string | undefined;
