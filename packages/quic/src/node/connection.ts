@@ -20,6 +20,8 @@ export interface DriverHooks {
   kick(): void;
   /** Client active migration: rebind to a new local port and tell the connection. */
   migrate?(conn: NodeQuicConnection): Promise<boolean>;
+  /** Socket-level counters of the driver. */
+  driverStats?(): { versionNegotiationsReceived: number; sendErrors: number };
 }
 
 /** A Web ReadableStream that is also async-iterable (as Node's are; the DOM typings lack it). */
@@ -125,6 +127,11 @@ export class NodeQuicConnection extends EventEmitter {
   get stats(): Record<string, unknown> | null {
     const s = (this.conn as unknown as { stats?: Record<string, unknown> }).stats;
     return s ?? null;
+  }
+
+  /** Socket-level counters: Version Negotiation packets received, failed sends. */
+  get socketStats(): { versionNegotiationsReceived: number; sendErrors: number } {
+    return this.hooks.driverStats?.() ?? { versionNegotiationsReceived: 0, sendErrors: 0 };
   }
 
   // -------------------------------------------------------------------------------------------

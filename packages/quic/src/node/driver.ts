@@ -76,6 +76,8 @@ export class UdpDriver {
   /** Called when no connection is left (client drivers close then). */
   onIdle: (() => void) | null = null;
   sendErrors = 0;
+  /** Version Negotiation packets seen on the socket (interop checks; a cheap look at 5 bytes). */
+  versionNegotiationsReceived = 0;
 
   constructor(
     readonly endpoint: Endpoint,
@@ -96,6 +98,7 @@ export class UdpDriver {
     if (this.closed) return;
     const remote: Address = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 6 : 4 };
     const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+    if (data.length >= 7 && (data[0]! & 0x80) !== 0 && (data[1]! | data[2]! | data[3]! | data[4]!) === 0) this.versionNegotiationsReceived++;
     const conn = this.endpoint.receive(data, remote, now());
     this.takeNewConnections();
     if (conn) {
@@ -125,6 +128,7 @@ export class UdpDriver {
         this.schedule();
       },
       migrate: (c) => this.migrate(c),
+      driverStats: () => ({ versionNegotiationsReceived: this.versionNegotiationsReceived, sendErrors: this.sendErrors }),
     });
     this.wrappers.set(conn, w);
     return w;

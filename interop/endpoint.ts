@@ -1,0 +1,345 @@
+/**
+ * Petrel's quic-interop-runner endpoint (https://github.com/quic-interop/quic-interop-runner):
+ * hq-interop (HTTP/0.9 over QUIC: the client sends "GET /path\r\n" on a bidirectional stream and
+ * FIN, the server answers with the file's bytes and FIN).
+ *
+ * Environment (the runner's contract; every path overridable so it runs without Docker):
+ *   ROLE=client|server  TESTCASE=<name>  REQUESTS="https://server4:443/a https://server4:443/b"
+ *   WWW (/www)  DOWNLOADS (/downloads)  CERTS (/certs: cert.pem, priv.key)  PORT (443)
+ *   HOST (server bind address, default '::')  SSLKEYLOGFILE  QLOGDIR  LOGS (/logs)
+ *   REPORT: optional path of a JSON report (what happened: versions, Retry, resumption, 0-RTT,
+ *           key updates, suites) that interop/runner.ts uses to check each test's property.
+ *   PETREL_PROVIDER=node|noble (default node)
+ * Exit status: 0 success, 1 failure, 127 unsupported test case (the runner's convention).
+ *
+ * HTTP/3 hook: TESTCASE=http3 needs packages/h3 over this driver; until it is wired, `h3Handler`
+ * below is null and http3 exits 127. To add it: set `h3Handler` to a function that takes the server
+ * NodeQuicConnection (ALPN "h3") and serves WWW, and `h3Client` to one that downloads REQUESTS.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { connect, listen, type NodeQuicConnection } from '../packages/quic/src/node/index.js';
+import { QUIC_V1, QUIC_V2 } from '../packages/quic/src/version.js';
+import type { CipherSuite, SessionTicket } from '../packages/tls-core/src/handshake/api.js';
+
+const env = process.env;
+const ROLE = env.ROLE ?? '';
+const TESTCASE = env.TESTCASE ?? '';
+const WWW = env.WWW ?? '/www';
+const DOWNLOADS = env.DOWNLOADS ?? '/downloads';
+const CERTS = env.CERTS ?? '/certs';
+const PORT = Number(env.PORT ?? 443);
+const HOST = env.HOST ?? '::';
+const REPORT = env.REPORT ?? '';
+const PROVIDER = (env.PETREL_PROVIDER ?? 'node') as 'node' | 'noble';
+const HQ = 'hq-interop';
+/** A reserved version (RFC 9000 §15) to force Version Negotiation. */
+const RESERVED_VERSION = 0x1a2a3a4a;
+
+/** h3 hooks (see the header comment). */
+const h3Handler: ((c: NodeQuicConnection, www: string) => void) | null = null;
+const h3Client: ((urls: string[], downloads: string) => Promise<void>) | null = null;
+
+const SERVER_TESTS = new Set([
+  'handshake', 'transfer', 'longrtt', 'chacha20', 'multiplexing', 'retry', 'resumption', 'zerortt', 'keyupdate', 'v2',
+  'versionnegotiation', 'multiconnect', 'ipv6', 'handshakeloss', 'transferloss', 'handshakecorruption', 'transfercorruption',
+  'blackhole', 'amplificationlimit', 'portrebinding', 'addressrebinding', 'connectionmigration', 'goodput', 'crosstraffic',
+]);
+const CLIENT_TESTS = new Set([...SERVER_TESTS]);
+
+interface ConnReport {
+  role: 'client' | 'server';
+  version: number;
+  alpn: string | null;
+  suite: string | null;
+  resumed: boolean;
+  earlyDataAccepted: boolean | null;
+  retry: boolean | null;
+  keyUpdates: { local: number; peer: number };
+  close: string | null;
+  streams: number;
+}
+
+const report = {
+  role: ROLE,
+  testcase: TESTCASE,
+  connections: [] as ConnReport[],
+  server: null as null | Record<string, number>,
+  client: { versionNegotiationReceived: 0 },
+  errors: [] as string[],
+};
+
+function writeReport(): void {
+  if (!REPORT) return;
+  try {
+    fs.writeFileSync(REPORT, JSON.stringify(report, null, 1));
+  } catch {
+    /* ignore */
+  }
+}
+
+function log(...a: unknown[]): void {
+  console.error(`[petrel ${ROLE}]`, ...a);
+}
+
+function track(c: NodeQuicConnection): ConnReport {
+  const r: ConnReport = {
+    role: c.role,
+    version: c.version,
+    alpn: null,
+    suite: null,
+    resumed: false,
+    earlyDataAccepted: null,
+    retry: null,
+    keyUpdates: c.keyUpdates,
+    close: null,
+    streams: 0,
+  };
+  report.connections.push(r);
+  const fill = () => {
+    r.version = c.version;
+    if (c.handshake) {
+      r.alpn = c.handshake.alpn;
+      r.suite = c.handshake.suite;
+      r.resumed = c.handshake.resumed;
+      if (c.role === 'server') r.earlyDataAccepted = c.handshake.earlyDataAccepted;
+    }
+    if (c.role === 'client') r.earlyDataAccepted = c.earlyDataAccepted;
+    const st = c.stats as { retry?: boolean } | null;
+    if (st && typeof st.retry === 'boolean') r.retry = st.retry;
+    writeReport();
+  };
+  c.on('handshake', fill);
+  c.on('earlyData', fill);
+  c.on('keyUpdate', fill);
+  void c.closed.then((info) => {
+    r.close = `${info.kind} ${info.remote ? 'peer' : 'local'} ${info.application ? 'app' : 'transport'} 0x${info.code.toString(16)} ${info.reason}`;
+    fill();
+  });
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+async function server(): Promise<number> {
+  if (TESTCASE === 'http3' && !h3Handler) return 127;
+  if (!SERVER_TESTS.has(TESTCASE) && TESTCASE !== 'http3') return 127;
+  const cert = fs.readFileSync(path.join(CERTS, 'cert.pem'), 'utf8');
+  const key = fs.readFileSync(path.join(CERTS, 'priv.key'), 'utf8');
+  const srv = await listen(
+    {
+      host: HOST,
+      port: PORT,
+      cert,
+      key,
+      provider: PROVIDER,
+      alpn: TESTCASE === 'http3' ? ['h3'] : [HQ],
+      retry: TESTCASE === 'retry' ? 'always' : 'never',
+      versions: TESTCASE === 'v2' ? [QUIC_V2, QUIC_V1] : [QUIC_V1, QUIC_V2],
+      tls: { maxEarlyData: 0xffffffff, tickets: { count: 2 } },
+      maxIdleTimeout: 30_000,
+      connectionWindow: 8 * 1024 * 1024,
+      maxConnectionWindow: 32 * 1024 * 1024,
+      streamWindow: 2 * 1024 * 1024,
+      maxStreamsBidi: 1000,
+    },
+    (c) => {
+      const r = track(c);
+      if (TESTCASE === 'http3') {
+        h3Handler!(c, WWW);
+        return;
+      }
+      void serveHq(c, r).catch((e) => log('connection error', e));
+    },
+  );
+  log(`listening on ${HOST}:${PORT} (${TESTCASE}), serving ${WWW}`);
+  const dump = () => {
+    report.server = { ...srv.endpoint.stats };
+    writeReport();
+  };
+  const stop = (): void => {
+    dump();
+    void srv.close(0, 'shutdown', 300).finally(() => {
+      dump();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  setInterval(dump, 500).unref();
+  await new Promise(() => {});
+  return 0;
+}
+
+async function serveHq(c: NodeQuicConnection, r: ConnReport): Promise<void> {
+  for await (const s of c.incomingBidirectionalStreams) {
+    r.streams++;
+    void (async () => {
+      const reader = s.readable.getReader();
+      let req = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (value) req += Buffer.from(value).toString('latin1');
+        if (done || req.includes('\n') || req.length > 8192) break;
+      }
+      void reader.cancel().catch(() => {});
+      const m = /^GET\s+(\S+)/.exec(req);
+      const w = s.writable.getWriter();
+      if (!m) {
+        await w.abort(0x1);
+        return;
+      }
+      const rel = decodeURIComponent(m[1]!.split('?')[0]!);
+      const file = path.resolve(WWW, `.${path.posix.normalize(`/${rel}`)}`);
+      if (!file.startsWith(path.resolve(WWW)) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+        await w.close();
+        return;
+      }
+      const fd = fs.openSync(file, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(256 * 1024);
+        for (;;) {
+          const n = fs.readSync(fd, buf, 0, buf.length, null);
+          if (n <= 0) break;
+          await w.write(new Uint8Array(buf.subarray(0, n)));
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      await w.close();
+    })().catch((e) => log('stream error', (e as Error).message));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+interface ClientSettings {
+  session?: SessionTicket;
+  earlyData?: boolean;
+}
+
+async function client(): Promise<number> {
+  if (TESTCASE === 'http3') {
+    if (!h3Client) return 127;
+    await h3Client(requests(), DOWNLOADS);
+    return 0;
+  }
+  if (!CLIENT_TESTS.has(TESTCASE)) return 127;
+  const urls = requests();
+  if (urls.length === 0) {
+    log('REQUESTS is empty');
+    return 1;
+  }
+  fs.mkdirSync(DOWNLOADS, { recursive: true });
+  switch (TESTCASE) {
+    case 'multiconnect':
+    case 'handshakeloss':
+    case 'handshakecorruption':
+      for (const u of urls) await session([u], {});
+      return 0;
+    case 'resumption':
+    case 'zerortt': {
+      const first = await session([urls[0]!], {}, true);
+      if (!first.ticket) throw new Error('no session ticket from the server: cannot resume');
+      await session(urls.slice(1), { session: first.ticket, earlyData: TESTCASE === 'zerortt' });
+      return 0;
+    }
+    default:
+      await session(urls, {});
+      return 0;
+  }
+}
+
+function requests(): string[] {
+  return (env.REQUESTS ?? '').split(/\s+/).filter(Boolean);
+}
+
+/** One connection fetching `urls` concurrently. */
+async function session(urls: string[], s: ClientSettings, wantTicket = false): Promise<{ ticket: SessionTicket | null }> {
+  const u0 = new URL(urls[0]!);
+  const cipherSuites: CipherSuite[] | undefined = TESTCASE === 'chacha20' ? ['TLS_CHACHA20_POLY1305_SHA256'] : undefined;
+  const conn = await connect(u0, {
+    provider: PROVIDER,
+    alpn: [HQ],
+    insecureSkipVerify: true, // the interop runner's certificates are not verifiable by name
+    tls: cipherSuites ? { cipherSuites } : {},
+    session: s.session,
+    earlyData: s.earlyData,
+    early: !!s.earlyData,
+    version: TESTCASE === 'versionnegotiation' ? RESERVED_VERSION : QUIC_V1,
+    versions: TESTCASE === 'v2' ? [QUIC_V2, QUIC_V1] : [QUIC_V1, QUIC_V2],
+    maxIdleTimeout: 30_000,
+    connectionWindow: 8 * 1024 * 1024,
+    maxConnectionWindow: 32 * 1024 * 1024,
+    streamWindow: 4 * 1024 * 1024,
+    maxStreamWindow: 16 * 1024 * 1024,
+    handshakeTimeoutMs: 20_000,
+  });
+  const r = track(conn);
+  if (TESTCASE === 'keyupdate') {
+    // Initiate a key update early in the transfer: as soon as the handshake is confirmed.
+    const tryUpdate = (): boolean => conn.updateKeys();
+    if (!tryUpdate()) {
+      await new Promise<void>((res) => {
+        const iv = setInterval(() => {
+          if (tryUpdate() || conn.isClosed) {
+            clearInterval(iv);
+            res();
+          }
+        }, 2);
+      });
+    }
+  }
+  await Promise.all(urls.map((u) => fetchHq(conn, u)));
+  r.streams = urls.length;
+  if (!conn.handshake) await conn.ready;
+  let ticket: SessionTicket | null = null;
+  if (wantTicket) {
+    for (let i = 0; i < 200 && !conn.sessionTicket; i++) await new Promise((res) => setTimeout(res, 10));
+    ticket = conn.sessionTicket;
+  }
+  report.client.versionNegotiationReceived += conn.socketStats.versionNegotiationsReceived;
+  await conn.close(0, '');
+  return { ticket };
+}
+
+async function fetchHq(conn: NodeQuicConnection, url: string): Promise<void> {
+  const u = new URL(url);
+  const s = await conn.openBidirectionalStream();
+  const w = s.writable.getWriter();
+  await w.write(new TextEncoder().encode(`GET ${u.pathname}\r\n`));
+  await w.close();
+  const out = path.join(DOWNLOADS, decodeURIComponent(u.pathname).replace(/^\/+/, ''));
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const fd = fs.openSync(out, 'w');
+  try {
+    for await (const chunk of s.readable) fs.writeSync(fd, chunk);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  if (ROLE === 'server') return server();
+  if (ROLE === 'client') return client();
+  log('ROLE must be client or server');
+  return 1;
+}
+
+main().then(
+  (code) => {
+    writeReport();
+    if (code === 127) log(`test case "${TESTCASE}" not supported`);
+    process.exit(code);
+  },
+  (e) => {
+    report.errors.push(String((e as Error)?.message ?? e));
+    writeReport();
+    log('failed:', e);
+    process.exit(1);
+  },
+);
