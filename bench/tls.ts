@@ -82,6 +82,8 @@ function serveMode(kind: string, cert: string, key: string): void {
   });
   srv.on('tlsClientError', () => {});
   srv.listen(0, '127.0.0.1', () => console.log(`PORT ${srv.address().port}`));
+  // exit normally on SIGTERM (lets --cpu-prof write its profile)
+  process.on('SIGTERM', () => process.exit(0));
 }
 
 function sendBulk(s: TlsSocket | tls.TLSSocket, n: number): void {
@@ -333,7 +335,10 @@ if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) 
     for (const r of rows) {
       const peer = r.peers!['node-tls'];
       const q = Array.isArray(peer) ? median(peer) : NaN;
-      console.log(`${r.name.padEnd(36)} ${r.value.toFixed(1).padStart(12)} ${q.toFixed(1).padStart(12)}  ${(r.value / q).toFixed(2).padStart(5)}  ${r.unit}`);
+      const list = (x: number[]) => x.map((v) => v.toFixed(0)).join(' ');
+      console.log(
+        `${r.name.padEnd(36)} ${r.value.toFixed(1).padStart(12)} ${q.toFixed(1).padStart(12)}  ${(r.value / q).toFixed(2).padStart(5)}  ${r.unit}   samples petrel [${list(r.samples)}] node [${Array.isArray(peer) ? list(peer) : '-'}]`,
+      );
     }
     process.exit(0);
   }

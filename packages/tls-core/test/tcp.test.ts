@@ -94,6 +94,7 @@ test('handshake, echo and info with each provider on both sides', async () => {
         const data = Buffer.from(new Rng(`${sp.name}${cp.name}`).bytes(100_000));
         assert.ok((await echo(c, data)).equals(data));
         assert.is(c.alpnProtocol, 'http/1.1');
+        assert.is(c.authorized, true);
         assert.is(c.getProtocol(), 'TLSv1.3');
         assert.is(c.getCipher()!.version, 'TLSv1.3');
         assert.is(c.info!.provider, cp.name);
@@ -131,6 +132,7 @@ test('the client refuses an unverified server (wrong CA, wrong name) with an ale
     assert.is(err2.code, 'ERR_TLS_ALERT_SENT');
     const c3 = client(srv.port, { ca: undefined, insecureSkipVerify: true });
     await secure(c3);
+    assert.is(c3.authorized, false, 'not verified');
     c3.destroy();
     // the server saw the client's alerts as errors with the alert name
     await new Promise((r) => setTimeout(r, 50));

@@ -91,6 +91,7 @@ export function connect(options: TlsConnectOptions, onSecureConnect?: () => void
     provider,
     session: (keyLog) => new TlsClient({ ...config, ...(keyLog ? { keyLog } : {}) }),
     keyLog: keyLogSink(options.keylog),
+    authorizedOnSecure: !!verifier,
     ...(early && early.length > 0 && session ? { earlyData: early, maxEarlyData: session.maxEarlyData } : {}),
     ...(early && early.length > 0 && !session ? { earlyData: early } : {}),
     ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),

@@ -70,6 +70,8 @@ export interface TlsSocketOptions {
   keyUpdateAfter?: number;
   /** Plaintext bytes per record (default 2^14). */
   maxFragment?: number;
+  /** Value of `authorized` once the handshake completes (false for a client with insecureSkipVerify). Default true. */
+  authorizedOnSecure?: boolean;
 }
 
 type PendingWrite = { data: Uint8Array; cb: (err?: Error | null) => void };
@@ -344,7 +346,7 @@ export class TlsSocket extends Duplex {
 
   private onSecure(info: HandshakeInfo): void {
     this.secure = true;
-    this.authorized = true;
+    this.authorized = this.opts.authorizedOnSecure ?? true;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     this.timings.secure = performance.now();
