@@ -173,10 +173,6 @@ export class RecordLayer {
   dropEarlyWriteKey(): void {
     delete this.writeKeys.early;
   }
-  /** Client: the early write key is no longer used once EndOfEarlyData went out. */
-  endEarlyWrite(): void {
-    delete this.writeKeys.early;
-  }
 
   /**
    * Server: 0-RTT offered but rejected. Undecryptable records (after a HelloRetryRequest: every
