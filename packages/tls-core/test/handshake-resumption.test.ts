@@ -321,12 +321,16 @@ for (const p of providers) {
     assert.ok(bytesEqual(client0.info.peerTransportParameters!, Uint8Array.of(5, 5)), 'per-connection transport parameters');
     assert.ok(lines.length >= 5, 'per-connection key log');
     const client = new TlsClient(clientCfg({ ...cq, resumption: r0.c.tickets[0], earlyData: true }));
-    const r = await runPair(client, new TlsServer(shared, { quicTransportParameters: Uint8Array.of(6) }));
+    const r = await runPair(client, new TlsServer(shared, { quicTransportParameters: Uint8Array.of(6), now: () => clock + 1 }));
     ok(r, 'conn 2');
     assert.is(client.info.resumed, true);
     assert.is(client.info.earlyDataAccepted, true);
     assert.ok(bytesEqual(client.info.peerTransportParameters!, Uint8Array.of(6)));
     assert.throws(() => new TlsServer(serverCfg(), { quicTransportParameters: Uint8Array.of(1) }), /quic/);
+    // A per-connection clock far in the future makes the ticket stale: full handshake.
+    const late = new TlsClient(clientCfg({ ...cq, resumption: r0.c.tickets[1] ?? r.c.tickets[0] }));
+    ok(await runPair(late, new TlsServer(shared, { now: () => clock + 10 * 86400_000 })), 'late');
+    assert.is(late.info.resumed, false);
   });
 
   test(`${p.name}: resumption with client authentication keeps the client certificate`, async () => {

@@ -278,6 +278,8 @@ export interface ServerConnectionOptions {
   keyLog?: KeyLogger;
   /** QUIC: this connection's transport parameters (they carry connection IDs); the config must have `quic`. */
   quicTransportParameters?: Uint8Array;
+  /** This connection's clock (ms since the epoch), e.g. a driver's or simulator's time. */
+  now?: () => number;
 }
 
 export function serverSettingsFor(c: TlsServerConfig, conn?: ServerConnectionOptions): ServerSettings {
@@ -288,7 +290,7 @@ export function serverSettingsFor(c: TlsServerConfig, conn?: ServerConnectionOpt
     if (!quic) throw new ConfigError('TlsServer: quicTransportParameters given but the config has no quic section (QUIC mode)');
     quic = { transportParameters: conn.quicTransportParameters };
   }
-  return { ...base, keyLog: conn.keyLog ?? base.keyLog, quic };
+  return { ...base, keyLog: conn.keyLog ?? base.keyLog, quic, now: conn.now ?? base.now };
 }
 
 export interface ServerSettings {
