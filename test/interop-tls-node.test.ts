@@ -90,7 +90,7 @@ for (const c of cases) {
             if (buf.includes('pong:ping')) resolve(buf);
           });
           s.on('error', reject);
-          setTimeout(() => reject(new Error('timeout')), 8000);
+          setTimeout(() => reject(new Error('timeout')), 8000).unref();
         });
         assert.is(got, 'pong:ping');
         assert.is(s.authorized, true);
@@ -131,7 +131,7 @@ test('client certificates both ways (node server requires one; petrel server req
       c.on('secureConnect', () => c.write('x'));
       c.on('data', (d) => (String(d) === 'pong:x' ? resolve() : undefined));
       c.on('error', reject);
-      setTimeout(() => reject(new Error('timeout')), 5000);
+      setTimeout(() => reject(new Error('timeout')), 5000).unref();
     });
     assert.ok(h.sockets[0]!.getPeerCertificates().length >= 1);
   } finally {
@@ -184,7 +184,7 @@ for (const prov of PROVIDERS) {
             }, 20);
           });
           s.on('error', reject);
-          setTimeout(() => reject(new Error('timeout')), 5000);
+          setTimeout(() => reject(new Error('timeout')), 5000).unref();
         });
       const first = await one();
       assert.is(first.reused, false);
@@ -249,7 +249,7 @@ test('KeyUpdate with node both ways, and bulk data with backpressure', async () 
       cl2.sock.on('end', () => resolve());
       cl2.sock.on('error', reject);
       cl2.sock.resume();
-      setTimeout(() => reject(new Error(`timeout after ${total} bytes`)), 15000);
+      setTimeout(() => reject(new Error(`timeout after ${total} bytes`)), 15000).unref();
     });
     assert.is(total, size);
     assert.is(bad, 0);

@@ -183,7 +183,7 @@ test('bad peers: garbage, plaintext HTTP, truncated handshakes never crash; they
             s.on('data', (d) => parts.push(d));
             s.on('error', () => {});
             s.on('close', () => resolve(Buffer.concat(parts)));
-            setTimeout(() => s.destroy(), 3000);
+            setTimeout(() => s.destroy(), 3000).unref();
           }),
       ),
     );
