@@ -314,10 +314,15 @@ async function fetchHq(conn: NodeQuicConnection, url: string): Promise<void> {
   const out = path.join(DOWNLOADS, decodeURIComponent(u.pathname).replace(/^\/+/, ''));
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const fd = fs.openSync(out, 'w');
+  let n = 0;
   try {
-    for await (const chunk of s.readable) fs.writeSync(fd, chunk);
+    for await (const chunk of s.readable) {
+      fs.writeSync(fd, chunk);
+      n += chunk.length;
+    }
   } finally {
     fs.closeSync(fd);
+    if (env.PETREL_DEBUG) log(`stream ${s.id} ${u.pathname}: ${n} bytes${conn.isClosed ? ' (connection closed)' : ''}`);
   }
 }
 
