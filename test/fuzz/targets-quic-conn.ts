@@ -19,7 +19,13 @@ import type { Address, ConnectionEvent, QuicConnection } from '../../packages/qu
 import { nodeProvider } from '../../packages/tls-core/src/crypto/node.js';
 import type { CryptoProvider } from '../../packages/tls-core/src/crypto/provider.js';
 import { generateSelfSigned, type GeneratedCertificate } from '../../packages/tls-core/src/x509/selfsigned.js';
+import { Frame, FrameType, encodeFrame, frameSize } from '../../packages/quic/src/frames.js';
+import { writeShortHeader } from '../../packages/quic/src/header.js';
+import { INITIAL_CIPHER } from '../../packages/quic/src/initial.js';
+import { PacketKeys } from '../../packages/quic/src/protection.js';
+import { QUIC_V1 } from '../../packages/quic/src/version.js';
 import { Rng } from '../support/rng.js';
+import { quicFrameSeeds } from './targets-quic.js';
 import { defineTarget, type FuzzTarget } from './engine.js';
 import { concat } from './mutate.js';
 
@@ -44,16 +50,32 @@ function seededProvider(seed: number): CryptoProvider {
 export interface PairRun {
   bugs: string[];
   datagrams: Uint8Array[];
+  /** Direction of each datagram in `datagrams`. */
+  dirs: ('up' | 'down')[];
+  /** Key log lines (TLS secrets) of the client. */
+  keyLog: string[];
+  /** Protected 1-RTT packets injected (frame targets). */
+  injected: number;
   clientComplete: boolean;
   serverComplete: boolean;
   closes: string[];
 }
 
-/** Runs the exchange; datagram `replaceAt` is replaced by `replacement` (null: clean run). */
-export function runQuicPair(replaceAt: number, replacement: Uint8Array | null): PairRun {
+export interface Injection {
+  dir: 'up' | 'down';
+  /** Plaintext 1-RTT payloads (frames), each sent as one protected short-header packet once both sides completed the handshake. */
+  payloads: Uint8Array[];
+}
+
+/**
+ * Runs the exchange; datagram `replaceAt` is replaced by `replacement` (null: clean run). With
+ * `inject`, once both handshakes completed, the payloads are protected with the real 1-RTT keys
+ * (from the client's key log) and delivered, then the exchange goes on briefly.
+ */
+export function runQuicPair(replaceAt: number, replacement: Uint8Array | null, inject?: Injection): PairRun {
   cert ??= generateSelfSigned({ provider: nodeProvider, names: ['example.com'], keyType: 'ed25519', nowMs: T0 });
   const provider = seededProvider(0x5eed);
-  const run: PairRun = { bugs: [], datagrams: [], clientComplete: false, serverComplete: false, closes: [] };
+  const run: PairRun = { bugs: [], datagrams: [], dirs: [], keyLog: [], injected: 0, clientComplete: false, serverComplete: false, closes: [] };
   const tokenKeys = { tokenKey: new Uint8Array(16).fill(7), resetKey: new Uint8Array(32).fill(8) };
   const onError = (e: unknown) => run.bugs.push(`endpoint onError: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   const server = new Endpoint({
@@ -69,13 +91,24 @@ export function runQuicPair(replaceAt: number, replacement: Uint8Array | null): 
   let now = T0;
   const client = clientEp.connect(SERVER, {
     provider,
-    tls: { serverName: 'example.com', insecureSkipVerify: true, alpn: [ALPN], groups: ['x25519'], keyShares: ['x25519'], random: fixed(1), keySharePrivateKeys: { x25519: fixed(3) }, now: () => T0 },
+    tls: {
+      serverName: 'example.com',
+      insecureSkipVerify: true,
+      alpn: [ALPN],
+      groups: ['x25519'],
+      keyShares: ['x25519'],
+      cipherSuites: ['TLS_AES_128_GCM_SHA256'],
+      random: fixed(1),
+      keySharePrivateKeys: { x25519: fixed(3) },
+      now: () => T0,
+      keyLog: (line: string) => run.keyLog.push(line),
+    },
   }, now);
   const conns: QuicConnection[] = [client];
   const onEvent = (c: QuicConnection, e: ConnectionEvent) => {
     if (e.type === 'error') run.bugs.push(`${c.role} error event: ${e.error instanceof Error ? (e.error.stack ?? e.error.message) : String(e.error)}`);
     else if (e.type === 'closed') {
-      run.closes.push(`${c.role}:${e.info.kind}:${e.info.code}`);
+      run.closes.push(`${c.role}:${e.info.kind}:${e.info.code}:${e.info.reason.replace(/\d+/g, "#").slice(0, 60)}`);
       if (!e.info.remote && !e.info.application && e.info.code === INTERNAL_ERROR) run.bugs.push(`${c.role} closed with INTERNAL_ERROR: ${e.info.reason}`);
     } else if (e.type === 'handshakeComplete') {
       if (c.role === 'client') run.clientComplete = true;
@@ -92,17 +125,28 @@ export function runQuicPair(replaceAt: number, replacement: Uint8Array | null): 
       let d = t.datagram;
       const idx = run.datagrams.length;
       run.datagrams.push(d.slice());
+      run.dirs.push(to === server ? 'up' : 'down');
       if (idx === replaceAt && replacement) d = replacement;
       to.receive(d, toFrom, now);
       moved = true;
     }
     return moved;
   };
+  let injectedAtStep = -1;
   for (let step = 0; step < 400; step++) {
     const a = deliver(clientEp, server, CLIENT);
     const b = deliver(server, clientEp, SERVER);
     drainEvents();
-    if (run.clientComplete && run.serverComplete && run.datagrams.length > SLOTS) break;
+    if (inject && injectedAtStep < 0 && run.clientComplete && run.serverComplete && run.datagrams.length > SLOTS) {
+      injectedAtStep = step;
+      for (const d of protect1Rtt(run, inject, provider)) {
+        (inject.dir === 'up' ? server : clientEp).receive(d, inject.dir === 'up' ? CLIENT : SERVER, now);
+        run.injected++;
+      }
+      drainEvents();
+      continue;
+    }
+    if (inject ? injectedAtStep >= 0 && step - injectedAtStep > 20 : run.clientComplete && run.serverComplete && run.datagrams.length > SLOTS) break;
     if (!a && !b) {
       const ts = [clientEp.nextTimeout(), server.nextTimeout()].filter((x): x is number => x !== null);
       if (ts.length === 0) break;
@@ -114,6 +158,37 @@ export function runQuicPair(replaceAt: number, replacement: Uint8Array | null): 
     }
   }
   return run;
+}
+
+/** Protected short-header packets carrying the injection payloads (keys from the key log). */
+function protect1Rtt(run: PairRun, inject: Injection, provider: CryptoProvider): Uint8Array[] {
+  const label = inject.dir === 'up' ? 'CLIENT_TRAFFIC_SECRET_0' : 'SERVER_TRAFFIC_SECRET_0';
+  const line = run.keyLog.find((l) => l.startsWith(label + ' '));
+  if (!line) {
+    run.bugs.push(`no ${label} in the key log`);
+    return [];
+  }
+  const secret = Uint8Array.from(Buffer.from(line.split(' ')[2]!, 'hex'));
+  const keys = PacketKeys.fromSecret(provider, INITIAL_CIPHER, QUIC_V1, secret);
+  // The receiver's CID as the sender uses it: from the sender's latest short-header datagram.
+  let dcid: Uint8Array | null = null;
+  for (let i = run.datagrams.length - 1; i >= 0 && !dcid; i--) {
+    const d = run.datagrams[i]!;
+    if (run.dirs[i] === inject.dir && (d[0]! & 0x80) === 0 && d.length > 9) dcid = d.subarray(1, 9);
+  }
+  if (!dcid) {
+    run.bugs.push(`no 1-RTT datagram ${inject.dir} to take the connection ID from`);
+    return [];
+  }
+  return inject.payloads.map((payload, i) => {
+    const pn = 0x1000 + i;
+    const body = payload.length >= 24 ? payload : concat(payload, new Uint8Array(24 - payload.length)); // PADDING up to the sample size
+    const d = new Uint8Array(1 + dcid!.length + 2 + body.length + 16);
+    const pnOffset = writeShortHeader(d, 0, dcid!, pn, 2, false);
+    d.set(body, pnOffset + 2);
+    const end = keys.protect(d, 0, pnOffset, 2, pnOffset + 2 + body.length, pn);
+    return d.subarray(0, end);
+  });
 }
 
 let clean: PairRun | undefined;
@@ -138,4 +213,60 @@ export const quicPairTarget = defineTarget<PairRun>({
   maxLen: 1500,
 });
 
-export const quicConnTargets: FuzzTarget[] = [quicPairTarget];
+/** Splits [dir][u16 n][n bytes]... into the injection (up to 8 payloads; trailing bytes form the last). */
+function parseInjection(input: Uint8Array): Injection {
+  const payloads: Uint8Array[] = [];
+  let o = 1;
+  while (o < input.length && payloads.length < 8) {
+    if (o + 2 > input.length) break;
+    const n = Math.min((input[o]! << 8) | input[o + 1]!, input.length - o - 2, 1100);
+    payloads.push(input.subarray(o + 2, o + 2 + n));
+    o += 2 + n;
+  }
+  return { dir: (input[0] ?? 0) & 1 ? 'down' : 'up', payloads };
+}
+
+export const quicFramesLiveTarget = defineTarget<PairRun>({
+  name: 'quic-conn-frames',
+  description: 'frames into a live connection: after a deterministic handshake, input payloads go out as properly protected 1-RTT packets (byte 0: to the server or to the client)',
+  strict: true,
+  seeds: () => {
+    // Frame sequences built by the frame encoder (as in quic-frames), grouped into packets.
+    const frames = quicFrameSeeds().map((f) => f.subarray(1)).filter((f) => f.length > 0);
+    const packet = (...fs: Uint8Array[]) => {
+      const b = concat(...fs);
+      return concat(Uint8Array.of(b.length >> 8, b.length & 0xff), b);
+    };
+    const seeds: Uint8Array[] = [];
+    // Frames that are valid in context, so mutations start from a working exchange.
+    const data = new TextEncoder().encode('hello petrel, fuzzing the live connection');
+    const f = (init: Partial<Frame>) => {
+      const fr = Object.assign(new Frame(), { buf: data }, init);
+      const out = new Uint8Array(frameSize(fr));
+      encodeFrame(out, 0, fr);
+      return out;
+    };
+    const benign = (stream: number, uni: number) => [
+      packet(f({ type: 0x0e, streamId: stream, offset: 0, dataOffset: 0, dataLength: data.length }), f({ type: FrameType.PING })),
+      packet(f({ type: 0x0a, streamId: uni, offset: 0, dataOffset: 0, dataLength: 10 }), f({ type: FrameType.MAX_DATA, maximum: 1 << 22 })),
+      packet(f({ type: FrameType.MAX_STREAMS_BIDI, maximum: 200 }), f({ type: FrameType.PATH_CHALLENGE, dataOffset: 0, dataLength: 8 })),
+      packet(f({ type: 0x0f, streamId: stream, offset: data.length, dataOffset: 0, dataLength: 5, fin: true }), f({ type: FrameType.STOP_SENDING, streamId: stream, errorCode: 1 })),
+    ];
+    seeds.push(concat(Uint8Array.of(0), ...benign(0, 2)));
+    seeds.push(concat(Uint8Array.of(1), ...benign(1, 3)));
+    for (const dir of [0, 1]) {
+      seeds.push(concat(Uint8Array.of(dir), ...frames.map((f) => packet(f)).slice(0, 8)));
+      seeds.push(concat(Uint8Array.of(dir), packet(...frames.slice(8, 16)), packet(...frames.slice(16))));
+    }
+    return seeds;
+  },
+  run: (input) => runQuicPair(-1, null, parseInjection(input)),
+  check: (st) => {
+    if (st.bugs.length) throw new Error(`invariant: ${st.bugs[0]}`);
+    if (!st.clientComplete || !st.serverComplete) throw new Error('invariant: the handshake before the injection did not complete');
+  },
+  signature: (st) => `${st.injected} ${st.closes.join(',')}`,
+  maxLen: 4096,
+});
+
+export const quicConnTargets: FuzzTarget[] = [quicPairTarget, quicFramesLiveTarget];

@@ -28,7 +28,8 @@ const invariant = (ok: boolean, msg: string): void => {
 
 // ---- frames ------------------------------------------------------------------------------------
 
-function frameSeeds(): Uint8Array[] {
+/** [packet-type selector][frames...] seeds: one frame each, then multi-frame payloads. */
+export function quicFrameSeeds(): Uint8Array[] {
   const rng = new Rng(0xf4a3e5);
   const data = rng.bytes(64);
   const list: Partial<Frame>[] = [
@@ -77,7 +78,7 @@ const scratch = new Uint8Array(1 << 16);
 export const quicFramesTarget = defineTarget({
   name: 'quic-frames',
   description: 'decodeFrame over a packet payload (byte 0 selects the packet type); decoded frames re-encode and decode the same',
-  seeds: frameSeeds,
+  seeds: quicFrameSeeds,
   dict: [Uint8Array.of(0x02), Uint8Array.of(0x03), Uint8Array.of(0x06), Uint8Array.of(0x0f), Uint8Array.of(0x18), Uint8Array.of(0x1c), Uint8Array.of(0x30, 0x31)],
   run: (input) => {
     if (input.length === 0) return;
