@@ -1388,44 +1388,51 @@ export class Connection implements QuicConnection {
       o = this.writeClose(buf, o, end, level);
       inFlight = true;
     } else {
-      // ACK first.
+      // RFC 9000 §13.2.1: an ACK goes out on its own only when due (ack-eliciting packets arrived
+      // and the threshold, reordering or max_ack_delay say so); otherwise it rides along with
+      // ack-eliciting frames. Never ACK-only in answer to ACK-only packets (no ping-pong).
       const rp = sp.received;
-      if (rp.hasPendingAck && !zeroRtt && (level < 2 || rp.wantAckNow(now) || canSendData)) {
-        const n = rp.fillIntervals(this.ackScratch, 32);
-        if (n > 0) {
-          const delay = encodeAckDelay(rp.ackDelay(now), level === 2 ? this.cfg.ackDelayExponent ?? 3 : 3);
-          const size = ackFrameSize(this.ackScratch, n, delay, null);
-          if (o + size <= end) {
-            o = writeAckFrame(buf, o, this.ackScratch, n, delay, null);
-            info.add(R_ACK, this.ackScratch[0]!);
-            rp.onAckSent();
-          }
+      let ackN = 0;
+      let ackSize = 0;
+      let ackDelayField = 0;
+      if (rp.hasPendingAck && !zeroRtt) {
+        ackN = rp.fillIntervals(this.ackScratch, 32);
+        if (ackN > 0) {
+          ackDelayField = encodeAckDelay(rp.ackDelay(now), level === 2 ? this.cfg.ackDelayExponent ?? 3 : 3);
+          ackSize = ackFrameSize(this.ackScratch, ackN, ackDelayField, null);
+          if (o + ackSize > end) ackSize = 0;
         }
       }
+      const ackDue = ackSize > 0 && rp.wantAckNow(now);
+      const fend = end - ackSize;
       const probe = this.recovery.probesNeeded(level as PnSpace) > 0;
       if (canSendData || probe) {
         const before = o;
         // CRYPTO
-        if (!zeroRtt) o = this.writeCrypto(buf, o, end, level, info);
+        if (!zeroRtt) o = this.writeCrypto(buf, o, fend, level, info);
         if (level === 2) {
-          const r = this.writeAppFrames(buf, o, end, info, zeroRtt, now);
-          o = r.off;
-          pathProbe = r.pathProbe;
+          o = this.writeAppFrames(buf, o, fend, info, zeroRtt, now);
+          pathProbe = this.wrotePathProbe;
         }
         if (o > before) ackEliciting = true;
         if (!ackEliciting && probe && this.writeProbeRetransmission(level, info)) {
           // Nothing new: the probe carries the oldest unacknowledged data again (RFC 9002 §6.2.4).
-          if (!zeroRtt) o = this.writeCrypto(buf, o, end, level, info);
-          if (level === 2) o = this.writeAppFrames(buf, o, end, info, zeroRtt, now).off;
+          if (!zeroRtt) o = this.writeCrypto(buf, o, fend, level, info);
+          if (level === 2) o = this.writeAppFrames(buf, o, fend, info, zeroRtt, now);
           if (o > before) ackEliciting = true;
         }
         if (!ackEliciting && (probe || (level === 2 && this.pingPending))) {
-          if (o + 1 <= end) {
+          if (o + 1 <= fend) {
             buf[o++] = FrameType.PING;
             ackEliciting = true;
             if (level === 2) this.pingPending = false;
           }
         }
+      }
+      if (ackSize > 0 && (ackDue || ackEliciting)) {
+        o = writeAckFrame(buf, o, this.ackScratch, ackN, ackDelayField, null);
+        info.add(R_ACK, this.ackScratch[0]!);
+        rp.onAckSent();
       }
       inFlight = ackEliciting;
     }
@@ -1500,7 +1507,9 @@ export class Connection implements QuicConnection {
     return o;
   }
 
-  private writeAppFrames(buf: Uint8Array, o: number, end: number, info: SentInfo, zeroRtt: boolean, now: number): { off: number; pathProbe: boolean } {
+  private wrotePathProbe = false;
+
+  private writeAppFrames(buf: Uint8Array, o: number, end: number, info: SentInfo, zeroRtt: boolean, now: number): number {
     let pathProbe = false;
     if (!zeroRtt) {
       if (this.handshakeDonePending && this.isServer && end - o >= 1) {
@@ -1640,7 +1649,8 @@ export class Connection implements QuicConnection {
       info.add(R_STREAM, id, ch.offset, ch.length, ch.fin ? 1 : 0);
       if (s.pollWritable()) this.pushEvent({ type: 'streamWritable', id });
     }
-    return { off: o, pathProbe };
+    this.wrotePathProbe = pathProbe;
+    return o;
   }
 
   private writeClose(buf: Uint8Array, o: number, end: number, level: number): number {
