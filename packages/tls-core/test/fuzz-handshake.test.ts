@@ -20,6 +20,7 @@ import { TlsClient } from '../src/handshake/client.js';
 import { TlsServer } from '../src/handshake/server.js';
 import type { TlsClientConfig, TlsServerConfig } from '../src/handshake/config.js';
 import * as codec from '../src/handshake/codec.js';
+import { WebPkiVerifier } from '../src/x509/verifier.js';
 import { pinVerifier, runPair, secretsMatch, type Tamper } from './handshake-pair.js';
 
 const rng = Rng.fromEnv('SEED');
@@ -28,6 +29,10 @@ process.on('exit', (code) => {
   if (code !== 0) console.error(`fuzz-handshake: reproduce with SEED=${rng.seed}`);
 });
 const cert = makeCert({ keyType: 'ec-p256', sans: ['example.com'] });
+// A real chain checked by the x509 WebPKI verifier, so mutated certificates reach the DER/X.509 code.
+const ca = makeCert({ keyType: 'ec-p256', ca: true, cn: 'Fuzz CA' });
+const caLeaf = makeCert({ keyType: 'ec-p256', sans: ['example.com'], issuer: ca });
+const webpki = new WebPkiVerifier({ roots: [ca.certDer] });
 const clientCert = makeCert({ keyType: 'ed25519', sans: ['client.test'] });
 
 const parsers: [string, (b: Uint8Array) => unknown][] = [
@@ -191,6 +196,11 @@ const scenarios: Scenario[] = [
     client: { keyShares: ['x25519'], clientCertificate: { chain: [clientCert.certDer], key: clientCert.keyDer } },
     server: { clientAuth: 'require', clientVerifier: pinVerifier(clientCert.certDer) },
   },
+  {
+    name: 'tcp webpki chain + client auth',
+    client: { keyShares: ['x25519'], verifier: webpki, clientCertificate: { chain: [caLeaf.certDer, ca.certDer], key: caLeaf.keyDer } },
+    server: { identity: { chain: [caLeaf.certDer, ca.certDer], key: caLeaf.keyDer }, clientAuth: 'require', clientVerifier: webpki },
+  },
   { name: 'tcp 0-rtt', client: { keyShares: ['x25519'], earlyData: true }, server: { maxEarlyData: 1000 }, resume: true },
   { name: 'quic 0-rtt', client: { keyShares: ['x25519'], earlyData: true }, server: { maxEarlyData: 1000 }, quic: true, resume: true },
 ];
@@ -202,6 +212,11 @@ const SENSIBLE = new Set<number>([
   Alert.decrypt_error,
   Alert.handshake_failure,
   Alert.bad_certificate,
+  // mutated certificates judged by the WebPKI verifier
+  Alert.unknown_ca,
+  Alert.certificate_expired,
+  Alert.unsupported_certificate,
+  Alert.certificate_unknown,
   Alert.missing_extension,
   Alert.unsupported_extension,
   Alert.protocol_version,

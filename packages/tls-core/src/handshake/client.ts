@@ -57,7 +57,7 @@ import {
   type Extension,
   type ServerHello,
 } from './codec.js';
-import { Transcript, SessionCore, certificateVerifyContent, codeToName, suiteByCode, unexpected, type Message } from './common.js';
+import { Transcript, SessionCore, certificateVerifyContent, codeToName, runVerifier, suiteByCode, unexpected, type Message } from './common.js';
 import { normalizeClientConfig, type ClientSettings, type TlsClientConfig } from './config.js';
 
 interface PskOffer {
@@ -487,10 +487,8 @@ export class TlsClient extends SessionCore implements TlsSession {
     } catch {
       throw tlsError(Alert.bad_certificate, 'server leaf certificate is not valid X.509');
     }
-    if (this.cfg.verifier) {
-      const err = this.cfg.verifier.verifyServer(chain, this.cfg.serverName, this.cfg.now(), this.provider);
-      if (err) throw err;
-    }
+    const verifier = this.cfg.verifier;
+    if (verifier) runVerifier(() => verifier.verifyServer(chain, this.cfg.serverName, this.cfg.now(), this.provider));
     this.transcript.add(msg.raw);
     this.info = { ...this.info, peerCertificates: chain.map((x) => x.slice()) };
     return { kind: 'waitCertificateVerify', n: s.n, cr: s.cr, leafSpki: leafSpki.slice() };

@@ -193,3 +193,18 @@ export abstract class SessionCore {
 export function unexpected(state: string, type: number): ProtocolViolation {
   return tlsError(Alert.unexpected_message, `unexpected handshake message ${type} in state ${state}`);
 }
+
+/**
+ * Runs a CertificateVerifier: its ProtocolViolation is the alert to send; any other exception
+ * (a verifier choking on a malformed peer certificate) becomes bad_certificate, not internal_error.
+ */
+export function runVerifier(f: () => ProtocolViolation | null): void {
+  let err: ProtocolViolation | null;
+  try {
+    err = f();
+  } catch (e) {
+    if (e instanceof ProtocolViolation) throw e;
+    throw tlsError(Alert.bad_certificate, `certificate verification failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (err) throw err;
+}

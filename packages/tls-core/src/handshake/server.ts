@@ -49,7 +49,7 @@ import {
   type KeyShareEntry,
   type OfferedPsks,
 } from './codec.js';
-import { SessionCore, Transcript, certificateVerifyContent, codeToName, suiteByCode, unexpected, type Message } from './common.js';
+import { SessionCore, Transcript, certificateVerifyContent, codeToName, runVerifier, suiteByCode, unexpected, type Message } from './common.js';
 import {
   loadIdentity,
   serverSettingsFor,
@@ -632,8 +632,8 @@ export class TlsServer extends SessionCore implements TlsSession {
     } catch {
       throw tlsError(Alert.bad_certificate, 'client leaf certificate is not valid X.509');
     }
-    const err = s.n.clientVerifier!.verifyClient(chain, this.cfg.now(), this.provider);
-    if (err) throw err;
+    const verifier = s.n.clientVerifier!;
+    runVerifier(() => verifier.verifyClient(chain, this.cfg.now(), this.provider));
     this.transcript.add(msg.raw);
     this.info = { ...this.info, peerCertificates: chain.map((x) => x.slice()) };
     return { kind: 'waitClientCertificateVerify', n: { ...s.n, clientLeaf: chain[0]!.slice() }, spki: spki.slice() };
