@@ -12,6 +12,8 @@ import { generateSelfSigned } from '../../tls-core/src/x509/selfsigned.js';
 import { nodeProvider } from '../../tls-core/src/crypto/node.js';
 import { providers } from '../../../test/support/providers.js';
 import { connect, listen, toNodeDuplex, type NodeQuicConnection, type QuicServer } from '../src/node/index.js';
+import { RecvStream } from '../src/streams/recv.js';
+import { QUIC_V1, QUIC_V2, validateServerVersionInformation } from '../src/version.js';
 
 const cert = generateSelfSigned({ provider: nodeProvider, names: ['localhost', '127.0.0.1', '::1'] });
 const ALPN = ['petrel-test'];
@@ -288,6 +290,35 @@ test('SSLKEYLOGFILE and QLOGDIR outputs', async () => {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/*
+ * BUG in packages/quic/src/streams/recv.ts (owner: quic-recovery), found in interop with quic-go:
+ * when a stream's FIN arrives in an empty STREAM frame after the application already read all the
+ * data, RecvStream.read() returns null without moving to dataRead (the transition only happens
+ * when read() returns bytes), so Connection.read() returns null forever and the application never
+ * sees the end of the stream (our hq-interop client hangs until the idle timeout, ~30-50% of
+ * quic-go transfers). Fix: in read(), when asm.read() gives nothing and finalSize === readOffset,
+ * set state = dataRead (and let Connection.read report { data: empty, fin: true }).
+ */
+test.skip('RecvStream: FIN after all data was read is delivered', () => {
+  const s = new RecvStream(0, { window: 1000 });
+  s.onStreamFrame(0, new Uint8Array(10), false);
+  assert.is(s.read()?.length, 10);
+  s.onStreamFrame(10, new Uint8Array(0), true);
+  s.read();
+  assert.is(s.isFinished, true, 'the FIN is seen by the reader');
+});
+
+/*
+ * BUG in packages/quic/src/version.ts validateServerVersionInformation (owner: quic-packet), found
+ * with quic-go (which predates RFC 9368): a client that reacted to Version Negotiation and moved to
+ * QUIC v1 closes with VERSION_NEGOTIATION_ERROR when the server sends no version_information.
+ * RFC 9368 §8 "Special Handling for QUIC Version 1": the client SHALL proceed as if the server had
+ * sent Chosen Version 1 and Available Versions [1].
+ */
+test.skip('RFC 9368 §8: v1 after VN without server version_information is accepted', () => {
+  validateServerVersionInformation(null, QUIC_V1, [QUIC_V1, QUIC_V2], true);
 });
 
 test.run();
