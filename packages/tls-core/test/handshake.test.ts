@@ -90,6 +90,10 @@ for (const p of providers) {
     let r = await runPair(new TlsClient(clientCfg(p, {}, other)), new TlsServer(serverCfg(p)));
     assert.is(r.c.alert?.alert, Alert.bad_certificate);
     assert.not.ok(r.c.complete);
+    // A verifier that throws (instead of returning a ProtocolViolation) → bad_certificate, not internal_error.
+    const throwing = { verifyServer: () => { throw new Error('boom'); }, verifyClient: () => null };
+    r = await runPair(new TlsClient(clientCfg(p, { verifier: throwing })), new TlsServer(serverCfg(p)));
+    assert.is(r.c.alert?.alert, Alert.bad_certificate);
     // Flip a bit in the signature of the server's CertificateVerify.
     const tamper: Tamper = (from, level, data) => {
       if (from === 'server' && level === 'handshake' && data[0] === HandshakeType.certificate_verify) {
