@@ -22,3 +22,4 @@ export * from './assembler.js';
 export * from './streams/index.js';
 export * from './protection-key-update.js';
 export * from './connection.js';
+export * from './endpoint.js';
