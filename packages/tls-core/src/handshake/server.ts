@@ -682,7 +682,10 @@ export class TlsServer extends SessionCore implements TlsSession {
         id: this.provider.randomBytes(16),
         clientLeaf: n.clientLeaf,
       };
-      const ticket = cfg.ticketKeys.seal(encodeTicketState(state));
+      const plain = encodeTicketState(state);
+      // A ticket is at most 2^16-1 bytes: a huge client certificate means no resumption, not an error.
+      if (plain.length > 0xffff - 64) return;
+      const ticket = cfg.ticketKeys.seal(plain);
       const msg = encodeNewSessionTicket({ lifetime: cfg.ticketLifetime, ageAdd, nonce, ticket, maxEarlyData: cfg.maxEarlyData > 0 ? cfg.maxEarlyData : null });
       this.emit({ type: 'send', level: 'application', data: msg });
     }
