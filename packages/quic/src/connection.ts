@@ -90,6 +90,8 @@ const AEAD_TAG = 16;
 const MAX_UNDECRYPTABLE = 16;
 const MAX_PENDING_DATAGRAMS = 64;
 const MAX_PATH_RESPONSES = 4;
+/** Smallest pacing timer step (ms). */
+const PACING_STEP = 0.05;
 
 /** Records of what a sent packet carried, for retransmission and acknowledgment (5 numbers each). */
 const R_STREAM = 1; // id, offset, length, fin
@@ -1070,6 +1072,8 @@ export class Connection implements QuicConnection {
         return;
       }
       case 'alert':
+        // A QUIC rule checked inside TLS (e.g. max_early_data in a ticket) keeps its QUIC code.
+        if (ev.error.layer === 'quic') throw ev.error;
         throw new ProtocolViolation('quic', cryptoError(ev.alert), ev.error.message);
     }
   }
@@ -1254,7 +1258,9 @@ export class Connection implements QuicConnection {
     if (canSendData && probes === 0 && !closing) {
       const wait = this.pacer.timeUntilSend(now, this.maxDatagram);
       if (wait > 0) {
-        this.pacingDeadline = now + wait;
+        // At least PACING_STEP ahead: with epoch-millisecond clocks a tiny wait rounds to `now`
+        // itself (float resolution ~2e-4 ms) and the timer would fire without refilling the bucket.
+        this.pacingDeadline = now + Math.max(wait, PACING_STEP);
         canSendData = false;
       }
     }
