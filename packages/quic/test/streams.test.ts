@@ -494,4 +494,15 @@ test('fuzz: random frames into the stream manager only throw ProtocolViolation',
   assert.ok(violations > 0);
 });
 
+test('recv: a FIN that arrives after all data was read finishes the stream on the next read', () => {
+  const s = new RecvStream(1, { window: 1000 });
+  s.onStreamFrame(0, new Uint8Array([1, 2, 3]), false);
+  assert.equal([...s.read()!], [1, 2, 3]);
+  assert.is(s.isFinished, false);
+  s.onStreamFrame(3, new Uint8Array(0), true); // FIN-only frame, later
+  assert.is(s.read(), null);
+  assert.is(s.isFinished, true);
+  assert.is(s.state, RecvState.dataRead);
+});
+
 test.run();

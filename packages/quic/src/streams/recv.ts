@@ -124,7 +124,11 @@ export class RecvStream {
     }
     if (this.discarding) return null;
     const c = this.asm.read(max);
-    if (!c) return null;
+    if (!c) {
+      // The FIN may arrive after every byte was read already: reading nothing then ends the stream.
+      if (this.finalSize >= 0 && this.asm.readOffset === this.finalSize) this.state = RecvState.dataRead;
+      return null;
+    }
     this.consumed += c.length;
     this.flow.onConsumed(c.length, now, srtt);
     if (this.finalSize >= 0 && this.asm.readOffset === this.finalSize) this.state = RecvState.dataRead;
