@@ -1210,8 +1210,11 @@ export class Connection implements QuicConnection {
   // ---------------------------------------------------------------------------------------------
   // Send
 
+  private wakeAt = Infinity;
+
   pollTransmit(now: number): Transmit | null {
     if (this.closedFlag) return null;
+    this.wakeAt = Infinity;
     this.now = Math.max(this.now, now);
     try {
       const t = this.buildDatagram(now);
@@ -1690,6 +1693,7 @@ export class Connection implements QuicConnection {
     if (this.keyDiscardDeadline < t) t = this.keyDiscardDeadline;
     if (this.pacingDeadline < t) t = this.pacingDeadline;
     if (this.path.challengeDeadline < t) t = this.path.challengeDeadline;
+    if (this.wakeAt < t) t = this.wakeAt;
     return t === Infinity ? null : t;
   }
 
@@ -1709,6 +1713,7 @@ export class Connection implements QuicConnection {
         return;
       }
       if (now >= this.pacingDeadline) this.pacingDeadline = Infinity;
+      if (now >= this.wakeAt) this.wakeAt = Infinity;
       if (now >= this.keyDiscardDeadline) {
         this.keyDiscardDeadline = Infinity;
         this.oneRtt?.discardPrevious();
@@ -1792,6 +1797,9 @@ export class Connection implements QuicConnection {
     if (!s) return null;
     this.readableNotified.delete(id);
     const data = this.streams.read(id, max, this.now, this.rtt.smoothedRtt);
+    // A flow-control update became due: nextTimeout() says "now", so a driver that polls only on
+    // timers and input still sends it (the node driver also kicks after reads).
+    if (data && (this.streams.connRecv.wantsUpdate || s.flow.wantsUpdate)) this.wakeAt = this.now;
     const fin = s.isFinished;
     if (!data) return fin ? { data: new Uint8Array(0), fin: true } : null;
     // Still data left: the application keeps reading; new data will notify again.
