@@ -12,13 +12,15 @@
  *   PETREL_PROVIDER=node|noble (default node)
  * Exit status: 0 success, 1 failure, 127 unsupported test case (the runner's convention).
  *
- * HTTP/3 hook: TESTCASE=http3 needs packages/h3 over this driver; until it is wired, `h3Handler`
- * below is null and http3 exits 127. To add it: set `h3Handler` to a function that takes the server
- * NodeQuicConnection (ALPN "h3") and serves WWW, and `h3Client` to one that downloads REQUESTS.
+ * HTTP/3: TESTCASE=http3 (a transfer over h3), or HTTP=h3 with any other test case (what the
+ * runner uses against ngtcp2, whose examples speak only h3): the server is packages/h3's serve()
+ * answering GET /path with the file, the client connectH3().fetch() per URL; the test case's
+ * transport behaviour (Retry, resumption, 0-RTT, ChaCha20, key update, versions) is the same.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { connect, listen, type NodeQuicConnection } from '../packages/quic/src/node/index.js';
+import { connect, listen, type ConnectOptions, type ListenOptions, type NodeQuicConnection, type QuicServer } from '../packages/quic/src/node/index.js';
+import { connectH3, serve } from '../packages/h3/src/node.js';
 import { QUIC_V1, QUIC_V2 } from '../packages/quic/src/version.js';
 import type { CipherSuite, SessionTicket } from '../packages/tls-core/src/handshake/api.js';
 
@@ -36,15 +38,15 @@ const HQ = 'hq-interop';
 /** A reserved version (RFC 9000 §15) to force Version Negotiation. */
 const RESERVED_VERSION = 0x1a2a3a4a;
 
-/** h3 hooks (see the header comment). */
-const h3Handler: ((c: NodeQuicConnection, www: string) => void) | null = null;
-const h3Client: ((urls: string[], downloads: string) => Promise<void>) | null = null;
+/** hq-interop or h3 (see the header comment). */
+const HTTP = env.HTTP ?? (TESTCASE === 'http3' ? 'h3' : 'hq');
 
 const SERVER_TESTS = new Set([
   'handshake', 'transfer', 'longrtt', 'chacha20', 'multiplexing', 'retry', 'resumption', 'zerortt', 'keyupdate', 'v2',
   'versionnegotiation', 'multiconnect', 'ipv6', 'handshakeloss', 'transferloss', 'handshakecorruption', 'transfercorruption',
   'blackhole', 'amplificationlimit', 'portrebinding', 'addressrebinding', 'connectionmigration', 'goodput', 'crosstraffic',
 ]);
+SERVER_TESTS.add('http3');
 const CLIENT_TESTS = new Set([...SERVER_TESTS]);
 
 interface ConnReport {
@@ -123,37 +125,37 @@ function track(c: NodeQuicConnection): ConnReport {
 // Server
 
 async function server(): Promise<number> {
-  if (TESTCASE === 'http3' && !h3Handler) return 127;
-  if (!SERVER_TESTS.has(TESTCASE) && TESTCASE !== 'http3') return 127;
+  if (!SERVER_TESTS.has(TESTCASE)) return 127;
   const cert = fs.readFileSync(path.join(CERTS, 'cert.pem'), 'utf8');
   const key = fs.readFileSync(path.join(CERTS, 'priv.key'), 'utf8');
-  const srv = await listen(
-    {
-      host: HOST,
-      port: PORT,
-      cert,
-      key,
-      provider: PROVIDER,
-      alpn: TESTCASE === 'http3' ? ['h3'] : [HQ],
-      retry: TESTCASE === 'retry' ? 'always' : 'never',
-      versions: TESTCASE === 'v2' ? [QUIC_V2, QUIC_V1] : [QUIC_V1, QUIC_V2],
-      tls: { maxEarlyData: 0xffffffff, tickets: { count: 2 } },
-      maxIdleTimeout: 30_000,
-      connectionWindow: 8 * 1024 * 1024,
-      maxConnectionWindow: 32 * 1024 * 1024,
-      streamWindow: 2 * 1024 * 1024,
-      maxStreamsBidi: 1000,
-    },
-    (c) => {
+  const opts: ListenOptions = {
+    host: HOST,
+    port: PORT,
+    cert,
+    key,
+    provider: PROVIDER,
+    alpn: [HQ],
+    retry: TESTCASE === 'retry' ? 'always' : 'never',
+    versions: TESTCASE === 'v2' ? [QUIC_V2, QUIC_V1] : [QUIC_V1, QUIC_V2],
+    tls: { maxEarlyData: 0xffffffff, tickets: { count: 2 } },
+    maxIdleTimeout: 30_000,
+    connectionWindow: 8 * 1024 * 1024,
+    maxConnectionWindow: 32 * 1024 * 1024,
+    streamWindow: 2 * 1024 * 1024,
+    maxStreamsBidi: 1000,
+  };
+  let srv: QuicServer;
+  if (HTTP === 'h3') {
+    const { alpn: _alpn, ...rest } = opts;
+    srv = await serve(rest, (req) => serveH3(req));
+    srv.on('connection', (c: NodeQuicConnection) => void track(c));
+  } else {
+    srv = await listen(opts, (c) => {
       const r = track(c);
-      if (TESTCASE === 'http3') {
-        h3Handler!(c, WWW);
-        return;
-      }
       void serveHq(c, r).catch((e) => log('connection error', e));
-    },
-  );
-  log(`listening on ${HOST}:${PORT} (${TESTCASE}), serving ${WWW}`);
+    });
+  }
+  log(`listening on ${HOST}:${PORT} (${TESTCASE}, ${HTTP}), serving ${WWW}`);
   const dump = () => {
     report.server = { ...srv.endpoint.stats };
     writeReport();
@@ -170,6 +172,20 @@ async function server(): Promise<number> {
   setInterval(dump, 500).unref();
   await new Promise(() => {});
   return 0;
+}
+
+/** The file under WWW a request path names, or null (outside WWW, missing, not a file). */
+function fileFor(urlPath: string): string | null {
+  const rel = decodeURIComponent(urlPath.split('?')[0]!);
+  const file = path.resolve(WWW, `.${path.posix.normalize(`/${rel}`)}`);
+  if (!file.startsWith(path.resolve(WWW)) || !fs.existsSync(file) || !fs.statSync(file).isFile()) return null;
+  return file;
+}
+
+function serveH3(req: Request): Response {
+  const file = fileFor(new URL(req.url).pathname);
+  if (!file) return new Response('not found', { status: 404 });
+  return new Response(new Uint8Array(fs.readFileSync(file)), { headers: { 'content-type': 'application/octet-stream' } });
 }
 
 async function serveHq(c: NodeQuicConnection, r: ConnReport): Promise<void> {
@@ -190,9 +206,8 @@ async function serveHq(c: NodeQuicConnection, r: ConnReport): Promise<void> {
         await w.abort(0x1);
         return;
       }
-      const rel = decodeURIComponent(m[1]!.split('?')[0]!);
-      const file = path.resolve(WWW, `.${path.posix.normalize(`/${rel}`)}`);
-      if (!file.startsWith(path.resolve(WWW)) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      const file = fileFor(m[1]!);
+      if (!file) {
         await w.close();
         return;
       }
@@ -221,11 +236,6 @@ interface ClientSettings {
 }
 
 async function client(): Promise<number> {
-  if (TESTCASE === 'http3') {
-    if (!h3Client) return 127;
-    await h3Client(requests(), DOWNLOADS);
-    return 0;
-  }
   if (!CLIENT_TESTS.has(TESTCASE)) return 127;
   const urls = requests();
   if (urls.length === 0) {
@@ -260,7 +270,7 @@ function requests(): string[] {
 async function session(urls: string[], s: ClientSettings, wantTicket = false): Promise<{ ticket: SessionTicket | null }> {
   const u0 = new URL(urls[0]!);
   const cipherSuites: CipherSuite[] | undefined = TESTCASE === 'chacha20' ? ['TLS_CHACHA20_POLY1305_SHA256'] : undefined;
-  const conn = await connect(u0, {
+  const opts: ConnectOptions = {
     provider: PROVIDER,
     alpn: [HQ],
     insecureSkipVerify: true, // the interop runner's certificates are not verifiable by name
@@ -276,15 +286,29 @@ async function session(urls: string[], s: ClientSettings, wantTicket = false): P
     streamWindow: 4 * 1024 * 1024,
     maxStreamWindow: 16 * 1024 * 1024,
     handshakeTimeoutMs: 20_000,
-  });
+  };
+  let conn: NodeQuicConnection;
+  let get: (u: string) => Promise<void>;
+  let closeConn: () => Promise<unknown>;
+  if (HTTP === 'h3') {
+    const { alpn: _alpn, early: _early, ...rest } = opts;
+    // connectH3 resolves after the handshake (its HTTP/3 layer starts then): no 0-RTT requests over h3 here.
+    const h3 = await connectH3(u0, rest);
+    conn = h3.quic;
+    get = (u) => fetchH3(h3.fetch, u);
+    closeConn = () => h3.close();
+  } else {
+    conn = await connect(u0, opts);
+    get = (u) => fetchHq(conn, u);
+    closeConn = () => conn.close(0, '');
+  }
   const r = track(conn);
   if (TESTCASE === 'keyupdate') {
     // Initiate a key update early in the transfer: as soon as the handshake is confirmed.
-    const tryUpdate = (): boolean => conn.updateKeys();
-    if (!tryUpdate()) {
+    if (!conn.updateKeys()) {
       await new Promise<void>((res) => {
         const iv = setInterval(() => {
-          if (tryUpdate() || conn.isClosed) {
+          if (conn.updateKeys() || conn.isClosed) {
             clearInterval(iv);
             res();
           }
@@ -292,7 +316,7 @@ async function session(urls: string[], s: ClientSettings, wantTicket = false): P
       });
     }
   }
-  await Promise.all(urls.map((u) => fetchHq(conn, u)));
+  await Promise.all(urls.map(get));
   r.streams = urls.length;
   if (!conn.handshake) await conn.ready;
   let ticket: SessionTicket | null = null;
@@ -301,8 +325,22 @@ async function session(urls: string[], s: ClientSettings, wantTicket = false): P
     ticket = conn.sessionTicket;
   }
   report.client.versionNegotiationReceived += conn.socketStats.versionNegotiationsReceived;
-  await conn.close(0, '');
+  await closeConn();
   return { ticket };
+}
+
+function downloadPath(u: URL): string {
+  const out = path.join(DOWNLOADS, decodeURIComponent(u.pathname).replace(/^\/+/, ''));
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  return out;
+}
+
+async function fetchH3(fetchFn: (u: string) => Promise<Response>, url: string): Promise<void> {
+  const res = await fetchFn(url);
+  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
+  const body = new Uint8Array(await res.arrayBuffer());
+  fs.writeFileSync(downloadPath(new URL(url)), body);
+  if (env.PETREL_DEBUG) log(`h3 ${url}: ${body.length} bytes`);
 }
 
 async function fetchHq(conn: NodeQuicConnection, url: string): Promise<void> {
@@ -311,9 +349,7 @@ async function fetchHq(conn: NodeQuicConnection, url: string): Promise<void> {
   const w = s.writable.getWriter();
   await w.write(new TextEncoder().encode(`GET ${u.pathname}\r\n`));
   await w.close();
-  const out = path.join(DOWNLOADS, decodeURIComponent(u.pathname).replace(/^\/+/, ''));
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const fd = fs.openSync(out, 'w');
+  const fd = fs.openSync(downloadPath(u), 'w');
   let n = 0;
   try {
     for await (const chunk of s.readable) {

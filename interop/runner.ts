@@ -10,8 +10,9 @@
  *   options: --peer quic-go|ngtcp2  --role client|server|both  --tests a,b,c  --keep (keep work dirs)
  *            --timeout SECONDS (per case, default 60)  --provider node|noble
  * "client" = Petrel client ↔ peer server; "server" = peer client ↔ Petrel server.
- * ngtcp2's examples speak only h3; their cases are reported as "needs h3" until the h3 hook in
- * interop/endpoint.ts is wired. Needs root (namespaces) and ../shared/peers (setup.sh).
+ * ngtcp2's examples (gtlsserver/gtlsclient) speak only h3: against them our endpoint runs with
+ * HTTP=h3 (packages/h3), the test case's transport behaviour unchanged. Needs root (namespaces)
+ * and ../shared/peers (setup.sh).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -49,8 +50,10 @@ export const KNOWN_BUGS = {
 };
 
 export const ALL_TESTS = [
-  'handshake', 'transfer', 'multiplexing', 'retry', 'resumption', 'zerortt', 'chacha20', 'keyupdate', 'v2', 'versionnegotiation', 'multiconnect',
+  'handshake', 'transfer', 'multiplexing', 'retry', 'resumption', 'zerortt', 'chacha20', 'keyupdate', 'v2', 'versionnegotiation', 'multiconnect', 'http3',
 ];
+/** Test cases we run against ngtcp2's h3-only examples (our endpoint with HTTP=h3). */
+const NGTCP2_TESTS = new Set(['handshake', 'transfer', 'multiplexing', 'http3', 'retry', 'chacha20', 'keyupdate', 'resumption', 'zerortt', 'multiconnect']);
 /** Test cases the quic-go 0.29 interop endpoints implement (others exit 127). */
 const QUIC_GO_TESTS = new Set(['handshake', 'transfer', 'retry', 'resumption', 'zerortt', 'multiconnect', 'chacha20', 'keyupdate', 'versionnegotiation', 'http3']);
 
@@ -78,6 +81,7 @@ export function filesFor(test: string, transferMB = 3): Record<string, number> {
     case 'versionnegotiation':
       return { 'hello.txt': 1 * kb };
     case 'transfer':
+    case 'http3':
       return { 'f1.bin': Math.round(transferMB * 1024 * kb), 'f2.bin': 512 * kb };
     case 'multiplexing':
       return Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`m${i}.bin`, 32 + i * 37]));
@@ -111,6 +115,7 @@ function checkProperty(test: string, role: Role, r: Report | null, nFiles: numbe
     case 'handshake':
     case 'transfer':
     case 'multiplexing':
+    case 'http3':
     case 'chacha20':
     case 'keyupdate':
     case 'v2':
@@ -149,6 +154,14 @@ function readReport(file: string): Report | null {
   } catch {
     return null;
   }
+}
+
+function which(exe: string): string | null {
+  for (const d of (process.env.PATH ?? '').split(':')) {
+    const f = path.join(d, exe);
+    if (d && fs.existsSync(f)) return f;
+  }
+  return null;
 }
 
 function sh(s: string): string {
@@ -195,6 +208,7 @@ export function unavailable(peer: string): string | null {
     if (!fs.existsSync(path.join(sharedPeers, 'quic-go'))) return `${sharedPeers}/quic-go wrapper missing`;
     if (!fs.existsSync(path.join(PEERS_DIR, 'bin', 'quic-go-server'))) return `quic-go endpoints not built in ${PEERS_DIR}/bin (run ../shared/peers/setup.sh)`;
   }
+  if (peer === 'ngtcp2' && (!which('gtlsserver') || !which('gtlsclient'))) return 'gtlsserver/gtlsclient not found in PATH';
   if (!fs.existsSync(path.join(PEERS_DIR, 'certs', 'cert.pem'))) return `certificates missing in ${PEERS_DIR}/certs`;
   return null;
 }
@@ -202,9 +216,9 @@ export function unavailable(peer: string): string | null {
 export async function runCase(peer: string, test: string, role: Role, o: RunOptions): Promise<CaseResult> {
   const t0 = Date.now();
   const res = (status: Status, detail: string, dir?: string): CaseResult => ({ peer, test, role, status, detail, ms: Date.now() - t0, dir });
-  if (peer === 'ngtcp2') return res('needs-h3', 'ngtcp2 examples speak only h3; h3 hook not wired in interop/endpoint.ts');
-  if (peer !== 'quic-go') return res('skipped', `unknown peer ${peer}`);
-  if (!QUIC_GO_TESTS.has(test)) return res('unsupported', `quic-go 0.29 has no "${test}" test case`);
+  if (peer !== 'quic-go' && peer !== 'ngtcp2') return res('skipped', `unknown peer ${peer}`);
+  if (peer === 'quic-go' && !QUIC_GO_TESTS.has(test)) return res('unsupported', `quic-go 0.29 has no "${test}" test case`);
+  if (peer === 'ngtcp2' && !NGTCP2_TESTS.has(test)) return res('unsupported', `ngtcp2 0.12 examples: no RFC 9369 v2, no VN test mode`);
   const why = unavailable(peer);
   if (why) return res('skipped', why);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `petrel-interop-${test}-${role}-`));
@@ -230,15 +244,39 @@ export async function runCase(peer: string, test: string, role: Role, o: RunOpti
     QLOGDIR: path.join(logs, 'qlog'),
     NO_SIM_WAIT: '1',
   };
+  if (peer === 'ngtcp2') env.HTTP = 'h3';
   const quicGo = path.join(sharedPeers, 'quic-go');
   const endpoint = path.join(repoRoot, 'interop', 'run_endpoint.sh');
   const waitPort = 'for i in $(seq 200); do ss -Hlun "sport = :443" | grep -q . && break; sleep 0.05; done';
+  const certs = path.join(PEERS_DIR, 'certs');
+  let peerServer: string;
+  let peerClient: string;
+  if (peer === 'quic-go') {
+    peerServer = `${sh(quicGo)} server ${sh(test)} ${sh(www)} ${sh(logs)}`;
+    peerClient = `QUIC_GO_LOGS=${sh(logs)} ${sh(quicGo)} client ${sh(test)} ${sh(dl)} ${urls.map(sh).join(' ')}`;
+  } else {
+    // ngtcp2 0.12 examples (h3 only): flags per test case.
+    peerServer = `gtlsserver -q ${test === 'retry' ? '-V ' : ''}-d ${sh(www)} 127.0.0.1 443 ${sh(path.join(certs, 'priv.key'))} ${sh(path.join(certs, 'cert.pem'))}`;
+    const base = `gtlsclient -q --exit-on-all-streams-close --download ${sh(dl)}`;
+    const extra =
+      test === 'chacha20'
+        ? ' --ciphers=NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305'
+        : test === 'keyupdate'
+          ? ' --key-update=10ms'
+          : '';
+    const one = (u: string[], more = '') => `${base}${extra}${more} 127.0.0.1 443 ${u.map(sh).join(' ')}`;
+    if (test === 'resumption' || test === 'zerortt') {
+      const sess = ` --session-file=${sh(path.join(logs, 'session.pem'))} --tp-file=${sh(path.join(logs, 'tp.txt'))}${test === 'resumption' ? ' --disable-early-data' : ''}`;
+      peerClient = `${one([urls[0]!], sess)} && ${one(urls.slice(1), sess)}`;
+    } else if (test === 'multiconnect') peerClient = urls.map((u) => one([u])).join(' && ');
+    else peerClient = one(urls);
+  }
   let script: string;
   if (role === 'client') {
     // peer server in the background, our client in the foreground.
     script = [
       'ip link set lo up',
-      `${sh(quicGo)} server ${sh(test)} ${sh(www)} ${sh(logs)} > ${sh(path.join(logs, 'peer.log'))} 2>&1 & srv=$!`,
+      `${peerServer} > ${sh(path.join(logs, 'peer.log'))} 2>&1 & srv=$!`,
       waitPort,
       `if ! kill -0 $srv 2>/dev/null; then wait $srv; rc=$?; [ $rc = 127 ] && exit 127; echo "peer server exited $rc"; exit 200; fi`,
       `ROLE=client DOWNLOADS=${sh(dl)} REQUESTS=${sh(urls.join(' '))} ${sh(endpoint)}; rc=$?`,
@@ -248,10 +286,10 @@ export async function runCase(peer: string, test: string, role: Role, o: RunOpti
   } else {
     script = [
       'ip link set lo up',
-      `ROLE=server WWW=${sh(www)} CERTS=${sh(path.join(PEERS_DIR, 'certs'))} PORT=443 HOST=127.0.0.1 ${sh(endpoint)} > ${sh(path.join(logs, 'petrel-server.log'))} 2>&1 & srv=$!`,
+      `ROLE=server WWW=${sh(www)} CERTS=${sh(certs)} PORT=443 HOST=127.0.0.1 ${sh(endpoint)} > ${sh(path.join(logs, 'petrel-server.log'))} 2>&1 & srv=$!`,
       waitPort,
       `if ! kill -0 $srv 2>/dev/null; then wait $srv; rc=$?; [ $rc = 127 ] && exit 127; echo "petrel server exited $rc"; exit 201; fi`,
-      `QUIC_GO_LOGS=${sh(logs)} ${sh(quicGo)} client ${sh(test)} ${sh(dl)} ${urls.map(sh).join(' ')} > ${sh(path.join(logs, 'peer.log'))} 2>&1; rc=$?`,
+      `(${peerClient}) > ${sh(path.join(logs, 'peer.log'))} 2>&1; rc=$?`,
       'kill -TERM $srv 2>/dev/null; wait $srv 2>/dev/null',
       'exit $rc',
     ].join('\n');

@@ -129,6 +129,14 @@ export class NodeQuicConnection extends EventEmitter {
     return s ?? null;
   }
 
+  /**
+   * Tells the driver that the connection has something new to send (for layers that call the
+   * sans-I/O Connection directly, e.g. HTTP/3 writing asynchronously produced bodies).
+   */
+  kick(): void {
+    this.hooks.kick();
+  }
+
   /** Socket-level counters: Version Negotiation packets received, failed sends. */
   get socketStats(): { versionNegotiationsReceived: number; sendErrors: number } {
     return this.hooks.driverStats?.() ?? { versionNegotiationsReceived: 0, sendErrors: 0 };
