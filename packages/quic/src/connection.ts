@@ -673,6 +673,9 @@ export class Connection implements QuicConnection {
     this.installInitialKeys();
     this.spaces[0]!.received = new ReceivedPackets({ maxAckDelay: 0, maxRanges: this.cfg.maxAckRanges ?? 64 });
     const pn = this.spaces[0]!.nextPn;
+    // The server dropped our 0-RTT packets (RFC 9000 §17.2.5.3 / §6.2): their stream data is
+    // declared lost so it goes out again (0-RTT with the new keys, or 1-RTT).
+    this.recovery.onZeroRttRejected(now);
     this.recovery.discardSpace(PnSpace.initial, now);
     this.rtt = new RttEstimator(this.cfg.initialRtt ?? 333);
     this.cc = createCongestionController(this.cfg.congestionControl ?? 'cubic', this.rtt, { maxDatagramSize: MIN_INITIAL_DATAGRAM });

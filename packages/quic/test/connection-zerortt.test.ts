@@ -1,0 +1,63 @@
+/**
+ * 0-RTT through the Connection: accepted, rejected (data resent in 1-RTT), and after a Retry (the
+ * 0-RTT packets sent before the Retry are lost: their stream data goes out again, RFC 9000 §17.2.5.3).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { providers } from '../../../test/support/providers.js';
+import { QuicPair, type PairOptions } from '../../../test/support/quic-pair.js';
+import { TicketKeyring } from '../../tls-core/src/handshake/tickets.js';
+import type { SessionTicket } from '../../tls-core/src/handshake/api.js';
+
+for (const provider of providers) {
+  function firstTicket(base: Omit<PairOptions, 'provider'>): { ticket: SessionTicket; end: number } {
+    const first = new QuicPair({ provider, ...base });
+    assert.ok(first.handshake());
+    assert.ok(first.runUntil(() => first.events('client', 'sessionTicket').length > 0, 5000), 'session ticket');
+    return { ticket: first.events('client', 'sessionTicket')[0]!.ticket, end: first.now };
+  }
+
+  for (const [accept, retry] of [
+    [true, true],
+    [false, true],
+  ] as const) {
+    test(`[${provider.name}] 0-RTT after a Retry (${accept ? 'accepted' : 'rejected'}): the request still arrives, no endless exchange`, () => {
+      const keys = new TicketKeyring(provider);
+      const { ticket, end } = firstTicket({ seed: 3, link: { delayMs: 10 }, server: { tls: { tickets: { keys }, maxEarlyData: 0xffffffff } } });
+      const pair = new QuicPair({
+        provider,
+        seed: 4,
+        startTime: end + 2000,
+        link: { delayMs: 10 },
+        server: { retry: retry ? 'always' : 'never', tls: { tickets: { keys }, maxEarlyData: accept ? 0xffffffff : 0 } },
+        client: { session: ticket, earlyData: true },
+      });
+      const msg = new TextEncoder().encode('early '.repeat(100));
+      const id = pair.client.openStream(true)!;
+      assert.is(id, 0);
+      assert.is(pair.client.write(id, msg, true), msg.length);
+      const got: number[] = [];
+      let fin = false;
+      pair.addTask(() => {
+        const sc = pair.serverConn;
+        if (!sc) return;
+        for (let c = fin ? null : sc.read(0), k = 0; c && k < 100; c = fin ? null : sc.read(0), k++) {
+          got.push(...c.data);
+          fin ||= c.fin;
+        }
+      });
+      assert.ok(pair.runUntil(() => fin && pair.client.handshakeComplete, 10_000), 'the stream arrived');
+      assert.equal(new Uint8Array(got), msg);
+      pair.assertNoBugs();
+      // Then the connection goes quiet.
+      pair.runFor(1000);
+      const s = pair.stats();
+      const before = s.upDatagrams + s.downDatagrams;
+      pair.runFor(3000);
+      const s2 = pair.stats();
+      assert.ok(s2.upDatagrams + s2.downDatagrams - before <= 2, `${s2.upDatagrams + s2.downDatagrams - before} datagrams while idle`);
+    });
+  }
+}
+
+test.run();
