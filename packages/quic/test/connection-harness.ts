@@ -69,7 +69,7 @@ export interface PairOpts {
   mutate?: (dir: Dir, data: Uint8Array, n: number) => Uint8Array | null;
   /** Extra delay per datagram (reordering). */
   extraDelay?: (dir: Dir, n: number) => number;
-  serverParams?: { retryScid?: Uint8Array; addressValidated?: boolean };
+  serverParams?: { retryScid?: Uint8Array; addressValidated?: boolean; originalDcid?: Uint8Array; clientScid?: Uint8Array };
   /** Server created by the test from the first Initial (e.g. with Retry); default: direct. */
 }
 
@@ -126,9 +126,9 @@ export class Pair {
         remote: this.clientAddr,
         version: h.version,
         initialDcid: dcid,
-        clientScid: scid,
+        clientScid: this.opts.serverParams?.clientScid ?? scid,
         localCid: this.opts.provider.randomBytes(8),
-        originalDcid: dcid,
+        originalDcid: this.opts.serverParams?.originalDcid ?? dcid,
         retryScid: this.opts.serverParams?.retryScid ?? null,
         addressValidated: this.opts.serverParams?.addressValidated ?? false,
       },

@@ -1,0 +1,104 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { providers } from '../../../test/support/providers.js';
+import { Pair } from './connection-harness.js';
+import { PacketType } from '../src/header.js';
+import { FrameType } from '../src/frames.js';
+import { TransportError } from '../src/errors.js';
+
+for (const provider of providers) {
+  const patterns: [string, (dir: 'up' | 'down', n: number) => boolean][] = [
+    ['first client flight lost', (d, n) => d === 'up' && n < 2],
+    ['server first datagram lost', (d, n) => d === 'down' && n === 0],
+    ['server Handshake datagrams lost (client anti-deadlock PTO)', (d, n) => d === 'down' && n >= 1 && n <= 3],
+    ['client Finished lost', (d, n) => d === 'up' && n >= 2 && n <= 3],
+    ['every other datagram lost', (_d, n) => n % 2 === 1 && n < 12],
+  ];
+  for (const [name, drop] of patterns) {
+    test(`[${provider.name}] handshake completes: ${name}`, () => {
+      const p = new Pair({ provider, delay: 15, drop: (d, _x, n) => drop(d, n) });
+      assert.ok(p.handshake(20_000), 'handshake');
+      assert.equal(p.bugs(), []);
+    });
+  }
+
+  test(`[${provider.name}] amplification limit: an unvalidated server sends at most 3x what it received (RFC 9000 §8.1)`, () => {
+    // The client's first flight arrives; everything after it is lost, so the server's address check never succeeds.
+    const p = new Pair({ provider, delay: 10, drop: (d, _x, n) => d === 'up' && n >= 2 });
+    p.runFor(10_000);
+    let up = 0;
+    let down = 0;
+    let upDelivered = 0;
+    for (const s of p.log) {
+      if (s.dir === 'up') {
+        up++;
+        if (up <= 2) upDelivered += s.data.length;
+      } else down += s.data.length;
+    }
+    assert.ok(down > 0);
+    assert.ok(down <= 3 * upDelivered, `server sent ${down} bytes for ${upDelivered} received`);
+    assert.ok(up > 2, 'the client kept probing');
+    assert.equal(p.bugs(), []);
+  });
+
+  test(`[${provider.name}] datagram sizes: client Initial datagrams ≥ 1200, server ack-eliciting Initial datagrams ≥ 1200 (§14.1)`, () => {
+    const p = new Pair({ provider, delay: 10, drop: (d, _x, n) => d === 'down' && n === 1 });
+    assert.ok(p.handshake());
+    for (const x of p.packets()) {
+      if (x.type !== PacketType.Initial) continue;
+      const eliciting = x.frames.some((f) => f !== FrameType.ACK && f !== FrameType.PADDING);
+      if (x.dir === 'up' || eliciting) assert.ok(x.size >= 1200, `${x.dir} Initial datagram of ${x.size} bytes`);
+    }
+    assert.equal(p.bugs(), []);
+  });
+
+  test(`[${provider.name}] Initial keys: the client stops sending Initials once it sends Handshake packets; no Initial or Handshake packets after confirmation (RFC 9001 §4.9)`, () => {
+    const p = new Pair({ provider, delay: 10 });
+    assert.ok(p.handshake());
+    const id = p.client.openStream(true)!;
+    p.client.write(id, new Uint8Array(3000), true);
+    p.runFor(1000);
+    const pk = p.packets();
+    const firstHs = pk.findIndex((x) => x.dir === 'up' && x.type === PacketType.Handshake);
+    assert.ok(firstHs > 0);
+    assert.not.ok(pk.slice(firstHs + 1).some((x) => x.dir === 'up' && x.type === PacketType.Initial), 'client Initial after its first Handshake packet');
+    const lastLong = Math.max(...pk.map((x, i) => (x.type === PacketType.Initial || x.type === PacketType.Handshake ? i : -1)));
+    const firstStream = pk.findIndex((x) => x.frames.some((f) => (f & ~7) === FrameType.STREAM));
+    assert.ok(lastLong < firstStream, 'long-header packets end with the handshake');
+    assert.equal(p.bugs(), []);
+  });
+
+  test(`[${provider.name}] transport parameters authenticate CIDs: a wrong original_destination_connection_id → TRANSPORT_PARAMETER_ERROR (§7.3)`, () => {
+    const p = new Pair({ provider, delay: 10, serverParams: { originalDcid: new Uint8Array(8).fill(7) } });
+    p.runFor(3000);
+    const c = p.events('client', 'closed')[0];
+    assert.ok(c, 'client closed');
+    assert.is(c!.info.code, TransportError.TRANSPORT_PARAMETER_ERROR);
+    assert.is(c!.info.remote, false);
+    const s = p.events('server', 'closed')[0];
+    assert.ok(s && s.info.remote && s.info.code === TransportError.TRANSPORT_PARAMETER_ERROR, 'the server heard why');
+    assert.equal(p.bugs(), []);
+  });
+
+  test(`[${provider.name}] transport parameters: a wrong initial_source_connection_id of the client → TRANSPORT_PARAMETER_ERROR at the server`, () => {
+    const p = new Pair({ provider, delay: 10, serverParams: { clientScid: new Uint8Array(8).fill(9) } });
+    p.runFor(3000);
+    const s = p.events('server', 'closed')[0];
+    assert.ok(s, 'server closed');
+    assert.is(s!.info.code, TransportError.TRANSPORT_PARAMETER_ERROR);
+    assert.equal(p.bugs(), []);
+  });
+
+  test(`[${provider.name}] handshake timeout: a client with no answer closes after the idle timeout with kind 'handshake-timeout'`, () => {
+    const p = new Pair({ provider, delay: 10, client: { maxIdleTimeout: 4000 }, drop: (d) => d === 'up' });
+    p.runFor(10_000);
+    const c = p.events('client', 'closed')[0];
+    assert.ok(c);
+    assert.is(c!.info.kind, 'handshake-timeout');
+    assert.ok(p.client.isClosed);
+    // PTO backoff: a handful of probes, not a flood.
+    assert.ok(p.log.length < 20, `${p.log.length} datagrams`);
+  });
+}
+
+test.run();
