@@ -37,6 +37,8 @@ const MODULES: ModuleEntry[] = [
   { name: 'tls', file: 'tls.ts', fn: 'runTlsBench' },
   { name: 'quic', file: 'quic.ts', fn: 'runQuicBench' },
   { name: 'h3', file: 'h3.ts', fn: 'runH3Bench' },
+  { name: 'cpu', file: 'cpu.ts', fn: 'runCpuBench' },
+  { name: 'memory', file: 'memory.ts', fn: 'runMemoryBench' },
   { name: 'peers', run: runPeerBench },
 ];
 // -------------------------------------------------------------------------------------------------
