@@ -220,6 +220,8 @@ export class Connection implements QuicConnection {
   private closeDeadline = Infinity;
   private closeFrame: { code: number; frameType: number; reason: string; application: boolean } | null = null;
   private closeSendPending = false;
+  private closeRecvCount = 0;
+  private closeRecvNext = 1;
   private closeInfo: CloseInfo | null = null;
   private keyDiscardDeadline = Infinity;
   private pacingDeadline = Infinity;
@@ -490,8 +492,12 @@ export class Connection implements QuicConnection {
   private receiveDatagram(buf: Uint8Array, remote: Address, now: number): void {
     if (this.state === 'draining') return;
     if (this.state === 'closing') {
-      // §10.2.1: answer with the CONNECTION_CLOSE again (rate-limited by the datagrams received).
-      this.closeSendPending = true;
+      // §10.2.1: answer with the CONNECTION_CLOSE again, to a progressively increasing number of
+      // received datagrams (1st, 2nd, 4th, 8th, ...), so that a flood gets few answers.
+      if (++this.closeRecvCount >= this.closeRecvNext) {
+        this.closeRecvNext *= 2;
+        this.closeSendPending = true;
+      }
       return;
     }
     const key = addressKey(remote);
