@@ -239,7 +239,7 @@ export class WatchedConnection implements QuicConnection {
   }
 }
 
-function watchedFactory(onThrow: (e: unknown, method: string) => void): ConnectionFactory {
+export function watchedFactory(onThrow: (e: unknown, method: string) => void): ConnectionFactory {
   return {
     client: (cfg, remote, host, now) => new WatchedConnection(Connection.client(cfg, remote, host, now), onThrow),
     server: (cfg, params, host, now) => new WatchedConnection(Connection.server(cfg, params, host, now), onThrow),
@@ -912,4 +912,29 @@ export function closedInfo(pair: QuicPair, side: 'client' | 'server'): CloseInfo
 export function knownBug(register: (name: string, fn: () => void) => void, name: string, why: string, fn: () => void): void {
   if (process.env.SIM_KNOWN_BUGS === '1') register(name, fn);
   else console.log(`SKIPPED: ${name}: ${why} (SIM_KNOWN_BUGS=1 runs it)`);
+}
+
+/**
+ * Plaintext payloads (frames) of the Initial packets of a real handshake, per direction: seeds for
+ * the connection fuzz targets.
+ */
+export function captureInitialPayloads(provider: CryptoProvider, seed = 1): { up: Uint8Array[]; down: Uint8Array[]; clientDcid: Uint8Array; clientScid: Uint8Array } {
+  const res = { up: [] as Uint8Array[], down: [] as Uint8Array[], clientDcid: new Uint8Array(0), clientScid: new Uint8Array(0) };
+  const h = new PacketHeader();
+  let inspector: PacketInspector | null = null;
+  const pair = new QuicPair({
+    provider,
+    seed,
+    link: { delayMs: 5 },
+    tap: (dir, d) => {
+      if (dir === 'up' && res.clientScid.length === 0 && parseHeader(d, 0, d.length, 8, h) && h.type === PacketType.Initial) {
+        res.clientDcid = d.slice(h.dcidOffset, h.dcidOffset + h.dcidLength);
+        res.clientScid = d.slice(h.scidOffset, h.scidOffset + h.scidLength);
+      }
+      for (const p of inspector?.open(dir, d) ?? []) if (p.type === PacketType.Initial) res[dir].push(p.payload);
+    },
+  });
+  inspector = new PacketInspector(provider, pair.keyLog);
+  if (!pair.handshake()) throw new Error('captureInitialPayloads: the handshake did not complete');
+  return res;
 }
