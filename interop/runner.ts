@@ -34,20 +34,7 @@ export interface CaseResult {
   detail: string;
   ms: number;
   dir?: string;
-  /** Set when the failure has the signature of a known, reported bug (see KNOWN_BUGS). */
-  knownBug?: string;
 }
-
-/**
- * Known bugs outside the interop code, recognised by their signature so that the interop test can
- * report them loudly without hiding anything else. Remove an entry once its bug is fixed.
- */
-export const KNOWN_BUGS = {
-  streamFin:
-    'streams/recv.ts: a FIN that arrives (in an empty STREAM frame) after all data was read is never delivered: ' +
-    'RecvStream.read() returns null without moving to dataRead, so Connection.read() never reports fin ' +
-    '(repro: packages/quic/test/driver.test.ts, skipped test "RecvStream: FIN after all data was read")',
-};
 
 export const ALL_TESTS = [
   'handshake', 'transfer', 'multiplexing', 'retry', 'resumption', 'zerortt', 'chacha20', 'keyupdate', 'v2', 'versionnegotiation', 'multiconnect', 'http3',
@@ -323,22 +310,7 @@ export async function runCase(peer: string, test: string, role: Role, o: RunOpti
     return finish(why3 ? res('fail', why3, dir) : res('pass', 'quic-go client saw our VN (it does not retry with v1)', dir));
   }
   if (code === 127) return finish(res('unsupported', role === 'client' ? 'unsupported by one side (exit 127)' : 'unsupported (exit 127)', dir));
-  if (code === 124 || code === 137) {
-    const r = res('fail', `timed out after ${o.timeoutS ?? 60} s; ${tail('run.log')} ${tail('peer.log')}`, dir);
-    // Every file complete and byte-equal, but our client still waited: the stream FIN bug.
-    const complete = Object.keys(files).every((n) => {
-      try {
-        return fs.readFileSync(path.join(www, n)).equals(fs.readFileSync(path.join(dl, n)));
-      } catch {
-        return false;
-      }
-    });
-    if (role === 'client' && complete) {
-      r.knownBug = KNOWN_BUGS.streamFin;
-      r.detail = `all files complete but a stream never ended: known bug (${KNOWN_BUGS.streamFin.split(':')[0]})`;
-    }
-    return finish(r);
-  }
+  if (code === 124 || code === 137) return finish(res('fail', `timed out after ${o.timeoutS ?? 60} s; ${tail('run.log')} ${tail('peer.log')}`, dir));
   if (code !== 0) return finish(res('fail', `exit ${code}: ${tail('run.log')} ${tail('peer.log')} ${tail('petrel-server.log')}`, dir));
   for (const name of Object.keys(files)) {
     const a = path.join(www, name);
