@@ -94,6 +94,8 @@ export interface H3Client {
   fetch: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
   readonly h3: H3Connection;
   readonly quic: NodeQuicConnection;
+  /** False once the server sent GOAWAY or the connection closed: open a new one for new requests. */
+  readonly usable: boolean;
   /** Sends GOAWAY, then closes the QUIC connection with H3_NO_ERROR. */
   close(): Promise<void>;
 }
@@ -110,10 +112,14 @@ export async function connectH3(target: string | URL | { host: string; port: num
   // The driver flushes after every input; writes made later (async bodies) need a nudge.
   // NodeQuicConnection has no public "kick": sendDatagram/updateKeys kick only on success.
   const wake = (): void => (quic as unknown as { hooks?: { kick(): void } } | null)?.hooks?.kick();
+  let ended = false;
   const factory = h3ConnectionFactory(opts.h3 ?? {}, (b) => {
     binding = b;
     session = new H3ClientSession(b.h3, { wake });
-    b.onEvents = (evs) => session!.handleEvents(evs);
+    b.onEvents = (evs) => {
+      for (const e of evs) if (e.type === 'goaway' || e.type === 'closed' || e.type === 'connectionError') ended = true;
+      session!.handleEvents(evs);
+    };
   });
   const { h3: _h3, ...rest } = opts;
   quic = await connect(target, { ...rest, alpn: ['h3'], factory });
@@ -129,9 +135,14 @@ export async function connectH3(target: string | URL | { host: string; port: num
     },
     h3: b.h3,
     quic: q,
+    get usable() {
+      return !ended && !q.isClosed && !b.h3.closed;
+    },
     async close() {
       b.h3.shutdown();
       await q.close(0x100, '');
     },
   };
 }
+
+export { fetch, H3Agent, closeIdleConnections, closeAllConnections, type H3AgentOptions, type H3RequestInit, type H3ConnectionInfo } from './fetch.js';
