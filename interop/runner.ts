@@ -283,7 +283,7 @@ export async function runCase(peer: string, test: string, role: Role, o: RunOpti
   }
   const code = await run('unshare', ['-n', 'bash', '-c', script], env, o.timeoutS ?? 60, path.join(logs, 'run.log'));
   const finish = (r: CaseResult): CaseResult => {
-    if (!o.keep && r.status === 'pass') fs.rmSync(dir, { recursive: true, force: true });
+    if (!o.keep && r.status !== 'fail') fs.rmSync(dir, { recursive: true, force: true });
     return r;
   };
   const tail = (f: string) => {

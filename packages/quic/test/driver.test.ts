@@ -274,6 +274,9 @@ test('SSLKEYLOGFILE and QLOGDIR outputs', async () => {
     const files = fs.readdirSync(qlogDir);
     assert.ok(files.some((f) => f.endsWith('_server.sqlog')), `server qlog in ${files}`);
     assert.ok(files.some((f) => f.endsWith('_client.sqlog')), `client qlog in ${files}`);
+    // Both named by the same Original Destination Connection ID.
+    const odcids = files.map((f) => f.split('_')[0]!);
+    assert.ok(odcids.every((x) => /^[0-9a-f]{16,40}$/.test(x)) && new Set(odcids).size === 1, `ODCID names: ${files}`);
     for (const f of files) {
       const recs = fs.readFileSync(path.join(qlogDir, f), 'utf8').split('\x1e').filter(Boolean);
       const head = JSON.parse(recs[0]!);

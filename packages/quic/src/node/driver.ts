@@ -76,6 +76,8 @@ export class UdpDriver {
   /** Called when no connection is left (client drivers close then). */
   onIdle: (() => void) | null = null;
   sendErrors = 0;
+  /** Called once with the DCID of the first long-header datagram sent (client: the ODCID). */
+  onFirstLongHeader: ((dcid: Uint8Array) => void) | null = null;
   /** Version Negotiation packets seen on the socket (interop checks; a cheap look at 5 bytes). */
   versionNegotiationsReceived = 0;
 
@@ -172,6 +174,12 @@ export class UdpDriver {
   }
 
   private send(d: Uint8Array, remote: Address): void {
+    if (this.onFirstLongHeader && d.length > 6 && (d[0]! & 0x80) !== 0 && d[5]! <= 20 && 6 + d[5]! <= d.length) {
+      // A client's first Initial: its DCID is the Original Destination Connection ID (qlog file name).
+      const f = this.onFirstLongHeader;
+      this.onFirstLongHeader = null;
+      f(d.slice(6, 6 + d[5]!));
+    }
     try {
       this.socket.send(d, remote.port, remote.address, (err) => {
         if (err) this.sendErrors++;

@@ -194,8 +194,16 @@ export async function listen(opts: ListenOptions, onConnection?: (c: NodeQuicCon
     };
   }
   const endpoint = new Endpoint({ provider, server: scfg, cidLength: opts.cidLength, factory: opts.factory });
-  const host = opts.host ?? '::';
-  const socket = await bindSocket(host, opts.port ?? 0, opts);
+  let socket;
+  if (opts.host !== undefined) socket = await bindSocket(opts.host, opts.port ?? 0, opts);
+  else {
+    // Dual-stack '::' where IPv6 exists, else IPv4 only.
+    try {
+      socket = await bindSocket('::', opts.port ?? 0, opts);
+    } catch {
+      socket = await bindSocket('0.0.0.0', opts.port ?? 0, opts);
+    }
+  }
   const driver = new UdpDriver(endpoint, socket);
   server = new QuicServer(driver, endpoint);
   const srv = server;
@@ -265,6 +273,7 @@ export async function connect(target: string | URL | { host: string; port: numbe
   const localHost = opts.localAddress ?? (family === 6 ? '::' : '0.0.0.0');
   const socket = await bindSocket(localHost, opts.localPort ?? 0, opts);
   const driver = new UdpDriver(endpoint, socket);
+  if (qlog) driver.onFirstLongHeader = (odcid) => qlog.setOdcid(odcid);
   let wrapper: NodeQuicConnection;
   try {
     wrapper = driver.wrap(endpoint.connect(remote, cfg, now()));
