@@ -1,11 +1,11 @@
 /**
- * `pnpm demo`: a Petrel TLS 1.3 server and client talking over TCP on 127.0.0.1.
+ * `pnpm tls-demo`: a Petrel TLS 1.3 server and client talking over TCP on 127.0.0.1 (the HTTP/3 demo is `pnpm demo`).
  *
  * Makes a fresh self-signed certificate, serves a tiny HTTP/1.1 reply on an ephemeral port,
  * connects the Petrel client verifying that certificate as its trust anchor, sends a request
  * and prints what was negotiated and how long it took. Exits 0 on success.
  *
- *   pnpm demo [-- --provider noble]
+ *   pnpm tls-demo [-- --provider noble]
  */
 import { getProvider } from '../packages/tls-core/src/crypto/index.js';
 import { generateSelfSigned } from '../packages/tls-core/src/x509/selfsigned.js';

@@ -37,8 +37,8 @@ function freePort(): Promise<number> {
   });
 }
 
-test('pnpm demo: exits 0 and prints status, ALPN, suite, group, signature scheme, timings', async () => {
-  const r = await run('examples/demo.ts', []).done;
+test('pnpm tls-demo: exits 0 and prints status, ALPN, suite, group, signature scheme, timings', async () => {
+  const r = await run('examples/tls-demo.ts', []).done;
   assert.is(r.code, 0, r.out);
   assert.match(r.out, /status:\s+HTTP\/1\.1 200 OK/);
   assert.match(r.out, /ALPN:\s+http\/1\.1/);
