@@ -610,6 +610,8 @@ export class Connection implements QuicConnection {
     }
     if (level === 2 && !zeroRtt && nonProbing && key !== this.path.key && u.pn >= space.received.largest) {
       this.onPeerAddressChanged(remote, key, now);
+      // The datagram that moved us counts toward the new path's anti-amplification budget (§8.1).
+      if (this.path.key === key) this.path.bytesReceived += dgramLen;
     }
     return 1;
   }

@@ -196,9 +196,10 @@ export class Pair {
       if (d.dir === 'up') {
         if (!this.server) this.makeServer(d.data);
         this.server?.receive(d.data, { ...d.from }, this.now);
-      } else if (d.to.port === this.clientAddr.port || d.to.port === C_ADDR.port || true) {
+      } else if (d.to.address === this.clientAddr.address && d.to.port === this.clientAddr.port) {
         this.client.receive(d.data, S_ADDR, this.now);
-      }
+      } // else: sent to an address the client no longer has (NAT rebinding / migration): lost
+
     }
     const ct2 = this.client.nextTimeout();
     if (ct2 !== null && ct2 <= this.now) this.client.handleTimeout(this.now);

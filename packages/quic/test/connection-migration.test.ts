@@ -1,0 +1,103 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { providers } from '../../../test/support/providers.js';
+import { Pair, readAll } from './connection-harness.js';
+import { FrameType } from '../src/frames.js';
+import { PacketHeader, parseHeader } from '../src/header.js';
+
+function dcidOf(d: Uint8Array): string {
+  const h = new PacketHeader();
+  parseHeader(d, 0, d.length, 8, h);
+  return Buffer.from(d.subarray(h.dcidOffset, h.dcidOffset + h.dcidLength)).toString('hex');
+}
+
+for (const provider of providers) {
+  for (const kind of ['NAT rebinding', 'active migration'] as const) {
+    test(`[${provider.name}] ${kind} mid-transfer: PATH_CHALLENGE/RESPONSE padded to 1200, new path validated, transfer completes`, () => {
+      const p = new Pair({ provider, delay: 10 });
+      assert.ok(p.handshake());
+      p.runFor(200);
+      const id = p.server!.openStream(false)!;
+      const total = 400_000;
+      p.server!.write(id, new Uint8Array(total).fill(5), true);
+      let got = 0;
+      let fins = 0;
+      let moved = false;
+      let mark = 0;
+      let oldDcid = '';
+      assert.ok(
+        p.runUntil(() => {
+          if (!moved && got > 100_000) {
+            moved = true;
+            mark = p.log.length;
+            oldDcid = dcidOf(p.log.filter((s) => s.dir === 'up').pop()!.data);
+            if (kind === 'active migration') assert.ok(p.client.migrate(p.now), 'migrate() allowed');
+            p.clientAddr = { address: '10.0.0.1', port: 6001, family: 4 };
+            // The new NAT mapping appears with the client's next packet (a receiver-only client
+            // whose mapping changes silently would never be heard again: keep-alives matter).
+            p.client.ping();
+          }
+          const r = readAll(p.client, id);
+          got += r.data.length;
+          fins += r.fins;
+          return fins === 1;
+        }, 20_000),
+        `transfer (${got})`,
+      );
+      assert.is(got, total);
+      const pk = p.packets(mark);
+      const challenges = pk.filter((x) => x.dir === 'down' && x.frames.includes(FrameType.PATH_CHALLENGE));
+      const responses = pk.filter((x) => x.dir === 'up' && x.frames.includes(FrameType.PATH_RESPONSE));
+      assert.ok(challenges.length >= 1 && responses.length >= 1, `challenges ${challenges.length}, responses ${responses.length}`);
+      for (const x of responses) assert.ok(x.size >= 1200, `PATH_RESPONSE datagram of ${x.size} bytes`);
+      for (const x of challenges) {
+        // Padded to 1200 unless the new path's anti-amplification budget (3x received) is smaller (§8.2.1).
+        const rx = p.log.filter((s) => s.dir === 'up' && s.from.port === 6001 && s.at + 10 <= x.at).reduce((a, s) => a + s.data.length, 0);
+        assert.ok(x.size >= Math.min(1200, 3 * rx) && x.size <= Math.max(1452, 3 * rx), `PATH_CHALLENGE datagram of ${x.size} bytes (received ${rx})`);
+      }
+      assert.is(p.server!.remote.port, 6001);
+      assert.is(p.events('server', 'pathChanged').length, 1);
+      if (kind === 'active migration') {
+        const newUp = p.log.slice(mark).filter((s) => s.dir === 'up');
+        assert.ok(newUp.length > 0 && newUp.every((s) => dcidOf(s.data) !== oldDcid), 'a fresh CID on the new path (§9.5)');
+      }
+      assert.not.ok(p.client.isClosed || p.server!.isClosed);
+      assert.equal(p.bugs(), []);
+    });
+  }
+
+  test(`[${provider.name}] NAT rebinding with a single datagram from the new address: the server can still send its PATH_CHALLENGE (amplification budget counts that datagram)`, () => {
+    const p = new Pair({ provider, delay: 10 });
+    assert.ok(p.handshake());
+    p.runFor(500);
+    p.clientAddr = { address: '10.0.0.9', port: 7000, family: 4 };
+    const mark = p.log.length;
+    p.client.ping();
+    p.runFor(300);
+    const pk = p.packets(mark);
+    assert.ok(pk.some((x) => x.dir === 'down' && x.frames.includes(FrameType.PATH_CHALLENGE)), 'challenge sent');
+    assert.ok(p.runUntil(() => p.events('server', 'pathChanged').length === 1, 2000), 'validated');
+    assert.equal(p.bugs(), []);
+  });
+
+  test(`[${provider.name}] NEW_CONNECTION_ID: both sides issue spare CIDs up to the limit; migrate() fails without one`, () => {
+    const p = new Pair({ provider, delay: 10, client: { activeConnectionIdLimit: 2 }, server: { activeConnectionIdLimit: 2 } });
+    assert.ok(p.handshake());
+    p.runFor(300);
+    const ncid = p.packets().filter((x) => x.frames.includes(FrameType.NEW_CONNECTION_ID));
+    assert.ok(ncid.some((x) => x.dir === 'down') && ncid.some((x) => x.dir === 'up'));
+    assert.ok(p.client.migrate(p.now), 'one spare CID');
+    p.clientAddr = { address: '10.0.0.1', port: 6002, family: 4 };
+    p.runFor(500);
+    // The server retired the old CID's slot and issued a new one: migrate again works.
+    assert.ok(p.client.migrate(p.now), 'new spare after RETIRE_CONNECTION_ID');
+    p.clientAddr = { address: '10.0.0.1', port: 6003, family: 4 };
+    p.runFor(500);
+    assert.ok(p.packets().some((x) => x.dir === 'up' && x.frames.includes(FrameType.RETIRE_CONNECTION_ID)), 'client retired old CIDs');
+    assert.is(p.server!.remote.port, 6003);
+    assert.not.ok(p.client.isClosed || p.server!.isClosed);
+    assert.equal(p.bugs(), []);
+  });
+}
+
+test.run();
