@@ -63,6 +63,7 @@ export function bindSocket(host: string, port: number, opts: DriverOptions = {})
 
 export class UdpDriver {
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private timerAt = Infinity;
   private scheduled = false;
   private sending = false;
@@ -200,23 +201,36 @@ export class UdpDriver {
     if (this.wrappers.size === 0) this.onIdle?.();
   }
 
+  /**
+   * Re-arms the single timer to endpoint.nextTimeout(). Deadlines less than 1 ms away (pacing at
+   * high rates) use setImmediate: setTimeout cannot wait less than 1 ms and would cap the rate.
+   */
   private arm(): void {
     const t = this.endpoint.nextTimeout();
     if (t === null) {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = null;
-      this.timerAt = Infinity;
+      this.disarm();
       return;
     }
-    if (this.timer && t === this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
+    if ((this.timer || this.immediate) && t === this.timerAt) return;
+    this.disarm();
     this.timerAt = t;
-    const delay = Math.max(0, t - now());
-    this.timer = setTimeout(() => {
+    const fire = (): void => {
       this.timer = null;
+      this.immediate = null;
       this.timerAt = Infinity;
       this.onTimer();
-    }, Math.ceil(delay));
+    };
+    const delay = t - now();
+    if (delay < 1) this.immediate = setImmediate(fire);
+    else this.timer = setTimeout(fire, Math.floor(delay));
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = null;
+    this.immediate = null;
+    this.timerAt = Infinity;
   }
 
   private onTimer(): void {
@@ -253,8 +267,7 @@ export class UdpDriver {
   destroy(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.disarm();
     for (const w of this.wrappers.values()) {
       w.dispatch();
       if (!w.isClosed) w.finish({ code: 0, frameType: 0, reason: 'endpoint destroyed', application: false, remote: false, kind: 'close' });
