@@ -320,6 +320,13 @@ export async function runCase(peer: string, test: string, role: Role, o: RunOpti
   }
   const why2 = checkProperty(test, role, readReport(report), Object.keys(files).length);
   if (why2) return finish(res('fail', why2, dir));
+  // 0-RTT really carried data: our qlog shows 0-RTT packets sent (our hq client) or received (our server).
+  if (test === 'zerortt' && !(peer === 'ngtcp2' && role === 'client')) {
+    const q = path.join(logs, 'qlog');
+    const want = role === 'client' ? 'transport:packet_sent' : 'transport:packet_received';
+    const seen = fs.readdirSync(q).some((f) => fs.readFileSync(path.join(q, f), 'utf8').split('\x1e').some((rec) => rec.includes(want) && rec.includes('"0RTT"')));
+    if (!seen) return finish(res('fail', `no 0-RTT packet ${role === 'client' ? 'sent' : 'received'} in our qlog`, dir));
+  }
   return finish(res('pass', '', dir));
 }
 
