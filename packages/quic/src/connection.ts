@@ -1104,7 +1104,10 @@ export class Connection implements QuicConnection {
       if (!sameBytes(p.originalDestinationConnectionId, this.originalDcid)) bad('original_destination_connection_id mismatch');
       if (!sameBytes(p.initialSourceConnectionId, this.peerScidFirst)) bad('initial_source_connection_id does not match the server SCID');
       if (!sameBytes(p.retrySourceConnectionId, this.retryScid)) bad('retry_source_connection_id mismatch');
-      validateServerVersionInformation(p.versionInformation, this.version, this.supportedVersions.filter(isSupportedVersion), this.reactedToVn, this.supportedVersions.filter(isSupportedVersion));
+      // RFC 9368 §8: a v1 server without version_information counts as Chosen Version 1,
+      // Available Versions [1] (servers that predate RFC 9368, e.g. after Version Negotiation).
+      const vi = p.versionInformation ?? (this.version === QUIC_V1 ? { chosenVersion: QUIC_V1, availableVersions: [QUIC_V1] } : null);
+      validateServerVersionInformation(vi, this.version, this.supportedVersions.filter(isSupportedVersion), this.reactedToVn, this.supportedVersions.filter(isSupportedVersion));
       if (p.statelessResetToken) this.remoteCids.setInitialResetToken(p.statelessResetToken);
     }
     this.peerParams = p;
@@ -1803,18 +1806,32 @@ export class Connection implements QuicConnection {
     return n;
   }
 
+  /** Bidirectional streams whose FIN was handed to the application while the sending part lives on. */
+  private readonly finReported = new Set<number>();
+
   read(id: number, max = Infinity): StreamChunk | null {
     const s = this.streams.recvStreams.get(id);
-    if (!s) return null;
+    if (!s) {
+      this.finReported.delete(id);
+      return null;
+    }
+    if (this.finReported.has(id)) return null; // fin is reported exactly once
     this.readableNotified.delete(id);
     const data = this.streams.read(id, max, this.now, this.rtt.smoothedRtt);
     // A flow-control update became due: nextTimeout() says "now", so a driver that polls only on
     // timers and input still sends it (the node driver also kicks after reads).
     if (data && (this.streams.connRecv.wantsUpdate || s.flow.wantsUpdate)) this.wakeAt = this.now;
     const fin = s.isFinished;
+    if (fin) this.noteFinReported(id);
     if (!data) return fin ? { data: new Uint8Array(0), fin: true } : null;
     // Still data left: the application keeps reading; new data will notify again.
     return { data, fin };
+  }
+
+  private noteFinReported(id: number): void {
+    if (!this.streams.recvStreams.has(id)) return; // the stream is gone: later reads return null anyway
+    if (this.finReported.size >= 1024) for (const k of this.finReported) if (!this.streams.recvStreams.has(k)) this.finReported.delete(k);
+    this.finReported.add(id);
   }
 
   resetStream(id: number, code: number): void {
