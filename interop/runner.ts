@@ -7,7 +7,7 @@
  * our endpoint's JSON report (our connection's events and stats). Prints a markdown matrix.
  *
  *   pnpm interop -- --peer quic-go --role both --tests handshake,transfer,retry
- *   options: --peer quic-go|ngtcp2  --role client|server|both  --tests a,b,c  --keep (keep work dirs)
+ *   options: --peer quic-go|ngtcp2|petrel (comma-separated)  --role client|server|both  --tests a,b,c  --keep (keep work dirs)
  *            --timeout SECONDS (per case, default 60)  --provider node|noble
  * "client" = Petrel client ↔ peer server; "server" = peer client ↔ Petrel server.
  * ngtcp2's examples (gtlsserver/gtlsclient) speak only h3: against them our endpoint runs with
@@ -195,6 +195,7 @@ export function unavailable(peer: string): string | null {
     if (!fs.existsSync(path.join(sharedPeers, 'quic-go'))) return `${sharedPeers}/quic-go wrapper missing`;
     if (!fs.existsSync(path.join(PEERS_DIR, 'bin', 'quic-go-server'))) return `quic-go endpoints not built in ${PEERS_DIR}/bin (run ../shared/peers/setup.sh)`;
   }
+  if (peer === 'petrel') return process.getuid?.() !== 0 ? 'needs root (network namespaces)' : null;
   if (peer === 'ngtcp2' && (!which('gtlsserver') || !which('gtlsclient'))) return 'gtlsserver/gtlsclient not found in PATH';
   if (!fs.existsSync(path.join(PEERS_DIR, 'certs', 'cert.pem'))) return `certificates missing in ${PEERS_DIR}/certs`;
   return null;
@@ -203,7 +204,8 @@ export function unavailable(peer: string): string | null {
 export async function runCase(peer: string, test: string, role: Role, o: RunOptions): Promise<CaseResult> {
   const t0 = Date.now();
   const res = (status: Status, detail: string, dir?: string): CaseResult => ({ peer, test, role, status, detail, ms: Date.now() - t0, dir });
-  if (peer !== 'quic-go' && peer !== 'ngtcp2') return res('skipped', `unknown peer ${peer}`);
+  if (peer !== 'quic-go' && peer !== 'ngtcp2' && peer !== 'petrel') return res('skipped', `unknown peer ${peer}`);
+  if (peer === 'petrel' && role === 'server') return res('unsupported', 'Petrel ↔ Petrel: see the client column');
   if (peer === 'quic-go' && !QUIC_GO_TESTS.has(test)) return res('unsupported', `quic-go 0.29 has no "${test}" test case`);
   if (peer === 'ngtcp2' && !NGTCP2_TESTS.has(test)) return res('unsupported', `ngtcp2 0.12 examples: no RFC 9369 v2, no VN test mode`);
   const why = unavailable(peer);
@@ -238,7 +240,11 @@ export async function runCase(peer: string, test: string, role: Role, o: RunOpti
   const certs = path.join(PEERS_DIR, 'certs');
   let peerServer: string;
   let peerClient: string;
-  if (peer === 'quic-go') {
+  if (peer === 'petrel') {
+    // Self-interop (v2, multiplexing, versionnegotiation have no other peer here): our server as the peer.
+    peerServer = `ROLE=server WWW=${sh(www)} CERTS=${sh(certs)} PORT=443 HOST=127.0.0.1 REPORT=${sh(path.join(logs, 'peer-report.json'))} ${sh(endpoint)}`;
+    peerClient = '';
+  } else if (peer === 'quic-go') {
     peerServer = `${sh(quicGo)} server ${sh(test)} ${sh(www)} ${sh(logs)}`;
     peerClient = `QUIC_GO_LOGS=${sh(logs)} ${sh(quicGo)} client ${sh(test)} ${sh(dl)} ${urls.map(sh).join(' ')}`;
   } else {
