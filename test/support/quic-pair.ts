@@ -75,6 +75,13 @@ export interface PairOptions {
    * clock (certificate validity, ticket ages), so virtual time is epoch milliseconds.
    */
   startTime?: number;
+  /**
+   * Provider randomBytes from the seed (default true): connection IDs, tokens, TLS randoms, reset
+   * tokens repeat for a seed. Key shares and ECDSA nonces stay random (the providers draw them
+   * internally), so packet bytes differ between runs, but the link's decisions (per datagram index)
+   * and the transfer patterns do not.
+   */
+  seededRandom?: boolean;
   /** Server identity (default: a cached EC P-256 certificate per provider for "localhost"). */
   identity?: TestIdentity;
 }
@@ -96,6 +103,12 @@ export function testIdentity(provider: CryptoProvider): TestIdentity {
     identities.set(provider.name, id);
   }
   return id;
+}
+
+/** The provider with randomBytes drawn from a seeded generator (everything else unchanged). */
+export function seededProvider(provider: CryptoProvider, seed: number): CryptoProvider {
+  const rng = new Rng((seed ^ 0x7a11e5) >>> 0);
+  return { ...provider, randomBytes: (n: number) => rng.bytes(n) };
 }
 
 /** Deterministic payload of one stream: seeded bytes, different per (seed, stream index). */
@@ -278,8 +291,8 @@ export class QuicPair {
 
   constructor(opts: PairOptions) {
     this.opts = opts;
-    this.provider = opts.provider;
     this.seed = opts.seed ?? 1;
+    this.provider = opts.seededRandom === false ? opts.provider : seededProvider(opts.provider, this.seed);
     this.net = new SimNetwork(this.seed, opts.link ?? {}, opts.up ?? {}, opts.down ?? {});
     this.startTime = opts.startTime ?? SIM_EPOCH;
     this.net.clock.now = this.startTime;
@@ -460,9 +473,19 @@ export class QuicPair {
     }
   }
 
-  /** Earliest of: next arrival, client timer, server timer. */
+  private readonly wakeups: number[] = [];
+
+  /** Makes the loop step at virtual time `t` even if nothing else happens then (time-based test logic). */
+  wakeAt(t: number): void {
+    this.wakeups.push(t);
+    this.wakeups.sort((a, b) => a - b);
+  }
+
+  /** Earliest of: next arrival, client timer, server timer, a requested wake-up. */
   private nextEventTime(): number | null {
+    while (this.wakeups.length > 0 && this.wakeups[0]! <= this.now) this.wakeups.shift();
     let t = this.net.nextArrival();
+    if (this.wakeups.length > 0 && (t === null || this.wakeups[0]! < t)) t = this.wakeups[0]!;
     const ct = this.guard(() => this.clientTimeout()) ?? null;
     const st = this.guard(() => this.server.nextTimeout()) ?? null;
     for (const x of [ct, st]) if (x !== null && (t === null || x < t)) t = x;
@@ -475,6 +498,12 @@ export class QuicPair {
    * happen (no datagram in flight, no timer).
    */
   step(): boolean {
+    this.process();
+    return this.advance();
+  }
+
+  /** Everything due at the current time: send, deliver, timers, events, tasks, send again. */
+  private process(): void {
     this.flush();
     this.deliver();
     this.fireTimers();
@@ -482,6 +511,10 @@ export class QuicPair {
     for (const t of this.tasks) t();
     this.flush();
     this.drainEvents();
+  }
+
+  /** Moves the clock to the next event; false if there is none. */
+  private advance(): boolean {
     const next = this.nextEventTime();
     if (next === null) return false;
     // A timer in the past that did not move: advance by at least a microsecond-ish step.
@@ -489,16 +522,25 @@ export class QuicPair {
     return true;
   }
 
-  /** Steps until `pred()` holds or `maxVirtualMs` of virtual time pass. Returns whether pred held. */
+  /**
+   * Steps until `pred()` holds or `maxVirtualMs` of virtual time pass. Returns whether pred held.
+   * The predicate is checked right after each batch of work, before the clock moves on, so `now`
+   * is the time the condition became true.
+   */
   runUntil(pred: () => boolean, maxVirtualMs = 30_000): boolean {
     const deadline = this.now + maxVirtualMs;
-    for (let i = 0; i < MAX_STEPS; i++) {
-      if (pred()) return true;
-      if (this.now > deadline) return false;
-      if (!this.step()) {
-        this.drainEvents();
-        return pred();
+    // Never jump past the deadline: the caller may act then (e.g. check a stall, resume reading).
+    this.wakeAt(deadline);
+    try {
+      for (let i = 0; i < MAX_STEPS; i++) {
+        if (pred()) return true;
+        this.process();
+        if (pred()) return true;
+        if (this.now >= deadline || !this.advance()) return false;
       }
+    } finally {
+      const k = this.wakeups.indexOf(deadline);
+      if (k >= 0) this.wakeups.splice(k, 1);
     }
     throw new Error(`runUntil: ${MAX_STEPS} steps without reaching the condition (livelock?)`);
   }

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
 import { PacketType } from '../src/header.js';
-import { PacketInspector, QuicPair, closedInfo, knownBug } from '../../../test/support/quic-pair.js';
+import { PacketInspector, QuicPair, closedInfo } from '../../../test/support/quic-pair.js';
 
 for (const provider of providers) {
   test(`[${provider.name}] stateless reset: a restarted server resets the connection, the client closes with 'stateless-reset'`, () => {
@@ -39,9 +39,7 @@ for (const provider of providers) {
     assert.is(closedInfo(pair, 'client')!.kind, 'idle', 'the client ended by idle timeout, not by the foreign reset');
   });
 
-  // Skipped: the Connection's ACK ping-pong bug (see sim-features: "an idle connection goes quiet")
-  // keeps packets flowing, so the idle timer never fires (seed 23: still open after 30 s).
-  knownBug(test, `[${provider.name}] idle timeout: both sides close after max_idle_timeout without traffic`, 'the ACK ping-pong keeps the connection busy', () => {
+  test(`[${provider.name}] idle timeout: both sides close after max_idle_timeout without traffic`, () => {
     const pair = new QuicPair({ provider, seed: 23, link: { delayMs: 10 }, client: { maxIdleTimeout: 5000 }, server: { maxIdleTimeout: 8000 } });
     assert.ok(pair.handshake());
     const t0 = pair.now;
