@@ -258,6 +258,25 @@ test('failures reject clearly: unknown CA, nothing listening (timeout)', async (
   assert.ok(Date.now() - t0 < 3000);
 });
 
+test('20 concurrent clients on one server socket; maxConnections refuses with CONNECTION_REFUSED', async () => {
+  const server = await echoServer({ maxConnections: 20 });
+  try {
+    const port = server.address().port;
+    const conns = await Promise.all(Array.from({ length: 20 }, () => connect({ host: '127.0.0.1', port }, { alpn: ALPN, ca: cert.certPem })));
+    const got = await Promise.all(conns.map((c, i) => echo(c, pattern(20_000 + i, i))));
+    for (let i = 0; i < got.length; i++) assert.ok(eq(got[i]!, pattern(20_000 + i, i)), `client ${i}`);
+    assert.is(server.endpoint.connectionCount, 20);
+    let err = null as Error | null;
+    await connect({ host: '127.0.0.1', port }, { alpn: ALPN, ca: cert.certPem, handshakeTimeoutMs: 3000 }).catch((e: Error) => (err = e));
+    assert.ok(err, 'the 21st is refused');
+    assert.match(err!.message, /0x2\b|refused|busy/i);
+    assert.ok(server.endpoint.stats.refused >= 1);
+    await Promise.all(conns.map((c) => c.close()));
+  } finally {
+    await server.close();
+  }
+});
+
 test('SSLKEYLOGFILE and QLOGDIR outputs', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'petrel-driver-'));
   try {
