@@ -18,7 +18,7 @@ import { writeVarint } from '../src/varint.js';
 const ITERS = Number(process.env.FUZZ_CONN_ITERS ?? 60);
 
 const VALUES = [0, 1, 2, 3, 4, 7, 8, 63, 64, 100, 1000, 16383, 16384, 65535, 1 << 20, 0x3fffffff, 2 ** 40, 2 ** 53 - 1];
-const TYPES = Object.values(FrameType).filter((v): v is number => typeof v === 'number');
+const TYPES = (Object.values(FrameType) as unknown[]).filter((v): v is number => typeof v === 'number');
 
 /** One frame of a random known type with field values from VALUES (encoding valid, semantics random). */
 function randomFrame(rng: Rng): Uint8Array {
