@@ -317,6 +317,18 @@ for (const p of providers) {
     assert.ok(parseRetry(p, out[0]!.datagram, odcid), 'garbage token → Retry');
   });
 
+  test(`${p.name}: a valid Retry token used with another DCID is invalid (INVALID_TOKEN)`, () => {
+    const { ep, factory } = serverEndpoint(p, { retry: 'always' });
+    const odcid = rng.bytes(8);
+    const scid = rng.bytes(8);
+    ep.receive(clientInitial(p, odcid, scid), CLIENT, 0);
+    const retry = parseRetry(p, drain(ep)[0]!.datagram, odcid)!;
+    const otherDcid = rng.bytes(8);
+    ep.receive(clientInitial(p, otherDcid, scid, retry.token), CLIENT, 10);
+    assert.is(factory.made.length, 0);
+    assert.is(initialCloseCode(p, otherDcid, drain(ep)[0]!.datagram), 0x0b);
+  });
+
   test(`${p.name}: retry 'auto' above the threshold; NEW_TOKEN tokens skip Retry`, () => {
     const { ep, factory } = serverEndpoint(p, { retry: 'auto', retryThreshold: 1 });
     ep.receive(clientInitial(p, rng.bytes(8), rng.bytes(8)), CLIENT, 0);
