@@ -82,6 +82,8 @@ export interface PairOptions {
    * and the transfer patterns do not.
    */
   seededRandom?: boolean;
+  /** Server token/reset keys (default: from the seed); share them to make a second server accept the first one's tokens. */
+  tokenKeys?: { tokenKey: Uint8Array; resetKey: Uint8Array };
   /** Server identity (default: a cached EC P-256 certificate per provider for "localhost"). */
   identity?: TestIdentity;
 }
@@ -298,7 +300,7 @@ export class QuicPair {
     this.net.clock.now = this.startTime;
     this.factory = watchedFactory((e, method) => this.thrown.push(Object.assign(e instanceof Error ? e : new Error(String(e)), { method })));
     const krng = new Rng(this.seed ^ 0x5eed);
-    this.tokenKeys = { tokenKey: krng.bytes(16), resetKey: krng.bytes(32) };
+    this.tokenKeys = opts.tokenKeys ?? { tokenKey: krng.bytes(16), resetKey: krng.bytes(32) };
     this.server = this.makeServer();
     const cfg = this.clientConfig();
     const now = this.now;

@@ -27,7 +27,10 @@ export class VirtualClock {
 export interface LinkConfig {
   /** One-way propagation delay in ms (default 10). */
   delayMs?: number;
-  /** Uniform extra delay in [0, jitterMs) per datagram (reorders when larger than the spacing). */
+  /**
+   * Uniform extra delay in [0, jitterMs) per datagram. FIFO: a datagram never overtakes an earlier
+   * one because of jitter (as on a real path); reordering is the `reorder` option.
+   */
   jitterMs?: number;
   /** Bottleneck rate in bits per second; 0 or absent: unlimited. */
   bandwidthBps?: number;
@@ -80,6 +83,8 @@ export class SimLink {
   private readonly rng: Rng;
   private readonly queue: Delivery[] = [];
   private busyUntil = 0;
+  /** Arrival time of the last in-order datagram (jitter keeps FIFO order). */
+  private lastArrival = 0;
   private index = 0;
   private seq = 0;
   readonly stats: LinkStats = {
@@ -144,6 +149,8 @@ export class SimLink {
     if (this.queue.length >= MAX_IN_FLIGHT) throw new Error(`SimLink: more than ${MAX_IN_FLIGHT} datagrams in flight (runaway sender?)`);
     const delay = c.delayMs ?? 10;
     let at = departure + delay + (c.jitterMs ? this.rng.float() * c.jitterMs : 0);
+    if (at < this.lastArrival) at = this.lastArrival;
+    this.lastArrival = at;
     if (this.rng.chance(c.reorder ?? 0)) {
       at += c.reorderDelayMs ?? 2 * delay + 5;
       this.stats.reordered++;

@@ -150,6 +150,23 @@ for (const provider of providers) {
     assert.not.ok(pair.client.handshakeComplete);
   });
 
+  test(`[${provider.name}] NEW_TOKEN: a second connection with the token is not sent a Retry`, () => {
+    const first = new QuicPair({ provider, seed: 13, link: { delayMs: 10 }, server: { retry: 'always' } });
+    assert.ok(first.handshake());
+    assert.ok(first.runUntil(() => first.events('client', 'newToken').length > 0, 5000), 'NEW_TOKEN received');
+    assert.ok(first.server.stats.retriesSent >= 1);
+    const token = first.events('client', 'newToken')[0]!.token;
+    const second = new QuicPair({ provider, seed: 14, startTime: first.now + 1000, link: { delayMs: 10 }, server: { retry: 'always' }, tokenKeys: first.tokenKeys, client: { token } });
+    assert.ok(second.handshake());
+    second.assertNoBugs();
+    assert.is(second.server.stats.retriesSent, 0, 'the token validated the address');
+    assert.not.ok(second.connStats('client')!.retry);
+    // A token from another server (other keys) is ignored: Retry again.
+    const third = new QuicPair({ provider, seed: 15, startTime: first.now + 1000, link: { delayMs: 10 }, server: { retry: 'always' }, client: { token } });
+    assert.ok(third.handshake());
+    assert.ok(third.server.stats.retriesSent >= 1);
+  });
+
   // ---- 0-RTT -------------------------------------------------------------------------------
 
   /** A ticket from a first connection, and the virtual time it ended (the next one starts later: ticket age). */
@@ -160,6 +177,30 @@ for (const provider of providers) {
     first.assertNoBugs();
     return { ticket: first.events('client', 'sessionTicket')[0]!.ticket, end: first.now };
   }
+
+  test(`[${provider.name}] 0-RTT with a Retry: the early stream data still arrives`, () => {
+    const keys = new TicketKeyring(provider);
+    const server = { retry: 'always' as const, tls: { tickets: { keys }, maxEarlyData: 0xffffffff } };
+    const { ticket, end } = firstTicket({ seed: 16, link: { delayMs: 20 }, server });
+    const pair = new QuicPair({ provider, seed: 17, startTime: end + 5000, link: { delayMs: 20 }, server, client: { session: ticket, earlyData: true } });
+    const msg = new TextEncoder().encode('early after retry');
+    const id = pair.client.openStream(true)!;
+    assert.is(pair.client.write(id, msg, true), msg.length);
+    const got: number[] = [];
+    let fin = false;
+    pair.addTask(() => {
+      const sc = pair.serverConn;
+      for (let c = sc && !fin ? sc.read(id) : null, k = 0; c && k < 100; c = fin ? null : sc!.read(id), k++) {
+        got.push(...c.data);
+        fin ||= c.fin;
+      }
+    });
+    assert.ok(pair.runUntil(() => fin, 10_000), 'the stream arrived');
+    pair.assertNoBugs();
+    assert.equal(new Uint8Array(got), msg);
+    assert.ok(pair.server.stats.retriesSent >= 1);
+    assert.ok(pair.connStats('client')!.retry);
+  });
 
   for (const accept of [true, false]) {
     test(`[${provider.name}] 0-RTT stream data is ${accept ? 'accepted' : 'rejected and still delivered after the handshake'}`, () => {
