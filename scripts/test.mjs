@@ -77,14 +77,14 @@ async function worker() {
     const r = await runFile(f);
     const secs = ((Date.now() - t0) / 1000).toFixed(1);
     const s = summary(r.out);
-    if (r.code === 0 && s && s.passed === s.total - s.skipped) {
+    if (r.code === 0 && s && s.passed === s.total) {
       passed += s.passed;
       skipped += s.skipped;
       console.log(`ok    ${f}  (${s.passed} passed${s.skipped ? `, ${s.skipped} skipped` : ''}, ${secs} s)`);
       const loud = r.out.split('\n').filter((l) => l.includes('SKIPPED:'));
       for (const l of loud) console.log(`      ${l.trim()}`);
     } else {
-      const nFail = s ? Math.max(1, s.total - s.passed - s.skipped) : 1;
+      const nFail = s ? Math.max(1, s.total - s.passed) : 1;
       failed += nFail;
       if (s) { passed += s.passed; skipped += s.skipped; }
       failures.push(f);
@@ -106,7 +106,7 @@ function runFile(f) {
   });
 }
 
-// uvu prints "Total: N / Passed: N / Skipped: N" once per file (one suite or many).
+// uvu prints "Total: N / Passed: N / Skipped: N" once per file (one suite or many); Total excludes skipped tests.
 function summary(out) {
   const num = (k) => [...out.matchAll(new RegExp(`^\\s*${k}:\\s+(\\d+)`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
   if (!/^\s*Total:/m.test(out)) return null;
