@@ -193,9 +193,11 @@ test('Retry over UDP, key update, migration; resumption with 0-RTT', async () =>
     assert.ok(c1.updateKeys(), 'key update allowed after confirmation');
     assert.ok(eq(await echo(c1, pattern(200_000, 3)), pattern(200_000, 3)));
     assert.ok(c1.keyUpdates.local >= 1, 'local key update happened');
-    // Migration to a new local port.
+    // Migration to a new local port: the server follows the client to it.
+    const before = server.connections[0]!.remote.port;
     assert.ok(await c1.migrate(), 'migrate');
     assert.ok(eq(await echo(c1, pattern(50_000, 4)), pattern(50_000, 4)), 'traffic after migration');
+    assert.is.not(server.connections[0]!.remote.port, before, 'server sees the new path');
     await c1.close();
     // Resumption with 0-RTT (server without Retry; see the skipped test below for Retry + 0-RTT).
     const p2 = plain.address().port;
