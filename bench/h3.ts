@@ -17,7 +17,7 @@ import path from 'node:path';
 import { freePort, peers } from '../test/support/peers.js';
 import { makeWww } from './lib/peers.js';
 import { selected, type BenchOptions, type BenchRow, type PeerFigure } from './lib/types.js';
-import { cmd, errText, figure, log, missing, ngtcp2Missing, petrelCmd, quicGoMissing, scenario, type ScenarioResult } from './quic-lib.js';
+import { cmd, errText, prepareBundle, petrelRuntime, figure, log, missing, ngtcp2Missing, petrelCmd, quicGoMissing, scenario, type ScenarioResult } from './quic-lib.js';
 
 const FILE = 'r100';
 
@@ -28,6 +28,7 @@ export async function runH3Bench(opts: BenchOptions): Promise<BenchRow[]> {
   const window = 16;
   const reps = 3;
   const c = peers().certs;
+  await prepareBundle();
   const w = makeWww([]);
   fs.writeFileSync(path.join(w.www, FILE), Buffer.alloc(100, 0x62));
   const tmp = path.join(w.dir, 't');
@@ -72,7 +73,7 @@ export async function runH3Bench(opts: BenchOptions): Promise<BenchRow[]> {
         unit: 'req/s',
         ...(pS.length ? { petrel: pS } : { petrelMissing: `all runs failed: ${pE[0] ?? '?'}` }),
         peers: peersOut,
-        notes: `${n} GETs of a 100-byte file on one connection, ${window} in flight, Petrel's h3 client against each server (time from first request to last response)`,
+        notes: `${n} GETs of a 100-byte file on one connection, ${window} in flight, Petrel's h3 client against each server (time from first request to last response); ${petrelRuntime()}`,
         extra: { errors: { petrel: pE, quicGo: qE, ngtcp2: gE } },
       },
     ];

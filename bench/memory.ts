@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort, peers } from '../test/support/peers.js';
 import { makeWww } from './lib/peers.js';
 import { selected, type BenchOptions, type BenchRow, type PeerFigure } from './lib/types.js';
-import { NODE_FLAGS, errText, log, missing, procFile } from './quic-lib.js';
+import { errText, log, missing, petrelArgs, petrelRuntime, prepareBundle } from './quic-lib.js';
 
 interface Lines {
   proc: ChildProcess;
@@ -150,7 +150,7 @@ async function measure(kind: 'petrel' | 'node-tls', n: number, www: string): Pro
   const port = kind === 'petrel' ? await freePort('udp') : 0;
   const srv =
     kind === 'petrel'
-      ? spawnLines(process.execPath, ['--expose-gc', ...NODE_FLAGS, procFile, 'server', 'hq', '127.0.0.1', String(port), www, c.cert, c.key], lifetime)
+      ? spawnLines(process.execPath, petrelArgs(['--expose-gc'], 'server', 'hq', '127.0.0.1', String(port), www, c.cert, c.key), lifetime)
       : spawnLines(process.execPath, ['--expose-gc', '-e', NODE_TLS_SERVER, c.selfsigned, c.key], lifetime);
   let cli: Lines | null = null;
   try {
@@ -158,7 +158,7 @@ async function measure(kind: 'petrel' | 'node-tls', n: number, www: string): Pro
     // Warm the server up with one connection first, so that code loading is in the baseline.
     const warm =
       kind === 'petrel'
-        ? spawnLines(process.execPath, [...NODE_FLAGS, procFile, 'idle', `https://127.0.0.1:${p}/small`, '1', c.ca], lifetime)
+        ? spawnLines(process.execPath, petrelArgs([], 'idle', `https://127.0.0.1:${p}/small`, '1', c.ca), lifetime)
         : spawnLines(process.execPath, ['-e', NODE_TLS_CLIENT, String(p), '1'], lifetime);
     await warm.next('IDLE', 60_000);
     warm.kill();
@@ -167,7 +167,7 @@ async function measure(kind: 'petrel' | 'node-tls', n: number, www: string): Pro
     const before = JSON.parse(await srv.next('MEM', 20_000)) as Record<string, number>;
     cli =
       kind === 'petrel'
-        ? spawnLines(process.execPath, [...NODE_FLAGS, procFile, 'idle', `https://127.0.0.1:${p}/small`, String(n), c.ca], lifetime)
+        ? spawnLines(process.execPath, petrelArgs([], 'idle', `https://127.0.0.1:${p}/small`, String(n), c.ca), lifetime)
         : spawnLines(process.execPath, ['-e', NODE_TLS_CLIENT, String(p), String(n)], lifetime);
     const idle = (await cli.next('IDLE', 180_000)).split(' ').map(Number);
     if (!idle[0]) throw new Error(`no connection established (${idle[1]} failed)`);
@@ -189,6 +189,7 @@ export async function runMemoryBench(opts: BenchOptions): Promise<BenchRow[]> {
   const heapName = 'memory/idle-conn-heap';
   if (!selected(rssName, opts.filter) && !selected(heapName, opts.filter)) return [];
   const n = opts.quick ? 300 : 1000;
+  await prepareBundle();
   const w = makeWww([]);
   try {
     let petrel: MemResult | { error: string };
@@ -208,7 +209,7 @@ export async function runMemoryBench(opts: BenchOptions): Promise<BenchRow[]> {
     const pf = (r: MemResult | { error: string }, k: 'rssKB' | 'heapKB') => ('error' in r ? { petrelMissing: r.error } : { petrel: [r[k]] });
     const peer = (r: MemResult | { error: string }, k: 'rssKB' | 'heapKB'): PeerFigure => ('error' in r ? missing(r.error) : [r[k]]);
     const notes = (r: MemResult | { error: string }, q: MemResult | { error: string }) =>
-      `${n} idle connections requested; established: Petrel ${'error' in r ? 0 : r.conns}, node:tls ${'error' in q ? 0 : q.conns}; server memory after GC, delta / connections`;
+      `${n} idle connections requested; established: Petrel ${'error' in r ? 0 : r.conns}, node:tls ${'error' in q ? 0 : q.conns}; server memory after GC, delta / connections; ${petrelRuntime()}`;
     return [
       { name: rssName, unit: 'kB/conn', higherIsBetter: false, ...pf(petrel, 'rssKB'), peers: { 'node-tls (TCP)': peer(nodeTls, 'rssKB') }, notes: notes(petrel, nodeTls), extra: { petrel, nodeTls } },
       { name: heapName, unit: 'kB/conn', higherIsBetter: false, ...pf(petrel, 'heapKB'), peers: { 'node-tls (TCP)': peer(nodeTls, 'heapKB') }, notes: notes(petrel, nodeTls) },

@@ -30,7 +30,7 @@ import path from 'node:path';
 import { freePort, peers } from '../test/support/peers.js';
 import { makeWww } from './lib/peers.js';
 import { selected, type BenchOptions, type BenchRow, type PeerFigure } from './lib/types.js';
-import { cmd, errText, figure, log, med, missing, ngtcp2Missing, petrelCmd, quicGoMissing, sameFile, scenario, type ScenarioResult } from './quic-lib.js';
+import { cmd, errText, prepareBundle, petrelRuntime, figure, log, med, missing, ngtcp2Missing, petrelCmd, quicGoMissing, sameFile, scenario, type ScenarioResult } from './quic-lib.js';
 
 type Www = ReturnType<typeof makeWww>;
 
@@ -322,6 +322,7 @@ async function handshakeRows(w: Www, prm: Params, filter: string[]): Promise<Ben
 
 export async function runQuicBench(opts: BenchOptions): Promise<BenchRow[]> {
   const prm = params(opts.quick);
+  await prepareBundle();
   const w = makeWww(prm.sizesMB);
   const rows: BenchRow[] = [];
   try {
@@ -336,6 +337,7 @@ export async function runQuicBench(opts: BenchOptions): Promise<BenchRow[]> {
   } finally {
     w.cleanup();
   }
+  for (const r of rows) if (r.name === 'quic/bulk-10MB' || r.name === 'quic/handshakes') r.notes = `${r.notes ?? ''}; ${petrelRuntime()}`;
   return rows;
 }
 
