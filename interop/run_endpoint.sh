@@ -15,6 +15,6 @@ if [ -n "$LOGS" ] || [ -d /logs ]; then
   LOGS=${LOGS:-/logs}
   mkdir -p "$LOGS"
 fi
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 cd "$ROOT"
 exec node --conditions=petrel-src --import tsx --enable-source-maps "$ROOT/interop/endpoint.ts"
