@@ -7,7 +7,8 @@
  *   child → parent  { type: 'ready', port } once listening; { id, reply: LoadServerStats } per command
  *
  * The configuration comes as JSON in argv[2] (LoadServerConfig). Routes: GET /bytes/N answers N
- * bytes; POST /sink reads the whole body and answers its length; anything else "ok".
+ * bytes (streamed); POST /sink reads the whole body and answers its length; POST /later?ms=M waits M ms
+ * before it reads the body (a slow application); anything else "ok".
  */
 import process from 'node:process';
 import { serve } from '../../packages/h3/src/node.js';
@@ -87,6 +88,13 @@ const server: QuicServer = await serve(
           },
         }),
       );
+    }
+    if (url.pathname === '/later') {
+      // Reads nothing for ?ms= milliseconds, then consumes the body (a slow application).
+      await new Promise((r) => setTimeout(r, Number(url.searchParams.get('ms') ?? 1000)));
+      let n = 0;
+      for await (const c of req.body as unknown as AsyncIterable<Uint8Array>) n += c.length;
+      return new Response(String(n));
     }
     if (url.pathname === '/sink') {
       let n = 0;

@@ -1,0 +1,229 @@
+// Resource limits: exceeding each one ends in a clean protocol error or a drop, never in unbounded
+// memory. Fast (a few seconds). Connection-level cases inject frames as properly protected 1-RTT
+// packets into a live in-memory connection (test/support/load-inject.ts: real Endpoint and
+// Connection on both sides, keys from the TLS key log) and check the server's close code. The
+// table of limits is in test/load/README.md.
+//
+// LOAD_KNOWN_BUGS=1 also runs the tests of limits that are missing today (they fail).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { injectToServer } from './support/load-inject.js';
+import { ReceivedPackets } from '../packages/quic/src/ack.js';
+import { Assembler } from '../packages/quic/src/assembler.js';
+import { TransportError } from '../packages/quic/src/errors.js';
+import { SendStream } from '../packages/quic/src/streams/send.js';
+import { ProtocolViolation } from '../packages/tls-core/src/errors.js';
+import { connectH3 } from '../packages/h3/src/node.js';
+import { loadCerts, mb, runClients, sleep, startLoadServer, waitFor } from './support/load.js';
+
+const knownBugs = process.env.LOAD_KNOWN_BUGS === '1';
+
+/** Minimal QUIC varint (RFC 9000 §16). */
+function v(n: number): number[] {
+  if (n < 0x40) return [n];
+  if (n < 0x4000) return [0x40 | (n >> 8), n & 0xff];
+  if (n < 0x40000000) return [0x80 | (n >>> 24), (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+  const hi = Math.floor(n / 2 ** 32);
+  return [0xc0 | (hi >>> 24), (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+}
+/** STREAM frame with OFF and LEN bits (0x0e). */
+const stream = (id: number, off: number, data: number[]): number[] => [0x0e, ...v(id), ...v(off), ...v(data.length), ...data];
+const crypto = (off: number, data: number[]): number[] => [0x06, ...v(off), ...v(data.length), ...data];
+const PING = [0x01];
+
+/** Sends the payloads client → server after the handshake; returns the server's close ("kind:code:reason") or null. */
+function injectUp(payloads: number[][]): { close: string | null; all: string[]; bugs: string[] } {
+  const run = injectToServer(payloads.map((p) => Uint8Array.from(p)));
+  assert.ok(run.handshake, 'the handshake before the injection completed');
+  assert.is(run.injected, payloads.length);
+  const c = run.serverClose;
+  const close = c ? `${c.kind}:${c.remote ? 'remote' : 'local'}:${c.code}:${c.reason}` : null;
+  const cc = run.clientClose;
+  return { close, all: [close ?? '-', cc ? `client ${cc.kind}:${cc.code}:${cc.reason}` : '-'], bugs: run.bugs };
+}
+
+/** Splits frames into payloads of at most ~1000 bytes. */
+function packets(frames: number[][]): number[][] {
+  const out: number[][] = [];
+  let cur: number[] = [];
+  for (const f of frames) {
+    if (cur.length + f.length > 1000) {
+      out.push(cur);
+      cur = [];
+    }
+    cur.push(...f);
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+function closeCode(close: string | null): number {
+  assert.ok(close, 'the server closed the connection');
+  return Number(close!.split(':')[2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// QUIC connection level (defaults of packages/quic/src/connection.ts)
+
+test('control: benign frames after the handshake do not close the connection', () => {
+  const r = injectUp([[...stream(0, 0, [1, 2, 3]), ...PING]]);
+  assert.equal(r.bugs, []);
+  assert.is(r.close, null, r.all.join(','));
+});
+
+test('CRYPTO reassembly (maxCryptoBuffer, default 64 KiB): data beyond read offset + 64 KiB → CRYPTO_BUFFER_EXCEEDED', () => {
+  const r = injectUp([crypto(64 * 1024 + 100, [1, 2, 3, 4])]);
+  assert.equal(r.bugs, []);
+  assert.is(closeCode(r.close), TransportError.CRYPTO_BUFFER_EXCEEDED, r.close ?? '');
+});
+
+test('CRYPTO within the bound is buffered (no close): the check can fail', () => {
+  const r = injectUp([crypto(60 * 1024, [1, 2, 3, 4])]);
+  assert.equal(r.bugs, []);
+  // Out-of-order 1-RTT CRYPTO data within the bound is kept (or the post-handshake message is
+  // rejected later); in no case CRYPTO_BUFFER_EXCEEDED.
+  if (r.close) assert.is.not(closeCode(r.close), TransportError.CRYPTO_BUFFER_EXCEEDED);
+});
+
+test('streams (maxStreamsBidi, default 100): the peer opening stream index 100 → STREAM_LIMIT_ERROR', () => {
+  assert.is(injectUp([stream(4 * 99, 0, [1])]).close, null, 'stream index 99 is allowed');
+  const r = injectUp([stream(4 * 100, 0, [1])]);
+  assert.is(closeCode(r.close), TransportError.STREAM_LIMIT_ERROR, r.close ?? '');
+  const u = injectUp([stream(4 * 100 + 2, 0, [1])]); // client-initiated uni, default 100 too
+  assert.is(closeCode(u.close), TransportError.STREAM_LIMIT_ERROR, u.close ?? '');
+});
+
+test('bytes per stream (streamWindow, default 256 KiB): data beyond the window → FLOW_CONTROL_ERROR', () => {
+  assert.is(injectUp([stream(0, 256 * 1024 - 1, [1])]).close, null, 'the last byte of the window is allowed');
+  const r = injectUp([stream(0, 256 * 1024, [1])]);
+  assert.is(closeCode(r.close), TransportError.FLOW_CONTROL_ERROR, r.close ?? '');
+});
+
+test('bytes per connection (connectionWindow, default 1 MiB): the sum over streams beyond it → FLOW_CONTROL_ERROR', () => {
+  // Four streams at their full 256 KiB = exactly 1 MiB: allowed; a fifth byte on a fifth stream is not.
+  const four = [0, 4, 8, 12].map((id) => stream(id, 256 * 1024 - 1, [1]));
+  assert.is(injectUp([four.flat()]).close, null, '1 MiB in total is allowed');
+  const r = injectUp([[...four.flat(), ...stream(16, 0, [1])]]);
+  assert.is(closeCode(r.close), TransportError.FLOW_CONTROL_ERROR, r.close ?? '');
+});
+
+test('out-of-order data (Assembler maxGaps 2048 per stream): more holes → PROTOCOL_VIOLATION', () => {
+  // 1-byte frames at offsets 1, 3, 5, ...: one hole each (offset 0 never comes).
+  const ok = injectUp(packets(Array.from({ length: 2000 }, (_, i) => stream(0, 1 + 2 * i, [i & 0xff]))));
+  assert.is(ok.close, null, `2000 holes are allowed: ${ok.all.join(',')}`);
+  const r = injectUp(packets(Array.from({ length: 2100 }, (_, i) => stream(0, 1 + 2 * i, [i & 0xff]))));
+  assert.is(closeCode(r.close), TransportError.PROTOCOL_VIOLATION, r.close ?? '');
+});
+
+test('peer ACK frame claiming 2^30 ranges in a short packet → FRAME_ENCODING_ERROR (no allocation by count)', () => {
+  const r = injectUp([[0x02, ...v(3), 0, ...v(2 ** 30), 0]]);
+  assert.equal(r.bugs, []);
+  assert.is(closeCode(r.close), TransportError.FRAME_ENCODING_ERROR, r.close ?? '');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Component level
+
+test('ACK ranges tracked (maxAckRanges, default 64): 10,000 alternating packet numbers keep ≤ 64 ranges', () => {
+  const rp = new ReceivedPackets({ maxAckDelay: 25, maxRanges: 64 });
+  for (let pn = 0; pn < 20_000; pn += 2) rp.onPacketReceived(pn, pn, true);
+  assert.ok(rp.rangeCount <= 64, `${rp.rangeCount} ranges`);
+  assert.ok(rp.rangeCount >= 32, 'the newest ranges are kept (the check can fail)');
+});
+
+test('Assembler without a byte bound still stops at maxGaps; with maxBuffer it stops at the byte bound', () => {
+  const a = new Assembler({ maxBuffer: Infinity, maxGaps: 100, frameType: 0x08 });
+  let err: unknown = null;
+  try {
+    for (let i = 0; i < 1000; i++) a.insert(1 + 2 * i, Uint8Array.of(i & 0xff));
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ProtocolViolation, String(err));
+  assert.ok(a.gapCount <= 101, `${a.gapCount} gaps kept`);
+  const b = new Assembler({ maxBuffer: 1000 });
+  assert.throws(() => b.insert(999, Uint8Array.of(1, 2)), (e: unknown) => e instanceof ProtocolViolation && e.code === TransportError.CRYPTO_BUFFER_EXCEEDED);
+  assert.is(b.buffered, 0, 'a rejected frame buffered nothing');
+});
+
+test('send buffer (sendBufferSize): write() accepts at most the bound, the rest waits for the application', () => {
+  const s = new SendStream(0, { initialMaxData: 1 << 30, maxBuffered: 64 * 1024 });
+  const n = s.write(new Uint8Array(10 << 20));
+  assert.ok(n <= 64 * 1024, `accepted ${n}`);
+  assert.ok(n > 0);
+  assert.is(s.write(new Uint8Array(100)), 0, 'full: nothing more until acknowledged');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Endpoint over the node driver (server in a child process)
+
+test('maxConnections over UDP: connection N+1 is refused (CONNECTION_REFUSED) while N are open; accepted again after they close', async () => {
+  const srv = await startLoadServer({ maxConnections: 3 });
+  const { ca } = loadCerts();
+  const open: Awaited<ReturnType<typeof connectH3>>[] = [];
+  try {
+    for (let i = 0; i < 3; i++) open.push(await connectH3({ host: '127.0.0.1', port: srv.port }, { ca: ca.certPem, serverName: 'localhost' }));
+    let err: unknown = null;
+    try {
+      const c = await connectH3({ host: '127.0.0.1', port: srv.port }, { ca: ca.certPem, serverName: 'localhost', handshakeTimeoutMs: 5000 });
+      await c.close();
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof Error, 'the fourth connection failed');
+    console.log(`  fourth connection: ${(err as Error).message}`);
+    assert.match(String((err as Error).message), /refused|0x2\b|CONNECTION_REFUSED/i);
+    const s = await srv.stats();
+    // ≥ 1: a client Initial that crosses the refusal (a retransmission) is refused again.
+    assert.ok(s.endpoint['refused']! >= 1, JSON.stringify(s.endpoint));
+    assert.is(s.endpoint['accepted'], 3);
+    assert.is(s.connections, 3);
+    for (const c of open.splice(0)) await c.close();
+    // Draining server connections (3 × PTO after the peer's close) still count toward the limit.
+    assert.ok(await waitFor(async () => (await srv.stats()).connections === 0, 10_000), 'server connections drained');
+    const r = await runClients(srv.port, 2, { path: '/bytes/10', expectBytes: 10 });
+    assert.is(r.ok, 2, JSON.stringify(r.errors));
+  } finally {
+    for (const c of open) await c.close().catch(() => {});
+    await srv.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Missing limits (LOAD_KNOWN_BUGS=1)
+
+(knownBugs ? test : test.skip)('KNOWN BUG h3: a request body the handler has not read yet is bounded by flow control (today: all of it is buffered)', async () => {
+  // packages/h3/src/quic-adapter.ts translate() reads every readable stream to the end at once and
+  // web.ts bodyPush() enqueues into the body stream regardless of desiredSize, so QUIC flow control
+  // credit returns at once: a client can push any amount into a slow handler's memory.
+  const srv = await startLoadServer({});
+  const { ca } = loadCerts();
+  try {
+    const base = await srv.gc();
+    const c = await connectH3({ host: '127.0.0.1', port: srv.port }, { ca: ca.certPem, serverName: 'localhost' });
+    const total = 48 << 20;
+    let sent = 0;
+    const chunk = new Uint8Array(65536).fill(1);
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        if (sent >= total) return ctl.close();
+        sent += chunk.length;
+        ctl.enqueue(chunk.slice());
+      },
+    });
+    const p = c.fetch(`https://localhost:${srv.port}/later?ms=6000`, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    p.catch(() => {}); // awaited below when the checks pass
+    await sleep(4000);
+    const s = await srv.stats();
+    console.log(`  client handed over ${mb(sent)} to a handler that read nothing; server arrayBuffers ${mb(base.arrayBuffers)} → ${mb(s.arrayBuffers)}`);
+    // Stream window auto-tunes up to maxStreamWindow (16 MiB) at most.
+    assert.ok(sent < 20 << 20, `the client could send ${mb(sent)} although the handler read nothing`);
+    assert.ok(s.arrayBuffers - base.arrayBuffers < 20 << 20, `server buffers ${mb(s.arrayBuffers - base.arrayBuffers)} for one unread request body`);
+    await (await p).text();
+    await c.close().catch(() => {});
+  } finally {
+    await srv.close();
+  }
+});
+
+test.run();
