@@ -1,7 +1,7 @@
 // Every registered fuzz target (test/fuzz/targets.ts) for a short bounded run (< 20 s in all),
 // plus checks that the engine itself catches what it must. Long campaigns: `pnpm fuzz`.
 // SEED=N changes the seed (default fixed, so CI runs are reproducible); FUZZ_SMOKE_SECONDS (default
-// 9.5) is the total fuzzing budget shared by the targets.
+// 8) is the total fuzzing budget shared by the targets.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { tlsClientFlightTarget, tlsServerFinishedTarget } from './fuzz/targets-t
 import { Rng } from './support/rng.js';
 
 const seed = Number(process.env.SEED ?? 20261123) >>> 0;
-const perTarget = Math.min(1.5, Number(process.env.FUZZ_SMOKE_SECONDS ?? 9.5) / Math.max(1, targets.length));
+const perTarget = Math.min(1.5, Number(process.env.FUZZ_SMOKE_SECONDS ?? 8) / Math.max(1, targets.length));
 const failDir = path.join(fuzzDir, 'corpus-failures');
 
 test('registry: unique, file-safe names; seeds or corpus present', () => {
