@@ -167,6 +167,30 @@ for (const provider of providers) {
     assert.ok(third.server.stats.retriesSent >= 1);
   });
 
+  test(`[${provider.name}] dropping any one datagram of the handshake (either direction) still completes it`, () => {
+    const failures: string[] = [];
+    for (const dir of ['up', 'down'] as const) {
+      for (let i = 0; i < 8; i++) {
+        const drop = { drop: (_d: Uint8Array, k: number) => k === i };
+        const pair = new QuicPair({ provider, seed: 200 + i, link: { delayMs: 15 }, up: dir === 'up' ? drop : {}, down: dir === 'down' ? drop : {} });
+        const ok = pair.handshake(20_000);
+        pair.assertNoBugs();
+        if (!ok) failures.push(`${dir} #${i}: no handshake after ${pair.elapsed} ms`);
+        else if (!pair.transfer(30_000).ok) failures.push(`${dir} #${i}: transfer failed`);
+      }
+    }
+    assert.equal(failures, []);
+  });
+
+  test(`[${provider.name}] every datagram duplicated, 30% heavily reordered: handshake and transfer are exact`, () => {
+    const pair = new QuicPair({ provider, seed: 220, link: { delayMs: 10, duplicate: 1, reorder: 0.3, reorderDelayMs: 25 } });
+    assert.ok(pair.handshake());
+    const r = pair.transfer(500_000, { streams: 3 });
+    pair.assertNoBugs();
+    assert.ok(r.ok, r.error);
+    assert.ok(pair.net.down.stats.duplicated > 100);
+  });
+
   // ---- 0-RTT -------------------------------------------------------------------------------
 
   /** A ticket from a first connection, and the virtual time it ended (the next one starts later: ticket age). */
