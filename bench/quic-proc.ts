@@ -9,7 +9,8 @@
  *                                              stdin lines: "mem" → `MEM {json}` (after a GC when
  *                                              --expose-gc), "count" → `COUNT n` (live connections)
  *   get hq|h3 URL OUT CA                        one connection, one file → RESULT {ms, bytes}
- *   handshakes hq|h3 URL N CONC CA              N connections (CONC at a time) each fetching URL → RESULT {ms, ok, fail}
+ *   handshakes hq|h3 URL N CONC CA              N/10 (at least 3) warm-up connections, then N connections
+ *                                              (CONC at a time) each fetching URL → RESULT {ms, ok, fail}
  *   idle URL N CA                               N connections, each fetches URL once, then stays idle;
  *                                              prints `IDLE n`, exits when stdin closes
  *   h3req URL N WINDOW CA                       one h3 connection, N/10 warm-up GETs, then N GETs with
@@ -256,6 +257,9 @@ async function handshakes(kind: string, url: string, n: number, conc: number, ca
       }
     }
   };
+  // Warm-up (JIT): N/10 connections (at least 3), not counted.
+  const warm = Math.max(3, Math.ceil(n / 10));
+  for (let i = 0; i < warm; i++) await one().catch(() => {});
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: Math.min(conc, n) }, async () => {

@@ -241,7 +241,7 @@ async function handshakeRows(w: Www, prm: Params, filter: string[]): Promise<Ben
       tmp,
     });
     s.add(r, () => petrelRate(r, prm.seqN), failCheck(r));
-    rows.push({ name: seq, unit: 'conn/s', ...petrelFig(s), notes: `Petrel: ${prm.seqN} sequential hq-interop connections in one client process`, extra: { petrel: s.proc() } });
+    rows.push({ name: seq, unit: 'conn/s', ...petrelFig(s), notes: `Petrel: ${prm.seqN} sequential hq-interop connections in one client process, after ${Math.max(3, Math.ceil(prm.seqN / 10))} uncounted warm-up connections (JIT)`, extra: { petrel: s.proc() } });
   }
 
   const seqQg = 'quic/handshakes [quic-go client]';
@@ -311,7 +311,7 @@ async function handshakeRows(w: Www, prm: Params, filter: string[]): Promise<Ben
       unit: 'conn/s',
       ...petrelFig(s),
       peers: peersOut,
-      notes: `${n} connections fetching 1 kB, ${prm.conc} at a time; Petrel: one client process; peers: one client process per connection (xargs -P ${prm.conc}, process start-up included)`,
+      notes: `${n} connections fetching 1 kB, ${prm.conc} at a time; Petrel: one client process (after ${Math.max(3, Math.ceil(n / 10))} uncounted warm-up connections); peers: one client process per connection (xargs -P ${prm.conc}, process start-up included)`,
       extra: { petrel: s.proc(), errors: s.errors },
     });
   }
