@@ -236,7 +236,8 @@ export async function runCase(peer: string, test: string, role: Role, o: RunOpti
   if (peer === 'ngtcp2') env.HTTP = 'h3';
   const quicGo = path.join(sharedPeers, 'quic-go');
   const endpoint = path.join(repoRoot, 'interop', 'run_endpoint.sh');
-  const waitPort = 'for i in $(seq 200); do ss -Hlun "sport = :443" | grep -q . && break; sleep 0.05; done';
+  // Wait for UDP 443 to be bound, or for the background server ($srv) to have exited (e.g. 127).
+  const waitPort = 'for i in $(seq 200); do ss -Hlun "sport = :443" | grep -q . && break; kill -0 $srv 2>/dev/null || break; sleep 0.05; done';
   const certs = path.join(PEERS_DIR, 'certs');
   let peerServer: string;
   let peerClient: string;
