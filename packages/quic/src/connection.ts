@@ -85,6 +85,8 @@ import { isBidi, isLocallyInitiated } from './streams/ids.js';
 import { varintLength, writeVarint } from './varint.js';
 
 const MIN_INITIAL_DATAGRAM = 1200;
+const UTF8 = new TextDecoder('utf-8', { fatal: false });
+const UTF8_ENC = new TextEncoder();
 const AEAD_TAG = 16;
 /** Packets buffered while their keys are not available yet (RFC 9001 §5.7), per connection. */
 const MAX_UNDECRYPTABLE = 16;
@@ -108,6 +110,7 @@ const R_RETIRE_CID = 11; // seq
 const R_HANDSHAKE_DONE = 12;
 const R_NEW_TOKEN = 13;
 const R_STREAMS_BLOCKED = 14; // bidi, value
+const R_STREAM_DATA_BLOCKED = 15; // id, value
 
 class SentInfo {
   recs: number[] = [];
@@ -241,6 +244,8 @@ export class Connection implements QuicConnection {
   private readonly undecryptable: { data: Uint8Array; remote: Address }[] = [];
 
   private readonly hdr = new PacketHeader();
+  private sendBuf = new Uint8Array(0);
+  private readonly seals = [new PendingSeal(), new PendingSeal()];
   private readonly unp = new UnprotectedPacket();
   private readonly frame = new Frame();
   private readonly chunk = newStreamChunkOut();
@@ -500,8 +505,8 @@ export class Connection implements QuicConnection {
       }
       return;
     }
-    const key = addressKey(remote);
-    const onPath = key === this.path.key;
+    const pr = this.path.remote;
+    const onPath = remote.port === pr.port && remote.address === pr.address;
     if (onPath) this.path.bytesReceived += buf.length;
     let off = 0;
     let processedAny = false;
@@ -510,7 +515,7 @@ export class Connection implements QuicConnection {
     while (off < buf.length) {
       if (!parseHeader(buf, off, buf.length, this.localCid.length, h)) break;
       const end = h.packetEnd;
-      const r = this.receivePacket(buf, h, remote, key, now, buf.length);
+      const r = this.receivePacket(buf, h, remote, onPath, now, buf.length);
       if (r === 1) processedAny = true;
       else if (off === 0 && r === 0) firstFailed = true;
       if (this.state !== 'handshake' && this.state !== 'established') return;
@@ -527,7 +532,7 @@ export class Connection implements QuicConnection {
   }
 
   /** Returns 1 if the packet was processed, 0 if dropped, -1 if buffered for later keys. */
-  private receivePacket(buf: Uint8Array, h: PacketHeader, remote: Address, key: string, now: number, dgramLen: number): number {
+  private receivePacket(buf: Uint8Array, h: PacketHeader, remote: Address, onPath: boolean, now: number, dgramLen: number): number {
     switch (h.type) {
       case PacketType.VersionNegotiation:
         if (!this.isServer) this.onVersionNegotiation(buf, h, now);
@@ -599,8 +604,10 @@ export class Connection implements QuicConnection {
     }
     if (this.qlog) this.qlog({ time: now, name: 'transport:packet_received', data: { header: { packet_type: packetTypeName(h.type), packet_number: u.pn }, raw: { length: h.packetEnd - h.headerOffset } } });
 
-    const { ackEliciting, nonProbing } = this.processFrames(buf, u.payloadOffset, u.payloadEnd, h.type, level, remote, key, buf.subarray(h.dcidOffset, h.dcidOffset + h.dcidLength), now);
-    if (!space.received.onPacketReceived(u.pn, now, ackEliciting)) return 0;
+    this.rxDcidOffset = h.dcidOffset;
+    this.rxDcidLength = h.dcidLength;
+    this.processFrames(buf, u.payloadOffset, u.payloadEnd, h.type, level, remote, now);
+    if (!space.received.onPacketReceived(u.pn, now, this.rxAckEliciting)) return 0;
 
     if (this.isServer && h.type === PacketType.Handshake) {
       // §8.1: a Handshake packet proves the client's address; §4.9.1 (RFC 9001): discard Initial keys.
@@ -608,10 +615,13 @@ export class Connection implements QuicConnection {
       this.recovery.setAmplificationBlocked(false, now);
       this.discardSpace(0, now);
     }
-    if (level === 2 && !zeroRtt && nonProbing && key !== this.path.key && u.pn >= space.received.largest) {
-      this.onPeerAddressChanged(remote, key, now);
-      // The datagram that moved us counts toward the new path's anti-amplification budget (§8.1).
-      if (this.path.key === key) this.path.bytesReceived += dgramLen;
+    if (level === 2 && !zeroRtt && this.rxNonProbing && !onPath && u.pn >= space.received.largest) {
+      const key = addressKey(remote);
+      if (key !== this.path.key) {
+        this.onPeerAddressChanged(remote, key, now);
+        // The datagram that moved us counts toward the new path's anti-amplification budget (§8.1).
+        if (this.path.key === key) this.path.bytesReceived += dgramLen;
+      }
     }
     return 1;
   }
@@ -707,10 +717,8 @@ export class Connection implements QuicConnection {
     type: PacketType,
     level: number,
     remote: Address,
-    remoteKey: string,
-    dcid: Uint8Array,
     now: number,
-  ): { ackEliciting: boolean; nonProbing: boolean } {
+  ): void {
     const f = this.frame;
     let off = start;
     let ackEliciting = false;
@@ -721,13 +729,21 @@ export class Connection implements QuicConnection {
       const t = f.type;
       if (isAckEliciting(t)) ackEliciting = true;
       if (!isProbingFrame(t)) nonProbing = true;
-      this.onFrame(f, buf, level, remote, remoteKey, dcid, now);
+      this.onFrame(f, buf, level, remote, now);
       if (this.state === 'draining' || this.state === 'closed') break;
     }
-    return { ackEliciting, nonProbing };
+    this.rxAckEliciting = ackEliciting;
+    this.rxNonProbing = nonProbing;
   }
 
-  private onFrame(f: Frame, buf: Uint8Array, level: number, remote: Address, remoteKey: string, dcid: Uint8Array, now: number): void {
+  /** Results of the last processFrames (fields, not an object per packet). */
+  private rxAckEliciting = false;
+  private rxNonProbing = false;
+  /** Where the DCID of the packet being processed is (RETIRE_CONNECTION_ID checks it). */
+  private rxDcidOffset = 0;
+  private rxDcidLength = 0;
+
+  private onFrame(f: Frame, buf: Uint8Array, level: number, remote: Address, now: number): void {
     const t = f.type;
     if (t >= 0x08 && t <= 0x0f) {
       const s = this.streams.onStreamFrame(f.streamId, f.offset, buf.subarray(f.dataOffset, f.dataOffset + f.dataLength), f.fin, t);
@@ -761,6 +777,7 @@ export class Connection implements QuicConnection {
       case FrameType.STOP_SENDING: {
         const s = this.streams.onStopSending(f.streamId, f.errorCode);
         this.announceOpened();
+        if (s) this.sendCtrlDirty.add(f.streamId);
         if (s) this.pushEvent({ type: 'streamStopped', id: f.streamId, code: f.errorCode });
         return;
       }
@@ -794,18 +811,18 @@ export class Connection implements QuicConnection {
         this.remoteCids.onNewCid(f.sequence, f.retirePriorTo, f.data(), buf.slice(f.resetTokenOffset, f.resetTokenOffset + 16));
         return;
       case FrameType.RETIRE_CONNECTION_ID:
-        this.localCids.onRetire(f.sequence, dcid);
+        this.localCids.onRetire(f.sequence, buf.subarray(this.rxDcidOffset, this.rxDcidOffset + this.rxDcidLength));
         this.topUpCids();
         return;
       case FrameType.PATH_CHALLENGE:
         if (this.pathResponses.length < MAX_PATH_RESPONSES) this.pathResponses.push({ data: f.data(), remote });
         return;
       case FrameType.PATH_RESPONSE:
-        this.onPathResponse(f, remoteKey, now);
+        this.onPathResponse(f, now);
         return;
       case FrameType.CONNECTION_CLOSE:
       case FrameType.CONNECTION_CLOSE_APP: {
-        const reason = new TextDecoder('utf-8', { fatal: false }).decode(buf.subarray(f.dataOffset, f.dataOffset + f.dataLength));
+        const reason = UTF8.decode(buf.subarray(f.dataOffset, f.dataOffset + f.dataLength));
         this.enterDraining({ code: f.errorCode, frameType: t === FrameType.CONNECTION_CLOSE ? f.frameType : 0, reason, application: t === FrameType.CONNECTION_CLOSE_APP, remote: true, kind: 'close' }, now, false);
         return;
       }
@@ -903,6 +920,11 @@ export class Connection implements QuicConnection {
           break;
         case R_MAX_STREAM_DATA:
           this.streams.recvStreams.get(a)?.flow.onUpdateLost(b);
+          this.recvCtrlDirty.add(a);
+          break;
+        case R_STREAM_DATA_BLOCKED:
+          this.streams.sendStreams.get(a)?.credit.onBlockedLost(b);
+          this.sendCtrlDirty.add(a);
           break;
         case R_MAX_STREAMS:
           this.streams.onMaxStreamsLost(a === 1, b);
@@ -912,9 +934,11 @@ export class Connection implements QuicConnection {
           break;
         case R_RESET_STREAM:
           this.streams.sendStreams.get(a)?.onResetLost();
+          this.sendCtrlDirty.add(a);
           break;
         case R_STOP_SENDING:
           this.streams.recvStreams.get(a)?.onStopSendingLost();
+          this.recvCtrlDirty.add(a);
           break;
         case R_NEW_CID: {
           const c2 = this.localCids.all().find((x) => x.seq === a);
@@ -952,9 +976,25 @@ export class Connection implements QuicConnection {
     }
   }
 
+  /** 'streamWritable' for streams whose last write() was short and that have room again. */
   private checkWritable(): void {
-    for (const [id, s] of this.streams.sendStreams) if (s.pollWritable()) this.pushEvent({ type: 'streamWritable', id });
+    if (this.writeBlocked.size === 0) return;
+    for (const id of this.writeBlocked) {
+      const s = this.streams.sendStreams.get(id);
+      if (!s || s.isReset) this.writeBlocked.delete(id);
+      else if (s.pollWritable()) {
+        this.writeBlocked.delete(id);
+        this.pushEvent({ type: 'streamWritable', id });
+      }
+    }
   }
+
+  /** Streams with a short write() pending a 'streamWritable' event. */
+  private readonly writeBlocked = new Set<number>();
+  /** Receive parts that may owe MAX_STREAM_DATA / STOP_SENDING. */
+  private readonly recvCtrlDirty = new Set<number>();
+  /** Send parts that may owe RESET_STREAM / STREAM_DATA_BLOCKED. */
+  private readonly sendCtrlDirty = new Set<number>();
 
   // ---------------------------------------------------------------------------------------------
   // TLS
@@ -1196,7 +1236,7 @@ export class Connection implements QuicConnection {
     void key;
   }
 
-  private onPathResponse(f: Frame, remoteKey: string, now: number): void {
+  private onPathResponse(f: Frame, now: number): void {
     const p = this.path;
     if (!p.challenge) return;
     for (let i = 0; i < 8; i++) if (f.buf[f.dataOffset + i] !== p.challenge[i]) return;
@@ -1207,7 +1247,6 @@ export class Connection implements QuicConnection {
     this.prevPath = null;
     this.recovery.setAmplificationBlocked(false, now);
     this.pushEvent({ type: 'pathChanged', remote: p.remote });
-    void remoteKey;
   }
 
   migrate(now: number): boolean {
@@ -1281,7 +1320,11 @@ export class Connection implements QuicConnection {
         canSendData = false;
       }
     }
-    const buf = new Uint8Array(budget);
+    // Packets are built and sealed in one reused buffer; the datagram handed out is an exact-size
+    // copy (valid for as long as the caller keeps it).
+    if (this.sendBuf.length < budget) this.sendBuf = new Uint8Array(Math.max(budget, 1500));
+    const buf = this.sendBuf;
+    let slot = 0;
     let off: number;
     let hasInitialAckEliciting = false;
     let hasInitial = false;
@@ -1301,10 +1344,11 @@ export class Connection implements QuicConnection {
       // The next packet starts where the previous one ends once sealed (padding for the sample + tag).
       const start = last ? last.payloadEnd + last.trailer : 0;
       if (budget - start < 48) break;
-      const p = this.buildPacket(buf, start, budget, level, keys, zeroRtt, canSendData, closing, now);
+      const p = this.buildPacket(buf, start, budget, level, keys, zeroRtt, canSendData, closing, now, this.seals[slot]!);
       if (!p) continue;
       if (last) this.seal(buf, last, 0);
       last = p;
+      slot ^= 1;
       if (p.ackEliciting) anyAckEliciting = true;
       if (level === 0 && p.ackEliciting) hasInitialAckEliciting = true;
       if (level === 0) hasInitial = true;
@@ -1329,7 +1373,7 @@ export class Connection implements QuicConnection {
         if (this.idleTimeout > 0) this.idleDeadline = now + this.effectiveIdle();
       }
     }
-    return { datagram: buf.subarray(0, off), remote: this.path.remote };
+    return { datagram: buf.slice(0, off), remote: this.path.remote };
   }
 
   /** A datagram with PATH_CHALLENGE + PATH_RESPONSE to an address other than the current path. */
@@ -1353,7 +1397,7 @@ export class Connection implements QuicConnection {
   }
 
   private seal(buf: Uint8Array, p: PendingSeal, minEnd: number): number {
-    const end = sealPacket(p.keys, buf, p.headerOffset, p.pnOffset, p.pnLength, p.lengthSize, p.payloadEnd, p.pn, Math.max(minEnd, 0));
+    const end = sealPacket(p.keys!, buf, p.headerOffset, p.pnOffset, p.pnLength, p.lengthSize, p.payloadEnd, p.pn, Math.max(minEnd, 0));
     const size = end - p.headerOffset;
     if (p.level === 2 && !p.zeroRtt) this.oneRtt!.onPacketSent(p.pn);
     let info: SentInfo | undefined = p.info ?? undefined;
@@ -1381,6 +1425,7 @@ export class Connection implements QuicConnection {
     canSendData: boolean,
     closing: boolean,
     now: number,
+    out: PendingSeal,
   ): PendingSeal | null {
     const sp = this.spaces[level]!;
     const pn = sp.nextPn;
@@ -1465,22 +1510,21 @@ export class Connection implements QuicConnection {
     }
     sp.nextPn++;
     const payloadEnd = o;
-    return {
-      keys,
-      level,
-      zeroRtt,
-      headerOffset: off,
-      pnOffset,
-      pnLength: pnLen,
-      lengthSize,
-      payloadEnd,
-      pn,
-      ackEliciting,
-      inFlight,
-      info,
-      pathProbe,
-      trailer: AEAD_TAG + Math.max(0, pnOffset + 4 - payloadEnd),
-    };
+    out.keys = keys;
+    out.level = level;
+    out.zeroRtt = zeroRtt;
+    out.headerOffset = off;
+    out.pnOffset = pnOffset;
+    out.pnLength = pnLen;
+    out.lengthSize = lengthSize;
+    out.payloadEnd = payloadEnd;
+    out.pn = pn;
+    out.ackEliciting = ackEliciting;
+    out.inFlight = inFlight;
+    out.info = info;
+    out.pathProbe = pathProbe;
+    out.trailer = AEAD_TAG + Math.max(0, pnOffset + 4 - payloadEnd);
+    return out;
   }
 
   /** PTO with nothing new to send: re-queue the oldest unacknowledged data of the space (RFC 9002 §6.2.4). */
@@ -1575,30 +1619,28 @@ export class Connection implements QuicConnection {
       o = writeSimpleFrame(buf, o, FrameType.MAX_DATA, md);
       info.add(R_MAX_DATA, md);
     }
-    for (const bidi of [true, false]) {
-      if (end - o < 9) break;
-      const ms = this.streams.pollMaxStreams(bidi);
-      if (ms >= 0) {
-        o = writeSimpleFrame(buf, o, bidi ? FrameType.MAX_STREAMS_BIDI : FrameType.MAX_STREAMS_UNI, ms);
-        info.add(R_MAX_STREAMS, bidi ? 1 : 0, ms);
-      }
-      const sb = this.streams.streamsBlockedWanted(bidi);
-      if (sb >= 0 && end - o >= 9) {
-        o = writeSimpleFrame(buf, o, bidi ? FrameType.STREAMS_BLOCKED_BIDI : FrameType.STREAMS_BLOCKED_UNI, sb);
-        info.add(R_STREAMS_BLOCKED, bidi ? 1 : 0, sb);
-      }
-    }
-    for (const [id, s] of this.streams.recvStreams) {
-      if (end - o < 17) break;
-      const v = s.pollMaxStreamData(now);
-      if (v >= 0) {
-        o = writeStreamValueFrame(buf, o, FrameType.MAX_STREAM_DATA, id, v);
-        info.add(R_MAX_STREAM_DATA, id, v);
-      }
-      if (s.wantsStopSending && end - o >= 17) {
-        o = writeStreamValueFrame(buf, o, FrameType.STOP_SENDING, id, s.stopSendingCode);
-        s.onStopSendingSent();
-        info.add(R_STOP_SENDING, id);
+    o = this.writeStreamLimits(buf, o, end, info, true);
+    o = this.writeStreamLimits(buf, o, end, info, false);
+    // Per-stream control frames: only the streams marked dirty (no scan over all streams).
+    if (this.recvCtrlDirty.size > 0) {
+      for (const id of this.recvCtrlDirty) {
+        if (end - o < 17) break;
+        const s = this.streams.recvStreams.get(id);
+        if (!s) {
+          this.recvCtrlDirty.delete(id);
+          continue;
+        }
+        const v = s.pollMaxStreamData(now);
+        if (v >= 0) {
+          o = writeStreamValueFrame(buf, o, FrameType.MAX_STREAM_DATA, id, v);
+          info.add(R_MAX_STREAM_DATA, id, v);
+        }
+        if (s.wantsStopSending && end - o >= 17) {
+          o = writeStreamValueFrame(buf, o, FrameType.STOP_SENDING, id, s.stopSendingCode);
+          s.onStopSendingSent();
+          info.add(R_STOP_SENDING, id);
+        }
+        if (!s.wantsStopSending && !s.flow.wantsUpdate) this.recvCtrlDirty.delete(id);
       }
     }
     const db = this.streams.connSend.blockedFrameWanted();
@@ -1607,16 +1649,33 @@ export class Connection implements QuicConnection {
       this.streams.connSend.onBlockedSent();
       info.add(R_DATA_BLOCKED, db);
     }
-    for (const [id, s] of this.streams.sendStreams) {
-      if (!s.wantsReset) continue;
-      const size = 1 + varintLength(id) + varintLength(s.resetCode) + varintLength(s.finalSize);
-      if (end - o < size) break;
-      o = writeVarint(buf, o, FrameType.RESET_STREAM);
-      o = writeVarint(buf, o, id);
-      o = writeVarint(buf, o, s.resetCode);
-      o = writeVarint(buf, o, s.finalSize);
-      s.onResetSent();
-      info.add(R_RESET_STREAM, id);
+    if (this.sendCtrlDirty.size > 0) {
+      for (const id of this.sendCtrlDirty) {
+        const s = this.streams.sendStreams.get(id);
+        if (!s) {
+          this.sendCtrlDirty.delete(id);
+          continue;
+        }
+        if (s.wantsReset) {
+          const size = 1 + varintLength(id) + varintLength(s.resetCode) + varintLength(s.finalSize);
+          if (end - o < size) break;
+          o = writeVarint(buf, o, FrameType.RESET_STREAM);
+          o = writeVarint(buf, o, id);
+          o = writeVarint(buf, o, s.resetCode);
+          o = writeVarint(buf, o, s.finalSize);
+          s.onResetSent();
+          info.add(R_RESET_STREAM, id);
+        }
+        const b = s.isReset ? -1 : s.credit.blockedFrameWanted();
+        if (b >= 0) {
+          if (end - o < 17) break;
+          o = writeStreamValueFrame(buf, o, FrameType.STREAM_DATA_BLOCKED, id, b);
+          s.credit.onBlockedSent();
+          info.add(R_STREAM_DATA_BLOCKED, id, b);
+        }
+        // Keep watching while unsent data may hit the stream's credit.
+        if (!s.wantsReset && (s.isReset || s.sentOffset >= s.writeOffset)) this.sendCtrlDirty.delete(id);
+      }
     }
     if (!zeroRtt) {
       while (this.localCids.pendingNew.length > 0 && end - o >= 1 + 8 + 8 + 1 + 20 + 16) {
@@ -1670,9 +1729,28 @@ export class Connection implements QuicConnection {
       s.copy(ch.offset, ch.length, buf, o);
       o += ch.length;
       info.add(R_STREAM, id, ch.offset, ch.length, ch.fin ? 1 : 0);
-      if (s.pollWritable()) this.pushEvent({ type: 'streamWritable', id });
+      if (this.writeBlocked.size > 0 && s.pollWritable()) {
+        this.writeBlocked.delete(id);
+        this.pushEvent({ type: 'streamWritable', id });
+      }
     }
     this.wrotePathProbe = pathProbe;
+    return o;
+  }
+
+  /** MAX_STREAMS / STREAMS_BLOCKED for one stream type. */
+  private writeStreamLimits(buf: Uint8Array, o: number, end: number, info: SentInfo, bidi: boolean): number {
+    if (end - o < 9) return o;
+    const ms = this.streams.pollMaxStreams(bidi);
+    if (ms >= 0) {
+      o = writeSimpleFrame(buf, o, bidi ? FrameType.MAX_STREAMS_BIDI : FrameType.MAX_STREAMS_UNI, ms);
+      info.add(R_MAX_STREAMS, bidi ? 1 : 0, ms);
+    }
+    const sb = this.streams.streamsBlockedWanted(bidi);
+    if (sb >= 0 && end - o >= 9) {
+      o = writeSimpleFrame(buf, o, bidi ? FrameType.STREAMS_BLOCKED_BIDI : FrameType.STREAMS_BLOCKED_UNI, sb);
+      info.add(R_STREAMS_BLOCKED, bidi ? 1 : 0, sb);
+    }
     return o;
   }
 
@@ -1681,7 +1759,7 @@ export class Connection implements QuicConnection {
     // §10.2.3: an application close in Initial/Handshake packets becomes APPLICATION_ERROR.
     const app = c.application && level === 2;
     const code = c.application && !app ? TransportError.APPLICATION_ERROR : c.code;
-    const reasonBytes = new TextEncoder().encode(app || !c.application ? c.reason : '').subarray(0, 512);
+    const reasonBytes = UTF8_ENC.encode(app || !c.application ? c.reason : '').subarray(0, 512);
     const size = 1 + varintLength(code) + (app ? 0 : varintLength(c.frameType)) + varintLength(reasonBytes.length) + reasonBytes.length;
     const r = end - o >= size ? reasonBytes : new Uint8Array(0);
     o = writeVarint(buf, o, app ? FrameType.CONNECTION_CLOSE_APP : FrameType.CONNECTION_CLOSE);
@@ -1803,6 +1881,8 @@ export class Connection implements QuicConnection {
     if (s.isReset || s.finished) return 0;
     const n = data.length > 0 ? s.write(data) : 0;
     if (fin && n === data.length) s.finish();
+    if (n < data.length) this.writeBlocked.add(id);
+    this.sendCtrlDirty.add(id);
     return n;
   }
 
@@ -1820,6 +1900,7 @@ export class Connection implements QuicConnection {
     const data = this.streams.read(id, max, this.now, this.rtt.smoothedRtt);
     // A flow-control update became due: nextTimeout() says "now", so a driver that polls only on
     // timers and input still sends it (the node driver also kicks after reads).
+    if (s.flow.wantsUpdate) this.recvCtrlDirty.add(id);
     if (data && (this.streams.connRecv.wantsUpdate || s.flow.wantsUpdate)) this.wakeAt = this.now;
     const fin = s.isFinished;
     if (fin) this.noteFinReported(id);
@@ -1836,13 +1917,17 @@ export class Connection implements QuicConnection {
 
   resetStream(id: number, code: number): void {
     const s = this.streams.sendStreams.get(id);
-    if (s) s.reset(code);
+    if (s) {
+      s.reset(code);
+      this.sendCtrlDirty.add(id);
+    }
   }
 
   stopSending(id: number, code: number): void {
     const s = this.streams.recvStreams.get(id);
     if (s) {
       s.stopSending(code);
+      this.recvCtrlDirty.add(id);
       this.streams.maybeClose(id);
     }
   }
@@ -1923,26 +2008,28 @@ export class Connection implements QuicConnection {
   }
 }
 
-interface PendingSeal {
-  keys: PacketKeys;
-  level: number;
-  zeroRtt: boolean;
-  headerOffset: number;
-  pnOffset: number;
-  pnLength: number;
-  lengthSize: number;
-  payloadEnd: number;
-  pn: number;
-  ackEliciting: boolean;
-  inFlight: boolean;
-  info: SentInfo | null;
-  pathProbe: boolean;
+/** A built packet waiting to be sealed (two reused instances: the previous and the current packet of a datagram). */
+class PendingSeal {
+  keys: PacketKeys | null = null;
+  level = 0;
+  zeroRtt = false;
+  headerOffset = 0;
+  pnOffset = 0;
+  pnLength = 0;
+  lengthSize = 0;
+  payloadEnd = 0;
+  pn = 0;
+  ackEliciting = false;
+  inFlight = false;
+  info: SentInfo | null = null;
+  pathProbe = false;
   /** Bytes sealing adds after payloadEnd (sample padding + tag). */
-  trailer: number;
+  trailer = 0;
 }
 
+const PACKET_TYPE_NAMES = ['initial', '0RTT', 'handshake', 'retry', '1RTT', 'version_negotiation', 'unknown'];
 function packetTypeName(t: PacketType): string {
-  return ['initial', '0RTT', 'handshake', 'retry', '1RTT', 'version_negotiation', 'unknown'][t] ?? 'unknown';
+  return PACKET_TYPE_NAMES[t] ?? 'unknown';
 }
 
 function validateTransportConfig(cfg: TransportConfig): void {
