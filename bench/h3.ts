@@ -10,7 +10,7 @@
  * The figure: completed requests / time from the first request to the last response (handshake
  * excluded, after N/10 warm-up requests, measured inside the client process). Since the client is the same, the ratio compares
  * the servers (the client's own cost is in every figure: on 2 cores it shares the CPU with the server).
- * N = 500 (--quick) / 5000, WINDOW = 16, 3 repetitions.
+ * N = 500 (--quick) / 5000, WINDOW = 16, 2 (--quick) / 3 repetitions.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,7 +26,7 @@ export async function runH3Bench(opts: BenchOptions): Promise<BenchRow[]> {
   if (!selected(name, opts.filter)) return [];
   const n = opts.quick ? 500 : 5000;
   const window = 16;
-  const reps = 3;
+  const reps = opts.quick ? 2 : 3;
   const c = peers().certs;
   await prepareBundle();
   const w = makeWww([]);

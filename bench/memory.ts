@@ -8,7 +8,7 @@
  *   memory/idle-conn-rss    kB of server RSS per idle connection   (lower is better)
  *   memory/idle-conn-heap   kB of server V8 heap used per idle connection
  *
- * N = 300 (--quick) / 1000. Loopback only, every process has a bounded lifetime and is killed in a finally.
+ * N = 200 (--quick) / 1000. Loopback only, every process has a bounded lifetime and is killed in a finally.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort, peers } from '../test/support/peers.js';
@@ -188,7 +188,7 @@ export async function runMemoryBench(opts: BenchOptions): Promise<BenchRow[]> {
   const rssName = 'memory/idle-conn-rss';
   const heapName = 'memory/idle-conn-heap';
   if (!selected(rssName, opts.filter) && !selected(heapName, opts.filter)) return [];
-  const n = opts.quick ? 300 : 1000;
+  const n = opts.quick ? 200 : 1000;
   await prepareBundle();
   const w = makeWww([]);
   try {
