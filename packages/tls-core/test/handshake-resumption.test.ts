@@ -230,9 +230,14 @@ for (const p of providers) {
     assert.ok(idx((e) => e.type === 'secret' && e.level === 'early') === 1, 'early write secret right after the ClientHello');
     assert.ok(ce.some((e) => e.type === 'earlyData' && e.accepted));
     assert.ok(seen.includes(`client:early:${HandshakeType.end_of_early_data}`), 'EndOfEarlyData at the early level');
+    // The handshake write key arrives with the ServerHello (TCP alerts are protected from then on);
+    // EndOfEarlyData is still sent at 'early', before any handshake-level message.
+    const hsWrite = idx((e) => e.type === 'secret' && e.level === 'handshake' && e.direction === 'write');
+    const hsRead = idx((e) => e.type === 'secret' && e.level === 'handshake' && e.direction === 'read');
+    assert.ok(hsWrite > 0 && hsWrite === hsRead + 1, 'handshake write key at the ServerHello');
     assert.ok(
-      idx((e) => e.type === 'send' && e.level === 'early') < idx((e) => e.type === 'secret' && e.level === 'handshake' && e.direction === 'write'),
-      'handshake write key after EndOfEarlyData',
+      idx((e) => e.type === 'send' && e.level === 'early') < idx((e) => e.type === 'send' && e.level === 'handshake'),
+      'EndOfEarlyData before the client flight',
     );
     assert.ok(r.s.events.some((e) => e.type === 'earlyData' && e.accepted));
     const early = lines.find((l) => l.startsWith('CLIENT_EARLY_TRAFFIC_SECRET '));

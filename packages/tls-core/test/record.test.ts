@@ -477,6 +477,38 @@ test('0-RTT accepted: early data then EndOfEarlyData switches to the handshake k
   }
 });
 
+test('client alerts: early key while 0-RTT runs (the server reads early), handshake key after EndOfEarlyData', () => {
+  for (const p of providers) {
+    const suite: CipherSuite = 'TLS_AES_128_GCM_SHA256';
+    const [early, chs] = [p.randomBytes(32), p.randomBytes(32)];
+    const c = new RecordLayer({ provider: p, role: 'client', compatibilityMode: false });
+    c.writeHandshake('initial', hs(1, 100));
+    c.installSecret('early', 'write', suite, early);
+    // before the ServerHello nothing tells which key the server reads with: plaintext (§6)
+    assert.is(c.writeAlert(Alert.internal_error)[0], 21);
+    c.installSecret('handshake', 'write', suite, chs);
+    const reader = (level: 'early' | 'handshake', secret: Uint8Array) => {
+      const s = new RecordLayer({ provider: p, role: 'server', compatibilityMode: false });
+      s.receive(cat(Uint8Array.of(22, 3, 1, 0, 104), hs(1, 100)));
+      s.poll();
+      s.installSecret(level, 'read', suite, secret);
+      if (level === 'early') s.acceptEarlyData(100);
+      return s;
+    };
+    const a1 = c.writeAlert(Alert.bad_certificate);
+    assert.is(a1[0], 23, 'protected');
+    const s1 = reader('early', early);
+    s1.receive(a1);
+    assert.equal(s1.poll(), { type: 'alert', description: Alert.bad_certificate, fatal: true });
+    c.writeHandshake('early', hs(5, 0));
+    assert.is(c.appWriteLevel, null, 'no early data after EndOfEarlyData');
+    const a2 = c.writeAlert(Alert.decrypt_error);
+    const s2 = reader('handshake', chs);
+    s2.receive(a2);
+    assert.equal(s2.poll(), { type: 'alert', description: Alert.decrypt_error, fatal: true });
+  }
+});
+
 test('0-RTT rejected: undecryptable records skipped up to the budget (1-RTT and after HRR)', () => {
   for (const p of providers) {
     const suite: CipherSuite = 'TLS_AES_128_GCM_SHA256';

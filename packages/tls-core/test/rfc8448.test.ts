@@ -193,10 +193,10 @@ for (const p of providers) {
     client.receive('initial', c.sh());
     ev = drain(client);
     eq(secretOf(ev, 'handshake', 'read')!, c.sHs(), 'handshake read secret');
+    eq(secretOf(ev, 'handshake', 'write')!, c.cHs(), 'handshake write secret (with the ServerHello: protected alerts)');
     client.receive('handshake', concat(c.ee(), c.cert(), c.cv(), c.sf()));
     ev = drain(client);
     assert.not.ok(ev.some((e) => e.type === 'alert'), JSON.stringify(ev.find((e) => e.type === 'alert')));
-    eq(secretOf(ev, 'handshake', 'write')!, c.cHs(), 'handshake write secret');
     eq(secretOf(ev, 'application', 'read')!, c.sAp(), 'application read secret');
     eq(secretOf(ev, 'application', 'write')!, c.cAp(), 'application write secret');
     const sent = sendsOf(ev, 'handshake');
@@ -293,12 +293,12 @@ for (const p of providers) {
     client.receive('initial', c.sh());
     ev = drain(client);
     eq(secretOf(ev, 'handshake', 'read')!, c.sHs(), 's hs traffic');
+    eq(secretOf(ev, 'handshake', 'write')!, c.cHs(), 'c hs traffic');
     client.receive('handshake', concat(c.ee(), c.sf()));
     ev = drain(client);
     assert.not.ok(ev.some((e) => e.type === 'alert'), JSON.stringify(ev.find((e) => e.type === 'alert')));
     assert.ok(ev.some((e) => e.type === 'earlyData' && e.accepted));
     eq(sendsOf(ev, 'early')[0]!, field(s4, '{client}  construct an EndOfEarlyData', 'EndOfEarlyData'), 'EndOfEarlyData');
-    eq(secretOf(ev, 'handshake', 'write')!, c.cHs(), 'c hs traffic');
     eq(secretOf(ev, 'application', 'read')!, c.sAp(), 's ap traffic');
     eq(secretOf(ev, 'application', 'write')!, c.cAp(), 'c ap traffic');
     eq(sendsOf(ev, 'handshake')[0]!, c.cf(), 'client Finished byte for byte');

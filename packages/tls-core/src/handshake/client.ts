@@ -365,8 +365,11 @@ export class TlsClient extends SessionCore implements TlsSession {
     this.log('CLIENT_HANDSHAKE_TRAFFIC_SECRET', cHs);
     this.log('SERVER_HANDSHAKE_TRAFFIC_SECRET', sHs);
     this.emit({ type: 'secret', level: 'handshake', direction: 'read', suite, secret: sHs });
-    // QUIC needs both handshake keys now; TCP switches its write key right before our second flight.
-    if (this.cfg.quic) this.emit({ type: 'secret', level: 'handshake', direction: 'write', suite, secret: cHs });
+    // Both modes get the handshake write key now: QUIC needs it for its packets, and over TCP any
+    // alert we send from here on must be protected (RFC 8446 §5, §6). The record layer writes each
+    // 'send' event with the key of its level, so a 0-RTT EndOfEarlyData still goes out under the
+    // early key, before our second flight under this one (§4.5).
+    this.emit({ type: 'secret', level: 'handshake', direction: 'write', suite, secret: cHs });
     const group = groupCode === null ? null : codeToName(NamedGroupCode, groupCode);
     this.info = { ...this.info, suite, group, resumed };
     const earlyOffered = !!offer.psk?.earlyData && !s.hrr;
@@ -524,7 +527,6 @@ export class TlsClient extends SessionCore implements TlsSession {
       this.transcript.add(eoed);
       this.emit({ type: 'send', level: 'early', data: eoed });
     }
-    if (!this.cfg.quic) this.emit({ type: 'secret', level: 'handshake', direction: 'write', suite: n.suite, secret: n.cHs });
     const out: Uint8Array[] = [];
     if (s.cr) {
       const cc = this.cfg.clientCert;

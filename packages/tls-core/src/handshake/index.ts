@@ -18,10 +18,11 @@
  *   const server = new TlsServer(config, { quicTransportParameters, keyLog });  // config shared by connections
  *   server.receive('initial', clientHello); if (server.pending) await server.pending;  // async resolver
  *
- * Secret order. Client: [early/write after the ClientHello when offering 0-RTT], handshake/read at the
- * ServerHello (QUIC: handshake/write too), application/read at the server Finished, then (TCP:
- * EndOfEarlyData at 'early' if 0-RTT was accepted, then handshake/write) its flight at 'handshake',
- * application/write, handshakeComplete. Server: [earlyData, early/read], ServerHello at 'initial',
+ * Secret order. Client: [early/write after the ClientHello when offering 0-RTT], handshake/read and
+ * handshake/write at the ServerHello (both modes: TCP alerts from then on are protected), application/read
+ * at the server Finished, then (TCP: EndOfEarlyData at 'early' if 0-RTT was accepted) its flight at
+ * 'handshake', application/write, handshakeComplete. A 'send' event's level names the key to write it
+ * with: the record layer keeps the early write key until EndOfEarlyData went out. Server: [earlyData, early/read], ServerHello at 'initial',
  * handshake/write, handshake/read (TCP with 0-RTT: after EndOfEarlyData), its flight at 'handshake',
  * application/write; after the client Finished: application/read, handshakeComplete, tickets at
  * 'application'.

@@ -465,7 +465,10 @@ export class RecordLayer {
     if (level === 'initial') return this.seal(ContentType.handshake, data, null);
     const key = this.writeKeys[level];
     if (!key) throw new Error(`record layer: no ${level} write key for a handshake message`);
-    return this.seal(ContentType.handshake, data, key);
+    const out = this.seal(ContentType.handshake, data, key);
+    // EndOfEarlyData is the last record under the early key (RFC 8446 §4.5).
+    if (level === 'early' && data[0] === HS_END_OF_EARLY_DATA) delete this.writeKeys.early;
+    return out;
   }
 
   /** Records carrying application data (0-RTT keys on a client until the 1-RTT key exists). */
@@ -475,10 +478,14 @@ export class RecordLayer {
     return this.seal(ContentType.application_data, data, key);
   }
 
-  /** An alert record, protected with the newest handshake or application key (unprotected if none). */
+  /**
+   * An alert record, protected with the key the peer reads with (RFC 8446 §5, §6): the application
+   * key, else (client, 0-RTT not yet ended by EndOfEarlyData) the early key, else the handshake key;
+   * unprotected only before any key exists.
+   */
   writeAlert(description: number): Uint8Array {
     const level = description === Alert.close_notify || description === Alert.user_canceled ? 1 : 2;
-    const key = this.writeKeys.application ?? this.writeKeys.handshake ?? null;
+    const key = this.writeKeys.application ?? (this.writeKeys.early && this.writeKeys.handshake ? this.writeKeys.early : null) ?? this.writeKeys.handshake ?? null;
     return this.seal(ContentType.alert, Uint8Array.of(level, description), key);
   }
 
