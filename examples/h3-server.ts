@@ -8,7 +8,7 @@
  * ::1, writes it (PEM) to --cert-out (default: a new file in the temp folder) and prints its path
  * and SHA-256 fingerprint, so a client can trust it: `pnpm h3-get -- --ca THAT_FILE URL`.
  * GET/HEAD only, content types by extension, index.html for directories, no path traversal
- * (examples/h3-static.ts). Ends cleanly on SIGINT/SIGTERM. SSLKEYLOGFILE and QLOGDIR are honoured.
+ * (examples/h3-static.ts). Logs each connection and request (not with --quiet). Ends cleanly on SIGINT/SIGTERM. SSLKEYLOGFILE and QLOGDIR are honoured.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +17,7 @@ import { getProvider } from '../packages/tls-core/src/crypto/index.js';
 import { pemDecode } from '../packages/tls-core/src/util/der.js';
 import { generateSelfSigned } from '../packages/tls-core/src/x509/selfsigned.js';
 import { serve } from '../packages/h3/src/node.js';
+import type { NodeQuicConnection } from '../packages/quic/src/node/index.js';
 import { staticFiles } from './h3-static.js';
 
 function args(argv: string[]): Map<string, string> {
@@ -78,6 +79,15 @@ const server = await serve(
 );
 const addr = server.address();
 const shown = addr.family === 6 ? `[${addr.address}]` : addr.address;
+if (!quiet) {
+  server.on('connection', (c: NodeQuicConnection) => {
+    const who = `${c.remote.family === 6 ? `[${c.remote.address}]` : c.remote.address}:${c.remote.port}`;
+    c.ready.then(
+      (h) => console.log(`connection from ${who}: ${h.alpn}, ${h.suite}, ${h.group ?? 'PSK'}${h.resumed ? ', resumed' : ''}`),
+      () => console.log(`connection from ${who}: handshake failed`),
+    );
+  });
+}
 console.log(`h3-server: listening on https://${shown}:${addr.port}/ (UDP, ALPN h3), serving ${path.resolve(root)}`);
 
 let stopping = false;
