@@ -837,10 +837,12 @@ export class PacketInspector {
       const start = off;
       const end = h.packetEnd;
       off = end;
+      // Initial keys come from the client's first DCID, or after a Retry from the Retry's SCID.
+      if (h.type === PacketType.Retry && dir === 'down') this.initialDcid = datagram.slice(h.scidOffset, h.scidOffset + h.scidLength);
       if (h.type === PacketType.Retry || h.type === PacketType.VersionNegotiation || h.type === PacketType.UnknownVersion) break;
       const version = h.long ? h.version : this.lastVersion;
       if (h.long) this.lastVersion = h.version;
-      if (h.type === PacketType.Initial && dir === 'up') this.initialDcid = datagram.slice(h.dcidOffset, h.dcidOffset + h.dcidLength);
+      if (h.type === PacketType.Initial && dir === 'up' && !this.initialDcid) this.initialDcid = datagram.slice(h.dcidOffset, h.dcidOffset + h.dcidLength);
       let lengthOffset = 0;
       let lengthSize = 0;
       if (h.long) {
