@@ -323,6 +323,13 @@ export class Connection implements QuicConnection {
     this.installInitialKeys();
     this.idleTimeout = cfg.maxIdleTimeout ?? 30_000;
     this.idleDeadline = this.idleTimeout > 0 ? now + this.idleTimeout : Infinity;
+    if (this.qlog) {
+      this.qlog({
+        time: now,
+        name: 'connectivity:connection_started',
+        data: { ip_version: remote.address.includes(':') ? 'ipv6' : 'ipv4', dst_ip: remote.address, dst_port: remote.port, src_cid: hexOf(localCid), dst_cid: hexOf(remoteCid), protocol: 'QUIC' },
+      });
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -429,7 +436,10 @@ export class Connection implements QuicConnection {
       isServer: this.isServer,
       cc: this.cc,
       rtt: this.rtt,
-      handler: { onAcked: (s, pn, info) => this.onPacketAcked(s, info), onLost: (s, pn, info) => this.onPacketLost(s, info) },
+      handler: { onAcked: (s, pn, info) => this.onPacketAcked(s, info), onLost: (s, pn, info) => {
+          if (this.qlog) this.qlog({ time: this.now, name: 'recovery:packet_lost', data: { header: { packet_type: LEVEL_PACKET_TYPES[s], packet_number: pn } } });
+          this.onPacketLost(s, info);
+        } },
     });
   }
 
@@ -602,11 +612,15 @@ export class Connection implements QuicConnection {
       this.keyDiscardDeadline = now + 3 * this.recovery.ptoPeriod();
       this.pushEvent({ type: 'keyUpdate', phase: this.oneRtt!.generation, initiatedBy: 'peer' });
     }
-    if (this.qlog) this.qlog({ time: now, name: 'transport:packet_received', data: { header: { packet_type: packetTypeName(h.type), packet_number: u.pn }, raw: { length: h.packetEnd - h.headerOffset } } });
 
     this.rxDcidOffset = h.dcidOffset;
     this.rxDcidLength = h.dcidLength;
+    if (this.qlog) this.qlogFrames = [];
     this.processFrames(buf, u.payloadOffset, u.payloadEnd, h.type, level, remote, now);
+    if (this.qlog) {
+      this.qlog({ time: now, name: 'transport:packet_received', data: { header: { packet_type: packetTypeName(h.type), packet_number: u.pn }, raw: { length: h.packetEnd - h.headerOffset }, frames: this.qlogFrames } });
+      this.qlogFrames = null;
+    }
     if (!space.received.onPacketReceived(u.pn, now, this.rxAckEliciting)) return 0;
 
     if (this.isServer && h.type === PacketType.Handshake) {
@@ -729,6 +743,7 @@ export class Connection implements QuicConnection {
       const t = f.type;
       if (isAckEliciting(t)) ackEliciting = true;
       if (!isProbingFrame(t)) nonProbing = true;
+      if (this.qlogFrames) this.qlogFrames.push(qlogFrame(f));
       this.onFrame(f, buf, level, remote, now);
       if (this.state === 'draining' || this.state === 'closed') break;
     }
@@ -738,6 +753,8 @@ export class Connection implements QuicConnection {
 
   /** Results of the last processFrames (fields, not an object per packet). */
   private rxAckEliciting = false;
+  /** qlog only: the frames of the packet being processed. */
+  private qlogFrames: Record<string, unknown>[] | null = null;
   private rxNonProbing = false;
   /** Where the DCID of the packet being processed is (RETIRE_CONNECTION_ID checks it). */
   private rxDcidOffset = 0;
@@ -853,6 +870,7 @@ export class Connection implements QuicConnection {
     const largest = f.ackRanges[0]!;
     const ce = f.type === FrameType.ACK_ECN ? f.ce : -1;
     this.recovery.onAckReceived(level as PnSpace, f.ackRanges, f.ackRangeCount, decodeAckDelay(f.ackDelay, exp), now, ce);
+    if (this.qlog) this.qlogMetrics(now);
     if (level === 2 && this.oneRtt) this.oneRtt.onAckReceived(largest);
     if (!this.isServer && level === 1) {
       // §8.1 / RFC 9002 A.6: an ACK of a Handshake packet proves the server got our address.
@@ -1081,6 +1099,11 @@ export class Connection implements QuicConnection {
         this.crypto.get(LEVEL_INDEX[ev.level] as 0 | 1 | 2).write(ev.data);
         return;
       case 'secret': {
+        if (this.qlog) {
+          const who = (ev.direction === 'write') === this.isServer ? 'server' : 'client';
+          const kind = ev.level === 'early' ? '0rtt' : ev.level === 'handshake' ? 'handshake' : '1rtt';
+          this.qlog({ time: now, name: 'security:key_updated', data: { key_type: `${who}_${kind}_secret`, generation: 0, trigger: 'tls' } });
+        }
         const suite = CipherSuites[ev.suite];
         const cipher = { aead: suite.aead, hash: suite.hash };
         const keys = () => PacketKeys.fromSecret(this.provider, cipher, this.version, ev.secret);
@@ -1200,6 +1223,10 @@ export class Connection implements QuicConnection {
     s.write = null;
     if (level === 0) this.initialReadAlt = null;
     this.recovery.discardSpace(level as PnSpace, now);
+    if (this.qlog) {
+      const kind = level === 0 ? 'initial' : 'handshake';
+      for (const who of ['client', 'server']) this.qlog({ time: now, name: 'security:key_discarded', data: { key_type: `${who}_${kind}_secret`, trigger: 'tls' } });
+    }
   }
 
   private topUpCids(): void {
@@ -1397,6 +1424,7 @@ export class Connection implements QuicConnection {
   }
 
   private seal(buf: Uint8Array, p: PendingSeal, minEnd: number): number {
+    const frames = this.qlog ? this.qlogPlainFrames(buf, p) : null;
     const end = sealPacket(p.keys!, buf, p.headerOffset, p.pnOffset, p.pnLength, p.lengthSize, p.payloadEnd, p.pn, Math.max(minEnd, 0));
     const size = end - p.headerOffset;
     if (p.level === 2 && !p.zeroRtt) this.oneRtt!.onPacketSent(p.pn);
@@ -1407,7 +1435,7 @@ export class Connection implements QuicConnection {
     }
     this.recovery.onPacketSent(p.level as PnSpace, p.pn, this.now, size, p.ackEliciting, p.inFlight, info, p.zeroRtt);
     this.sentPackets++;
-    if (this.qlog) this.qlog({ time: this.now, name: 'transport:packet_sent', data: { header: { packet_type: p.zeroRtt ? '0RTT' : ['initial', 'handshake', '1RTT'][p.level], packet_number: p.pn }, raw: { length: size } } });
+    if (this.qlog) this.qlog({ time: this.now, name: 'transport:packet_sent', data: { header: { packet_type: p.zeroRtt ? '0RTT' : LEVEL_PACKET_TYPES[p.level], packet_number: p.pn }, raw: { length: size }, frames } });
     if (this.isServer && p.level === 1 && !this.spaces[0]!.discarded) {
       /* the server discards Initial keys when it first processes a Handshake packet, not when sending */
     }
@@ -1551,6 +1579,40 @@ export class Connection implements QuicConnection {
     }
     void info;
     return any;
+  }
+
+  /** qlog: the frames of a built packet (decoded from its plaintext before sealing). */
+  private qlogPlainFrames(buf: Uint8Array, p: PendingSeal): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    const f = new Frame();
+    const type = p.level === 0 ? PacketType.Initial : p.level === 1 ? PacketType.Handshake : p.zeroRtt ? PacketType.ZeroRtt : PacketType.OneRtt;
+    try {
+      for (let o = p.pnOffset + p.pnLength; o < p.payloadEnd; ) {
+        o = decodeFrame(buf, o, p.payloadEnd, type, f);
+        out.push(qlogFrame(f));
+      }
+    } catch {
+      out.push({ frame_type: 'unknown' });
+    }
+    return out;
+  }
+
+  /** qlog recovery:metrics_updated after an ACK. */
+  private qlogMetrics(now: number): void {
+    const r = this.rtt;
+    this.qlog!({
+      time: now,
+      name: 'recovery:metrics_updated',
+      data: {
+        min_rtt: Number.isFinite(r.minRtt) ? r.minRtt : undefined,
+        smoothed_rtt: r.smoothedRtt,
+        latest_rtt: r.latestRtt,
+        rtt_variance: r.rttvar,
+        congestion_window: this.cc.window,
+        bytes_in_flight: this.cc.bytesInFlight,
+        ssthresh: Number.isFinite(this.cc.ssthresh) ? this.cc.ssthresh : undefined,
+      },
+    });
   }
 
   private writeCrypto(buf: Uint8Array, o: number, end: number, level: number, info: SentInfo): number {
@@ -1851,6 +1913,18 @@ export class Connection implements QuicConnection {
 
   private pushEvent(e: ConnectionEvent): void {
     this.events.push(e);
+    if (this.qlog) {
+      if (e.type === 'closed') {
+        const i = e.info;
+        const trigger = i.kind === 'idle' ? 'idle_timeout' : i.kind === 'stateless-reset' ? 'stateless_reset' : i.kind === 'version-negotiation' ? 'version_mismatch' : i.kind === 'handshake-timeout' ? 'handshake_timeout' : i.application ? 'application' : i.code === 0 ? 'clean' : 'error';
+        const data: Record<string, unknown> = { owner: i.remote ? 'remote' : 'local', reason: i.reason, trigger };
+        if (i.kind === 'close') data[i.application ? 'application_code' : 'connection_code'] = i.code;
+        this.qlog({ time: this.now, name: 'connectivity:connection_closed', data });
+      } else if (e.type === 'keyUpdate') {
+        const trigger = e.initiatedBy === 'local' ? 'local_update' : 'remote_update';
+        for (const who of ['client', 'server']) this.qlog({ time: this.now, name: 'security:key_updated', data: { key_type: `${who}_1rtt_secret`, generation: e.phase, trigger } });
+      }
+    }
   }
 
   private afterInput(now: number): void {
@@ -2028,6 +2102,71 @@ class PendingSeal {
 }
 
 const PACKET_TYPE_NAMES = ['initial', '0RTT', 'handshake', 'retry', '1RTT', 'version_negotiation', 'unknown'];
+const LEVEL_PACKET_TYPES = ['initial', 'handshake', '1RTT'];
+
+function hexOf(b: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < b.length; i++) out += (b[i]! < 16 ? '0' : '') + b[i]!.toString(16);
+  return out;
+}
+
+/** A frame as qlog 0.3 names it (draft-ietf-quic-qlog-quic-events: QuicFrame), main fields only. */
+function qlogFrame(f: Frame): Record<string, unknown> {
+  const t = f.type;
+  if (t >= 0x08 && t <= 0x0f) return { frame_type: 'stream', stream_id: f.streamId, offset: f.offset, length: f.dataLength, fin: f.fin };
+  switch (t) {
+    case FrameType.PADDING:
+      return { frame_type: 'padding' };
+    case FrameType.PING:
+      return { frame_type: 'ping' };
+    case FrameType.ACK:
+    case FrameType.ACK_ECN: {
+      const ranges: [number, number][] = [];
+      for (let i = 0; i < f.ackRangeCount; i++) ranges.push([f.ackRanges[2 * i + 1]!, f.ackRanges[2 * i]!]);
+      return { frame_type: 'ack', ack_delay: f.ackDelay, acked_ranges: ranges };
+    }
+    case FrameType.CRYPTO:
+      return { frame_type: 'crypto', offset: f.offset, length: f.dataLength };
+    case FrameType.RESET_STREAM:
+      return { frame_type: 'reset_stream', stream_id: f.streamId, error_code: f.errorCode, final_size: f.finalSize };
+    case FrameType.STOP_SENDING:
+      return { frame_type: 'stop_sending', stream_id: f.streamId, error_code: f.errorCode };
+    case FrameType.NEW_TOKEN:
+      return { frame_type: 'new_token' };
+    case FrameType.MAX_DATA:
+      return { frame_type: 'max_data', maximum: f.maximum };
+    case FrameType.MAX_STREAM_DATA:
+      return { frame_type: 'max_stream_data', stream_id: f.streamId, maximum: f.maximum };
+    case FrameType.MAX_STREAMS_BIDI:
+    case FrameType.MAX_STREAMS_UNI:
+      return { frame_type: 'max_streams', stream_type: t === FrameType.MAX_STREAMS_BIDI ? 'bidirectional' : 'unidirectional', maximum: f.maximum };
+    case FrameType.DATA_BLOCKED:
+      return { frame_type: 'data_blocked', limit: f.maximum };
+    case FrameType.STREAM_DATA_BLOCKED:
+      return { frame_type: 'stream_data_blocked', stream_id: f.streamId, limit: f.maximum };
+    case FrameType.STREAMS_BLOCKED_BIDI:
+    case FrameType.STREAMS_BLOCKED_UNI:
+      return { frame_type: 'streams_blocked', stream_type: t === FrameType.STREAMS_BLOCKED_BIDI ? 'bidirectional' : 'unidirectional', limit: f.maximum };
+    case FrameType.NEW_CONNECTION_ID:
+      return { frame_type: 'new_connection_id', sequence_number: f.sequence, retire_prior_to: f.retirePriorTo };
+    case FrameType.RETIRE_CONNECTION_ID:
+      return { frame_type: 'retire_connection_id', sequence_number: f.sequence };
+    case FrameType.PATH_CHALLENGE:
+      return { frame_type: 'path_challenge' };
+    case FrameType.PATH_RESPONSE:
+      return { frame_type: 'path_response' };
+    case FrameType.CONNECTION_CLOSE:
+    case FrameType.CONNECTION_CLOSE_APP:
+      return { frame_type: 'connection_close', error_space: t === FrameType.CONNECTION_CLOSE ? 'transport' : 'application', error_code: f.errorCode };
+    case FrameType.HANDSHAKE_DONE:
+      return { frame_type: 'handshake_done' };
+    case FrameType.DATAGRAM:
+    case FrameType.DATAGRAM_LEN:
+      return { frame_type: 'datagram', length: f.dataLength };
+    default:
+      return { frame_type: 'unknown', raw_frame_type: t };
+  }
+}
 function packetTypeName(t: PacketType): string {
   return PACKET_TYPE_NAMES[t] ?? 'unknown';
 }
