@@ -7,7 +7,8 @@
  *
  *   server hq|h3 HOST PORT WWW CERT KEY        hq-interop (GET /file\r\n) or HTTP/3 file server
  *                                              stdin lines: "mem" → `MEM {json}` (after a GC when
- *                                              --expose-gc), "count" → `COUNT n` (live connections)
+ *                                              --expose-gc), "count" → `COUNT n` (live connections),
+ *                                              "snap FILE" → heap snapshot, `SNAP FILE`
  *   get hq|h3 URL OUT CA                        one connection, one file → RESULT {ms, bytes}
  *   handshakes hq|h3 URL N CONC CA              N/10 (at least 3) warm-up connections, then N connections
  *                                              (CONC at a time) each fetching URL → RESULT {ms, ok, fail}
@@ -24,6 +25,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import v8 from 'node:v8';
 import { connect, listen, type NodeQuicConnection } from '../packages/quic/src/node/index.js';
 import { connectH3, serve } from '../packages/h3/src/node.js';
 
@@ -121,6 +123,7 @@ async function server(kind: string, host: string, port: number, www: string, cer
   onStdinLines((line) => {
     if (line === 'mem') out('MEM', memory());
     else if (line === 'count') process.stdout.write(`COUNT ${srv.connections.length}\n`);
+    else if (line.startsWith('snap ')) process.stdout.write(`SNAP ${v8.writeHeapSnapshot(line.slice(5))}\n`);
   });
 }
 
