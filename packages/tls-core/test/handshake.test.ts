@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
 import { makeCert, type TestKeyType } from '../../../test/support/certs.js';
 import type { CryptoProvider, NamedGroup, SignatureScheme } from '../src/crypto/provider.js';
+import { NamedGroupCode } from '../src/crypto/provider.js';
 import { Alert, ConfigError, ProtocolViolation } from '../src/errors.js';
 import type { CipherSuite } from '../src/handshake/api.js';
 import { CipherSuites } from '../src/handshake/api.js';
@@ -274,6 +275,56 @@ for (const p of providers) {
       return data;
     });
     assert.is(r.c.alert?.alert, Alert.unexpected_message);
+  });
+
+  test(`${p.name}: second ClientHello may change only what the HelloRetryRequest allows (RFC 8446 §4.1.2)`, async () => {
+    /** Runs a handshake whose second ClientHello is rewritten by `edit`; returns the server's alert. */
+    const run = async (server: Partial<TlsServerConfig>, client: Partial<TlsClientConfig>, edit: (ch: codec.ClientHello, raw: Uint8Array) => Uint8Array) => {
+      let n = 0;
+      const r = await runPair(new TlsClient(clientCfg(p, client)), new TlsServer(serverCfg(p, server)), (from, _level, data) => {
+        if (from === 'client' && data[0] === HandshakeType.client_hello && ++n === 2) return edit(parseClientHello(data.subarray(4)), data);
+        return data;
+      });
+      assert.is(n, 2, 'a second ClientHello was sent');
+      return r.s.alert;
+    };
+    const keyShare = (groups: NamedGroup[]) => codec.encodeClientKeyShares(groups.map((g) => ({ group: NamedGroupCode[g], share: p.keyExchange(g).generate().share })));
+    const withExt = (ch: codec.ClientHello, e: codec.Extension) => {
+      const i = ch.extensions.findIndex((x) => x.type === e.type);
+      if (i >= 0) ch.extensions[i] = e;
+      else ch.extensions.splice(ch.extensions.length - (findExt(ch.extensions, ExtensionType.pre_shared_key) ? 1 : 0), 0, e);
+      return encodeClientHello(ch);
+    };
+    const cookieOnly = { server: { helloRetryCookie: true }, client: { groups: ['x25519', 'secp256r1'] as NamedGroup[], keyShares: ['x25519'] as NamedGroup[] } };
+    const groupHrr = { server: { groups: ['secp256r1'] as NamedGroup[] }, client: { groups: ['x25519', 'secp256r1', 'secp384r1'] as NamedGroup[], keyShares: ['x25519'] as NamedGroup[] } };
+    // unchanged (control): no alert
+    assert.is((await run(cookieOnly.server, cookieOnly.client, (_ch, raw) => raw))?.error.message, undefined, 'control: cookie');
+    assert.is((await run(groupHrr.server, groupHrr.client, (_ch, raw) => raw))?.error.message, undefined, 'control: group');
+    // cookie-only HRR: the key_share must stay as it was
+    let a = await run(cookieOnly.server, cookieOnly.client, (ch) => withExt(ch, keyShare(['secp256r1'])));
+    assert.is(a?.alert, Alert.illegal_parameter, `cookie HRR, share replaced: ${a?.error.message}`);
+    a = await run(cookieOnly.server, cookieOnly.client, (ch) => withExt(ch, keyShare(['x25519', 'secp256r1'])));
+    assert.is(a?.alert, Alert.illegal_parameter, `cookie HRR, share added: ${a?.error.message}`);
+    // group HRR: exactly one share, for the requested group
+    a = await run(groupHrr.server, groupHrr.client, (ch) => withExt(ch, keyShare(['secp384r1'])));
+    assert.is(a?.alert, Alert.illegal_parameter, `group HRR, other group: ${a?.error.message}`);
+    a = await run(groupHrr.server, groupHrr.client, (ch) => withExt(ch, keyShare(['secp256r1', 'secp384r1'])));
+    assert.is(a?.alert, Alert.illegal_parameter, `group HRR, two shares: ${a?.error.message}`);
+    // legacy_version must not change
+    a = await run(groupHrr.server, groupHrr.client, (_ch, raw) => {
+      const c = raw.slice();
+      c[5] = 0x02;
+      return c;
+    });
+    assert.is(a?.alert, Alert.illegal_parameter, `legacy_version: ${a?.error.message}`);
+    // a pre_shared_key the first ClientHello did not have
+    a = await run(groupHrr.server, groupHrr.client, (ch) =>
+      withExt(ch, codec.encodeOfferedPsks({ identities: [{ identity: new Uint8Array(40).fill(7), obfuscatedAge: 1 }], binders: [new Uint8Array(32)] })),
+    );
+    assert.is(a?.alert, Alert.illegal_parameter, `pre_shared_key added: ${a?.error.message}`);
+    // other extensions (here: ALPN) must not change
+    a = await run(groupHrr.server, groupHrr.client, (ch) => withExt(ch, codec.encodeAlpn(['h2'])));
+    assert.is(a?.alert, Alert.illegal_parameter, `ALPN changed: ${a?.error.message}`);
   });
 
   test(`${p.name}: client authentication`, async () => {

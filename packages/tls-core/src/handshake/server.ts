@@ -346,8 +346,26 @@ export class TlsServer extends SessionCore implements TlsSession {
     if (hello.earlyData) throw tlsError(Alert.illegal_parameter, 'early_data after HelloRetryRequest');
     if (h.cookie && (!hello.cookie || !bytesEqual(h.cookie, hello.cookie))) throw tlsError(Alert.illegal_parameter, 'second ClientHello does not echo the cookie');
     if (!h.cookie && hello.cookie) throw tlsError(Alert.unsupported_extension, 'cookie we did not send');
-    if (h.group !== null && (!hello.keyShares || hello.keyShares.length !== 1 || hello.keyShares[0]!.group !== h.group))
-      throw tlsError(Alert.illegal_parameter, 'second ClientHello must carry exactly one share for the requested group');
+    // legacy_version is ignored for negotiation, but it is part of what must not change.
+    if (h.first.raw[4] !== hello.raw[4] || h.first.raw[5] !== hello.raw[5]) throw tlsError(Alert.illegal_parameter, 'second ClientHello changed legacy_version');
+    // key_share may change only to a single share for the group the HelloRetryRequest named; after a
+    // cookie-only HelloRetryRequest it must stay as it was.
+    if (h.group !== null) {
+      if (!hello.keyShares || hello.keyShares.length !== 1 || hello.keyShares[0]!.group !== h.group)
+        throw tlsError(Alert.illegal_parameter, 'second ClientHello must carry exactly one share for the requested group');
+    } else {
+      const ksA = findExt(a.extensions, X.key_share);
+      const ksB = findExt(b.extensions, X.key_share);
+      if ((ksA === undefined) !== (ksB === undefined) || (ksA && ksB && !bytesEqual(ksA, ksB)))
+        throw tlsError(Alert.illegal_parameter, 'second ClientHello changed key_share though the HelloRetryRequest asked for no group');
+    }
+    // pre_shared_key may only be updated (ages, binders) or lose identities whose hash does not fit the suite.
+    if (hello.psk) {
+      const before = h.first.psk;
+      if (!before) throw tlsError(Alert.illegal_parameter, 'second ClientHello added a pre_shared_key');
+      for (const id of hello.psk.identities)
+        if (!before.identities.some((x) => bytesEqual(x.identity, id.identity))) throw tlsError(Alert.illegal_parameter, 'second ClientHello offers a PSK identity the first did not');
+    }
     return this.negotiate(hello, h.eff, h);
   }
 
