@@ -11,7 +11,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { H3Agent } from '../packages/h3/src/node.js';
+import { staticFiles } from '../examples/h3-static.js';
 import { freePort, repoRoot } from './support/peers.js';
+import { Rng } from './support/rng.js';
 
 const runTs = path.join(repoRoot, 'scripts', 'run-ts.mjs');
 
@@ -139,6 +141,32 @@ test('h3-get refuses an unverified server without --insecure, works with --insec
   const missing = await run('examples/h3-get.ts', ['--ca', certFile, `https://localhost:${port}/nothing`]).done;
   assert.is(missing.code, 1);
   assert.match(missing.out, /status:\s+404/);
+});
+
+test('staticFiles fuzz: random hostile paths never escape the root, never throw, only expected statuses', async () => {
+  const handler = staticFiles(www);
+  const rng = new Rng('h3-static-paths');
+  const parts = ['..', '.', '%2e%2e', '%2E.', '.%2e', '%2f', '%2F', '%5c', '\\', '%00', '%', '%zz', 'docs', 'escape.txt', 'secret.txt', 'index.html', '', '/', '//', '%c0%af', '%e0%80%af', '~', 'blob.bin', '?x=/..', '#..', ';', '%252e%252e'];
+  const seen = new Set<number>();
+  for (let i = 0; i < 1500; i++) {
+    let p = '';
+    const n = 1 + rng.int(8);
+    for (let j = 0; j < n; j++) p += (rng.chance(0.6) ? '/' : '') + parts[rng.int(parts.length)]!;
+    let req: Request;
+    try {
+      req = new Request(`https://localhost/${p}`);
+    } catch {
+      continue; // not a URL a server could be asked for
+    }
+    const res = await handler(req);
+    seen.add(res.status);
+    assert.ok([200, 301, 400, 403, 404].includes(res.status), `${p}: ${res.status}`);
+    if (res.body) {
+      const body = await res.text();
+      assert.not.match(body, /outside the root/, p);
+    }
+  }
+  assert.ok(seen.has(200) && seen.has(404) && seen.has(403) && seen.has(400), [...seen].join(','));
 });
 
 test('pnpm demo: HTTP/3 on 127.0.0.1, verified certificate, exits 0 and prints status, ALPN, suite, group, timings', async () => {
