@@ -5,6 +5,7 @@ import { Pair } from './connection-harness.js';
 import { PacketType } from '../src/header.js';
 import { FrameType } from '../src/frames.js';
 import { TransportError } from '../src/errors.js';
+import { PacketInspector } from '../../../test/support/quic-pair.js';
 
 for (const provider of providers) {
   const patterns: [string, (dir: 'up' | 'down', n: number) => boolean][] = [
@@ -21,6 +22,32 @@ for (const provider of providers) {
       assert.equal(p.bugs(), []);
     });
   }
+
+  test(`[${provider.name}] a lost HANDSHAKE_DONE is sent again; the client confirms and drops its Handshake keys`, () => {
+    let inspector: PacketInspector | null = null;
+    let dropped = 0;
+    const p: Pair = new Pair({
+      provider,
+      delay: 10,
+      mutate: (dir, data) => {
+        const opened = inspector!.open(dir, data);
+        if (dir === 'down' && dropped === 0 && opened.some((x) => PacketInspector.frames(x).some((f) => f.type === FrameType.HANDSHAKE_DONE))) {
+          dropped++;
+          return null;
+        }
+        return data;
+      },
+    });
+    inspector = new PacketInspector(provider, p.keyLog);
+    assert.ok(p.handshake(5000), 'confirmed');
+    assert.is(dropped, 1);
+    const done = p.packets().filter((x) => x.dir === 'down' && x.frames.includes(FrameType.HANDSHAKE_DONE));
+    assert.ok(done.length >= 2, 'sent twice');
+    p.runFor(500);
+    const firstDoneIdx = done[1]!.dgram;
+    assert.not.ok(p.packets(firstDoneIdx + 1).some((x) => x.type === PacketType.Handshake), 'no Handshake packets after confirmation');
+    assert.equal(p.bugs(), []);
+  });
 
   test(`[${provider.name}] amplification limit: an unvalidated server sends at most 3x what it received (RFC 9000 §8.1)`, () => {
     // The client's first flight arrives; everything after it is lost, so the server's address check never succeeds.

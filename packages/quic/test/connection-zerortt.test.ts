@@ -18,10 +18,12 @@ for (const provider of providers) {
   }
 
   for (const [accept, retry] of [
+    [true, false],
+    [false, false],
     [true, true],
     [false, true],
   ] as const) {
-    test(`[${provider.name}] 0-RTT after a Retry (${accept ? 'accepted' : 'rejected'}): the request still arrives, no endless exchange`, () => {
+    test(`[${provider.name}] 0-RTT ${retry ? 'after a Retry ' : ''}(${accept ? 'accepted' : 'rejected'}): the request still arrives, no endless exchange`, () => {
       const keys = new TicketKeyring(provider);
       const { ticket, end } = firstTicket({ seed: 3, link: { delayMs: 10 }, server: { tls: { tickets: { keys }, maxEarlyData: 0xffffffff } } });
       const pair = new QuicPair({
@@ -49,6 +51,7 @@ for (const provider of providers) {
       assert.ok(pair.runUntil(() => fin && pair.client.handshakeComplete, 10_000), 'the stream arrived');
       assert.equal(new Uint8Array(got), msg);
       pair.assertNoBugs();
+      assert.equal(pair.events('client', 'earlyData').map((e) => e.accepted), [accept]);
       // Then the connection goes quiet.
       pair.runFor(1000);
       const s = pair.stats();
