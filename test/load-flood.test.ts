@@ -51,7 +51,7 @@ test(`retry 'auto': ${FLOOD} unfinished handshakes → Retry past the threshold,
     const ok = await waitFor(async () => (await srv.stats()).connections === 0, 30_000);
     const after = await srv.gc();
     console.log(
-      `  flood ${value.flood.sent} Initials: ${during.endpoint['retriesSent']} Retry, ${during.endpoint['accepted']} accepted, peak ${during.peakHandshakes} handshakes; ` +
+      `  flood ${value.flood.sent} Initials (${during.endpoint['received']} datagrams reached the endpoint, ${during.endpoint['dropped']} dropped there): ${during.endpoint['retriesSent']} Retry, ${during.endpoint['accepted']} accepted, peak ${during.peakHandshakes} handshakes; ` +
         `legit ${value.legit.ok}/${LEGIT} ok (${value.legit.retried} via Retry); heap ${mb(base.heapUsed)} → peak ${mb(peakHeap)} → ${mb(after.heapUsed)}; rss ${mb(base.rss)} → peak ${mb(peakRss)}`,
     );
     assert.equal(value.legit.errors, {});
@@ -60,7 +60,12 @@ test(`retry 'auto': ${FLOOD} unfinished handshakes → Retry past the threshold,
     // Unvalidated handshakes stop at threshold + 1; validated ones (legit, with our token) come on top.
     assert.ok(during.peakHandshakes <= threshold + 1 + LEGIT + 2, `peak ${during.peakHandshakes} handshakes`);
     assert.ok(during.endpoint['accepted']! <= threshold + 1 + LEGIT + 2 + 40, `accepted ${during.endpoint['accepted']}`); // + those finished/timed out meanwhile
-    assert.ok(during.endpoint['retriesSent']! >= value.flood.sent * 0.8, `${during.endpoint['retriesSent']} Retry for ${value.flood.sent} Initials`);
+    // Every flood Initial that reached the endpoint got a Retry, or was dropped (kernel buffer before
+    // it, the endpoint's bounded queue of stateless answers); none created state beyond the threshold.
+    const e = during.endpoint;
+    assert.ok(e['received']! >= Math.min(1000, value.flood.sent * 0.3), `only ${e['received']} datagrams reached the server`);
+    assert.ok(e['retriesSent']! + e['dropped']! + e['accepted']! >= e['received']! - 10 * LEGIT, JSON.stringify(e));
+    assert.ok(e['retriesSent']! >= Math.min(500, e['received']! / 2), JSON.stringify(e));
     assert.ok(peakHeap - base.heapUsed < 48 * 1048576, `heap grew by ${mb(peakHeap - base.heapUsed)}`);
     assert.ok(ok, 'half-open connections timed out');
     assert.ok(after.heapUsed < base.heapUsed + 4 * 1048576, `heap after ${mb(after.heapUsed)} vs baseline ${mb(base.heapUsed)}`);
@@ -74,7 +79,7 @@ test(`retry 'never', maxHandshakes 100: the excess is refused (CONNECTION_REFUSE
   try {
     const base = await srv.gc();
     const n = Math.min(FLOOD, 1000);
-    const { value, peakHeap } = await sampleWhile(srv, floodSend(srv.port, initials.slice(0, n), { sockets: 32, perTick: 100 }));
+    const { value, peakHeap } = await sampleWhile(srv, floodSend(srv.port, initials.slice(0, n), { sockets: 32, perTick: 25 }));
     const during = await srv.stats();
     const perConn = (peakHeap - base.heapUsed) / Math.max(1, during.peakHandshakes);
     console.log(

@@ -50,7 +50,8 @@ export async function runVanish(n: number, idleTimeoutMs = 1500): Promise<Vanish
     let clientErrors: Record<string, number> = {};
     child.send('go');
     const started = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('vanishing clients did not start within 60 s')), 60_000);
+      const startMs = 60_000 + n * 500;
+      const t = setTimeout(() => reject(new Error(`vanishing clients did not start within ${startMs / 1000} s`)), startMs);
       child.once('message', (m: { type: string; n: number; errors: Record<string, number> }) => {
         clearTimeout(t);
         clientErrors = m.errors;

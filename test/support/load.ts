@@ -53,7 +53,8 @@ export async function startLoadServer(opts: Omit<LoadServerConfig, 'certPem' | '
   const cfg: LoadServerConfig = { ...opts, certPem: leaf.certPem, keyPem: leaf.keyPem };
   const child = fork(path.join(here, 'load-server.ts'), [JSON.stringify(cfg)], {
     cwd: repoRoot,
-    execArgv: childFlags,
+    // LOAD_SERVER_FLAGS: extra node flags for the server child (e.g. --cpu-prof --cpu-prof-dir=DIR).
+    execArgv: [...childFlags, ...(process.env.LOAD_SERVER_FLAGS ?? '').split(' ').filter(Boolean)],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let nextId = 1;
@@ -107,6 +108,7 @@ export async function startLoadServer(opts: Omit<LoadServerConfig, 'certPem' | '
       } catch {
         /* killed below */
       }
+      if (!exited) await new Promise((r) => setTimeout(r, 300)); // let it exit by itself (profiles, logs)
       if (!exited) child.kill('SIGKILL');
       return last;
     },
@@ -131,6 +133,8 @@ export interface ClientRunOptions {
   /** Per-client deadline for the request after the handshake (ms, default 60 000). */
   requestTimeoutMs?: number;
   provider?: 'node' | 'noble';
+  /** Diagnostics: called for each client whose request failed after the handshake. */
+  onFailure?: (client: H3Client, error: unknown) => void;
 }
 
 /** `n` concurrent clients (own UDP socket each), one HTTP/3 request each, then a clean close. */
@@ -162,6 +166,7 @@ export async function runClients(port: number, n: number, opts: ClientRunOptions
     } catch (e) {
       const m = e instanceof Error ? e.message.replace(/\d+/g, 'N') : String(e);
       errors[m] = (errors[m] ?? 0) + 1;
+      if (client && opts.onFailure) opts.onFailure(client, e);
     } finally {
       clearTimeout(timer);
       if (client) {
