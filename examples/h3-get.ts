@@ -85,6 +85,7 @@ const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 // ---- progress (aggregate over all transfers) --------------------------------------------------
 
 const LARGE = 1 << 20;
+const WRITE_BATCH = 512 * 1024;
 const progress = { total: 0, done: 0, active: 0, large: false, t0: performance.now(), lastDraw: 0 };
 const tty = process.stderr.isTTY === true;
 
@@ -173,16 +174,28 @@ async function download(u: string): Promise<Result> {
   const fh = name ? await fs.promises.open(path.join(outDir!, name), 'w') : null;
   let bytes = 0;
   let error: unknown = null;
+  // Chunks arrive about one QUIC packet at a time: write them to the file in batches.
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  const flush = async (): Promise<void> => {
+    if (fh && batch.length) await fh.writev(batch);
+    batch = [];
+    batched = 0;
+  };
   try {
     if (res.body) {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         bytes += chunk.length;
         progress.done += chunk.length;
-        if (fh) await fh.write(chunk);
-        else if (print) process.stdout.write(chunk);
+        if (fh) {
+          batch.push(chunk);
+          batched += chunk.length;
+          if (batched >= WRITE_BATCH || batch.length >= 1000) await flush();
+        } else if (print) process.stdout.write(chunk);
         draw();
       }
     }
+    await flush();
   } catch (e) {
     error = e;
   } finally {
