@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
 import { QuicPair, closedInfo } from '../../../test/support/quic-pair.js';
+import { Rng } from '../../../test/support/rng.js';
 
 for (const provider of providers) {
   test(`[${provider.name}] RESET_STREAM and STOP_SENDING reach the peer with their codes`, () => {
@@ -149,6 +150,51 @@ for (const provider of providers) {
     // After closing, the API refuses new work quietly.
     assert.is(pair.client.openStream(true), null);
     assert.not.ok(pair.client.sendDatagram(new Uint8Array(1)));
+  });
+}
+
+/** Stream API calls at random on both sides (open, write with/without FIN, read, reset, STOP_SENDING, datagrams, key updates) under loss and reordering: no exception, no error event, nobody closes. */
+for (const provider of providers) {
+  test(`[${provider.name}] random stream API use on both sides under loss (12 seeds)`, () => {
+    const problems: string[] = [];
+    for (let seed = 1; seed <= 12; seed++) {
+      const rng = new Rng(seed * 7919);
+      const limits = { maxStreamsBidi: 10, maxStreamsUni: 10, streamWindow: 20_000, connectionWindow: 60_000, maxDatagramFrameSize: 500 };
+      const pair = new QuicPair({ provider, seed, link: { delayMs: 5, loss: rng.pick([0, 0.05, 0.2]), reorder: 0.05 }, client: limits, server: limits });
+      if (!pair.handshake(30_000)) {
+        problems.push(`seed ${seed}: no handshake`);
+        continue;
+      }
+      const ids = { client: [] as number[], server: [] as number[] };
+      for (let step = 0; step < 300; step++) {
+        const side = rng.chance(0.5) ? 'client' : 'server';
+        const c = side === 'client' ? pair.client : pair.serverConn!;
+        for (const e of side === 'client' ? pair.clientEvents : pair.serverEvents) if (e.type === 'streamOpened' && !ids[side].includes(e.id)) ids[side].push(e.id);
+        const known = ids[side];
+        // A stream we can send on: bidirectional, or unidirectional opened by us (RFC 9000 §2.1).
+        const sendable = known.filter((id) => (id & 2) === 0 || (id & 1) === (side === 'server' ? 1 : 0));
+        const op = rng.int(8);
+        if (op === 0) {
+          const id = c.openStream(rng.chance(0.5));
+          if (id !== null) known.push(id);
+        } else if (op === 1 && sendable.length) c.write(rng.pick(sendable), rng.bytes(rng.pick([0, 10, 3000, 30_000])), rng.chance(0.3));
+        else if (op === 2 && known.length) c.read(rng.pick(known), rng.pick([1, 100, Infinity]));
+        else if (op === 3 && sendable.length) c.resetStream(rng.pick(sendable), rng.int(100));
+        else if (op === 4 && known.length) c.stopSending(rng.pick(known), rng.int(100));
+        else if (op === 5) c.sendDatagram(rng.bytes(rng.int(600)));
+        else if (op === 6 && rng.chance(0.1)) c.updateKeys();
+        else pair.runFor(rng.pick([1, 5, 20]));
+      }
+      pair.runFor(3000);
+      try {
+        pair.assertNoBugs();
+      } catch (e) {
+        problems.push(`seed ${seed}: ${(e as Error).message.slice(0, 300)}`);
+      }
+      const closed = pair.events('client', 'closed')[0] ?? pair.events('server', 'closed')[0];
+      if (closed) problems.push(`seed ${seed}: closed ${JSON.stringify(closed.info)}`);
+    }
+    assert.equal(problems, []);
   });
 }
 
