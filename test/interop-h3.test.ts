@@ -93,15 +93,16 @@ for (const provider of providers) {
     const p = peers();
     if (!bin || !requirePeer('certs')) return;
     const port = await freePort('udp');
-    const srv = spawnPeer(bin, ['-q', '-d', www, '127.0.0.1', String(port), p.certs.key, p.certs.cert], { lifetimeMs: FULL ? 120_000 : 30_000 });
     // Count dynamic-table references in the field sections nghttp3 sends us (decoder side).
     const proto = QpackDecoder.prototype as unknown as { dynamicRef: (abs: number) => unknown };
     const original = proto.dynamicRef;
+    assert.type(original, 'function', 'QpackDecoder.dynamicRef (every dynamic-table reference of a field section goes through it) was renamed');
     let dynamicRefs = 0;
     proto.dynamicRef = function (this: unknown, abs: number) {
       dynamicRefs++;
       return original.call(this, abs);
     };
+    const srv = spawnPeer(bin, ['-q', '-d', www, '127.0.0.1', String(port), p.certs.key, p.certs.cert], { lifetimeMs: FULL ? 120_000 : 30_000 });
     const agent = new H3Agent({ ca: fs.readFileSync(p.certs.ca, 'utf8'), connect: { provider, serverName: 'localhost' } });
     try {
       await waitForPort(port, 'udp', { proc: srv });
