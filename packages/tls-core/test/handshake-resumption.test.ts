@@ -9,7 +9,7 @@ import { makeCert } from '../../../test/support/certs.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
 import { Alert } from '../src/errors.js';
 import type { SessionTicket, TlsEvent, TlsSession } from '../src/handshake/api.js';
-import { TlsClient } from '../src/handshake/client.js';
+import { MAX_TICKETS_PER_CONNECTION, TlsClient } from '../src/handshake/client.js';
 import { TlsServer } from '../src/handshake/server.js';
 import type { TlsClientConfig, TlsServerConfig } from '../src/handshake/config.js';
 import { AntiReplay, TicketKeyring } from '../src/handshake/tickets.js';
@@ -71,6 +71,20 @@ for (const p of providers) {
     assert.ok(r.c.tickets.length > 0, 'got a ticket');
     return r.c.tickets[0]!;
   }
+
+  test(`${p.name}: NewSessionTicket flood: at most MAX_TICKETS_PER_CONNECTION become tickets`, async () => {
+    let copies = 0;
+    const r = await runPair(new TlsClient(clientCfg()), new TlsServer(serverCfg({ tickets: { keys: new TicketKeyring(p), count: 2 } })), (from, level, data) => {
+      if (from === 'server' && level === 'application' && data[0] === HandshakeType.new_session_ticket) {
+        copies += 20;
+        return Array.from({ length: 20 }, () => data);
+      }
+      return data;
+    });
+    ok(r, 'flood');
+    assert.is(copies, 40);
+    assert.is(r.c.tickets.length, MAX_TICKETS_PER_CONNECTION);
+  });
 
   test(`${p.name}: tickets and PSK resumption`, async () => {
     const scfg = serverCfg({ tickets: { count: 2, lifetimeSeconds: 3600 } });

@@ -277,6 +277,62 @@ test('KeyUpdate: new read key after the KeyUpdate record, old data still readabl
   }
 });
 
+test('KeyUpdate flood: more than maxKeyUpdatesWithoutData in a row → unexpected_message; data in between resets', () => {
+  for (const p of providers) {
+    const suite: CipherSuite = 'TLS_AES_128_GCM_SHA256';
+    /** The server sends `n` KeyUpdates, `between` app data bytes before each; the client reads with the right keys. */
+    const run = (n: number, between: number) => {
+      const { c, s } = establish(p, suite);
+      const keys: Uint8Array[] = [];
+      let wire: Uint8Array = new Uint8Array(0);
+      for (let i = 0; i < n; i++) {
+        if (between >= 0) wire = cat(wire, s.writeAppData(new Uint8Array(between)));
+        wire = cat(wire, s.writeHandshake('application', hs(24, 1, 0)));
+        const k = p.randomBytes(32);
+        keys.push(k);
+        s.installSecret('application', 'write', suite, k);
+      }
+      c.receive(wire);
+      let read = 0;
+      for (let guard = 0; guard < 10 * n + 10; guard++) {
+        const e = c.poll();
+        if (!e) break;
+        if (e.type === 'handshake') c.installSecret('application', 'read', suite, keys[read++]!);
+      }
+      return { read, total: c.keyUpdatesRead };
+    };
+    const limit = 32;
+    assert.equal(run(limit, -1), { read: limit, total: limit }, 'at the limit');
+    expectAlert(() => run(limit + 1, -1), Alert.unexpected_message, 'one over the limit');
+    expectAlert(() => run(limit + 1, 0), Alert.unexpected_message, 'empty records do not count as data');
+    assert.equal(run(3 * limit, 1), { read: 3 * limit, total: 3 * limit }, 'with data in between');
+    // configurable
+    const c = new RecordLayer({ provider: p, role: 'client', maxKeyUpdatesWithoutData: 2 });
+    const s = new RecordLayer({ provider: p, role: 'server' });
+    s.receive(c.writeHandshake('initial', hs(1, 10)));
+    drain(s);
+    s.installSecret('handshake', 'write', suite, new Uint8Array(32).fill(1));
+    c.receive(s.writeHandshake('initial', hs(2, 5)));
+    drain(c);
+    c.installSecret('handshake', 'read', suite, new Uint8Array(32).fill(1));
+    c.receive(s.writeHandshake('handshake', hs(20, 32)));
+    s.installSecret('application', 'write', suite, new Uint8Array(32).fill(2));
+    drain(c);
+    c.installSecret('application', 'read', suite, new Uint8Array(32).fill(2));
+    let wire: Uint8Array = new Uint8Array(0);
+    for (let i = 0; i < 3; i++) {
+      wire = cat(wire, s.writeHandshake('application', hs(24, 1, 0)));
+      s.installSecret('application', 'write', suite, new Uint8Array(32).fill(3 + i));
+    }
+    c.receive(wire);
+    c.poll();
+    c.installSecret('application', 'read', suite, new Uint8Array(32).fill(3));
+    c.poll();
+    c.installSecret('application', 'read', suite, new Uint8Array(32).fill(4));
+    expectAlert(() => c.poll(), Alert.unexpected_message, 'configured limit 2');
+  }
+});
+
 test('needsKeyUpdate after keyUpdateAfter records', () => {
   const p = providers[0]!;
   const c = new RecordLayer({ provider: p, role: 'client', keyUpdateAfter: 3 });

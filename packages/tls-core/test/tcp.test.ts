@@ -500,4 +500,60 @@ test('key logging: callback, file and SSLKEYLOGFILE; one line per secret', async
   }
 });
 
+test('KeyUpdate flood: the server ends the connection with unexpected_message (in a row without data; per second)', async () => {
+  const closedWith = (c: TlsSocket) =>
+    until<Error>('client error', 5000, (res) => {
+      c.once('error', (e) => res(e));
+      c.once('close', () => res(new Error('closed without error')));
+    });
+  // 33 KeyUpdates without data in between (default limit 32)
+  let srv = await serve({});
+  let c = client(srv.port);
+  try {
+    await secure(c);
+    assert.ok((await echo(c, Buffer.from('hi'))).equals(Buffer.from('hi')));
+    const err = closedWith(c);
+    for (let i = 0; i < 33; i++) c.keyUpdate(false);
+    const e = await err;
+    assert.match(e.message, /unexpected_message/, e.message);
+    for (let i = 0; i < 100 && srv.errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(srv.errors.some((x) => /KeyUpdates without application data/.test(x.message)), srv.errors.map((x) => x.message).join('; '));
+  } finally {
+    c.destroy();
+    await srv.close();
+  }
+  // 32 in a row is fine, and data resets the count
+  srv = await serve({});
+  c = client(srv.port);
+  try {
+    await secure(c);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 32; i++) c.keyUpdate(i === 0);
+      assert.ok((await echo(c, Buffer.from(`r${round}`))).equals(Buffer.from(`r${round}`)));
+    }
+    assert.equal(srv.errors, []);
+  } finally {
+    c.destroy();
+    await srv.close();
+  }
+  // with data in between, the per-second bound applies
+  srv = await serve({ keyUpdateLimits: { perSecond: 10 } });
+  c = client(srv.port);
+  try {
+    await secure(c);
+    const err = closedWith(c);
+    for (let i = 0; i < 11; i++) {
+      c.keyUpdate(false);
+      c.write('x');
+    }
+    const e = await err;
+    assert.match(e.message, /unexpected_message/, e.message);
+    for (let i = 0; i < 100 && srv.errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(srv.errors.some((x) => /KeyUpdates within a second/.test(x.message)), srv.errors.map((x) => x.message).join('; '));
+  } finally {
+    c.destroy();
+    await srv.close();
+  }
+});
+
 test.run();

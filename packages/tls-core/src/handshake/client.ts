@@ -107,12 +107,19 @@ type State =
   | { kind: 'connected'; suite: CipherSuite; ks: KeySchedule; readSecret: Uint8Array; writeSecret: Uint8Array; resMaster: Uint8Array; exporter: Uint8Array }
   | { kind: 'closed' };
 
+/**
+ * NewSessionTickets per connection turned into 'sessionTicket' events; later ones are parsed and
+ * dropped, so a server flooding tickets costs no key derivations and no storage downstream.
+ */
+export const MAX_TICKETS_PER_CONNECTION = 16;
+
 export class TlsClient extends SessionCore implements TlsSession {
   readonly role = 'client' as const;
   readonly pending: Promise<void> | null = null;
   private readonly cfg: ClientSettings;
   private state: State = { kind: 'start' };
   private readonly transcript: Transcript;
+  private ticketsReceived = 0;
 
   constructor(config: TlsClientConfig) {
     const cfg = normalizeClientConfig(config);
@@ -567,6 +574,7 @@ export class TlsClient extends SessionCore implements TlsSession {
     if (this.cfg.quic && t.maxEarlyData !== null && t.maxEarlyData !== 0xffffffff)
       throw new ProtocolViolation('quic', 0x0a, 'NewSessionTicket max_early_data_size must be 0xffffffff in QUIC (RFC 9001 §4.6.1)');
     if (t.lifetime === 0) return s; // RFC 8446 §4.6.1: a zero lifetime means do not cache
+    if (++this.ticketsReceived > MAX_TICKETS_PER_CONNECTION) return s;
     const ticket: SessionTicket = {
       serverName: this.cfg.serverName ?? '',
       suite: s.suite,

@@ -58,7 +58,16 @@ export interface RecordLayerOptions {
   maxFragment?: number;
   /** Records per write key after which `needsKeyUpdate` is true. Default: per suite (§5.5). */
   keyUpdateAfter?: number;
+  /**
+   * KeyUpdate messages the peer may send in a row with no application data in between (each costs
+   * a key derivation, and with update_requested a KeyUpdate of ours); one more is unexpected_message.
+   * Default {@link MAX_KEY_UPDATES_WITHOUT_DATA}.
+   */
+  maxKeyUpdatesWithoutData?: number;
 }
+
+/** Default bound on consecutive KeyUpdates from the peer without application data in between. */
+export const MAX_KEY_UPDATES_WITHOUT_DATA = 32;
 
 type KeyedLevel = Exclude<EncryptionLevel, 'initial'>;
 
@@ -69,6 +78,9 @@ export class RecordLayer {
   private readonly padding: number;
   private readonly maxFragment: number;
   private readonly keyUpdateAfter: number | undefined;
+  private readonly maxKeyUpdatesWithoutData: number;
+  private keyUpdatesInARow = 0;
+  private keyUpdatesTotal = 0;
 
   // Input buffer: live bytes are buf[start..end).
   private buf = new Uint8Array(0);
@@ -116,6 +128,12 @@ export class RecordLayer {
     this.maxFragment = Math.min(MAX_PLAINTEXT, Math.max(1, Math.floor(opts.maxFragment ?? MAX_PLAINTEXT)));
     if (this.padding + this.maxFragment + 1 > MAX_PLAINTEXT + 1) this.maxFragment = MAX_PLAINTEXT - this.padding;
     this.keyUpdateAfter = opts.keyUpdateAfter;
+    this.maxKeyUpdatesWithoutData = Math.max(1, Math.floor(opts.maxKeyUpdatesWithoutData ?? MAX_KEY_UPDATES_WITHOUT_DATA));
+  }
+
+  /** KeyUpdate messages read from the peer so far (drivers rate-limit them over time). */
+  get keyUpdatesRead(): number {
+    return this.keyUpdatesTotal;
   }
 
   /** The level whose key protects the records currently read. */
@@ -337,6 +355,7 @@ export class RecordLayer {
           return { type: 'appData', data: pt.subarray(0, i), early: true };
         }
         if (this.level !== 'application') throw tlsError(Alert.unexpected_message, 'application data before the handshake completed');
+        if (i > 0) this.keyUpdatesInARow = 0;
         return { type: 'appData', data: pt.subarray(0, i), early: false };
       }
       case ContentType.alert:
@@ -418,6 +437,9 @@ export class RecordLayer {
     } else if (level === 'application' && type === HS_KEY_UPDATE) {
       this.keyUpdateSeen = true;
       keyChange = true;
+      this.keyUpdatesTotal++;
+      if (++this.keyUpdatesInARow > this.maxKeyUpdatesWithoutData)
+        throw tlsError(Alert.unexpected_message, `more than ${this.maxKeyUpdatesWithoutData} KeyUpdates without application data in between`);
     }
     if (keyChange && moreInRecord) {
       throw tlsError(Alert.unexpected_message, 'handshake message before a key change does not end its record');

@@ -13,7 +13,7 @@ import { TlsClient } from '../handshake/client.js';
 import { normalizeClientConfig, type TlsClientConfig } from '../handshake/config.js';
 import { WebPkiVerifier } from '../x509/verifier.js';
 import { certifiedKey, keyLogSink, resolveProvider, type ProviderOption } from './options.js';
-import { TlsSocket } from './socket.js';
+import { TlsSocket, type KeyUpdateLimits } from './socket.js';
 
 export interface TlsConnectOptions {
   /** Default 127.0.0.1. */
@@ -47,6 +47,12 @@ export interface TlsConnectOptions {
   handshakeTimeoutMs?: number;
   /** Tests: records per key before an automatic KeyUpdate. */
   keyUpdateAfter?: number;
+  /**
+   * Bounds on the peer's KeyUpdates (RFC 8446 §4.6.3 sets none; each costs a key derivation and, when
+   * requested, a KeyUpdate of ours): at most `withoutData` in a row without application data in
+   * between (default 32), and at most `perSecond` per second (default 100). Beyond: unexpected_message.
+   */
+  keyUpdateLimits?: KeyUpdateLimits;
   /** Extra handshake-core options (tests). */
   tlsConfig?: Partial<TlsClientConfig>;
 }
@@ -96,6 +102,7 @@ export function connect(options: TlsConnectOptions, onSecureConnect?: () => void
     ...(early && early.length > 0 && !session ? { earlyData: early } : {}),
     ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
     ...(options.keyUpdateAfter !== undefined ? { keyUpdateAfter: options.keyUpdateAfter } : {}),
+    ...(options.keyUpdateLimits ? { keyUpdateLimits: options.keyUpdateLimits } : {}),
   });
   if (onSecureConnect) sock.once('secureConnect', onSecureConnect);
   return sock;

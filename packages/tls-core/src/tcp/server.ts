@@ -15,7 +15,7 @@ import { normalizeServerConfig, type ClientAuthMode, type TlsServerConfig } from
 import { TlsServer as TlsServerSession } from '../handshake/server.js';
 import { WebPkiVerifier } from '../x509/verifier.js';
 import { certifiedKey, keyLogSink, resolveProvider, type ProviderOption } from './options.js';
-import { TlsSocket } from './socket.js';
+import { TlsSocket, type KeyUpdateLimits } from './socket.js';
 
 export interface TlsServerOptions {
   /** Certificate chain (PEM, leaf first) and private key (PEM). Required unless tlsConfig.resolve is given. */
@@ -39,6 +39,12 @@ export interface TlsServerOptions {
   handshakeTimeoutMs?: number;
   /** Tests: records per key before an automatic KeyUpdate. */
   keyUpdateAfter?: number;
+  /**
+   * Bounds on the peer's KeyUpdates (RFC 8446 §4.6.3 sets none; each costs a key derivation and, when
+   * requested, a KeyUpdate of ours): at most `withoutData` in a row without application data in
+   * between (default 32), and at most `perSecond` per second (default 100). Beyond: unexpected_message.
+   */
+  keyUpdateLimits?: KeyUpdateLimits;
   /** Extra handshake-core options (resolver, HRR cookie, ...). */
   tlsConfig?: Partial<TlsServerConfig>;
 }
@@ -102,6 +108,7 @@ export class TlsTcpServer extends EventEmitter {
         serverMaxEarlyData: this.opts.maxEarlyData ?? 0,
         handshakeTimeoutMs: this.opts.handshakeTimeoutMs ?? 10_000,
         ...(this.opts.keyUpdateAfter !== undefined ? { keyUpdateAfter: this.opts.keyUpdateAfter } : {}),
+        ...(this.opts.keyUpdateLimits ? { keyUpdateLimits: this.opts.keyUpdateLimits } : {}),
       });
     } catch (e) {
       c.destroy();

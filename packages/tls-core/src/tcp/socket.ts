@@ -70,9 +70,23 @@ export interface TlsSocketOptions {
   keyUpdateAfter?: number;
   /** Plaintext bytes per record (default 2^14). */
   maxFragment?: number;
+  /**
+   * Bounds on the peer's KeyUpdates (RFC 8446 §4.6.3 sets none; each costs a key derivation and, when
+   * requested, a KeyUpdate of ours): at most `withoutData` in a row without application data in
+   * between (default 32), and at most `perSecond` per second (default 100). Beyond: unexpected_message.
+   */
+  keyUpdateLimits?: KeyUpdateLimits;
   /** Value of `authorized` once the handshake completes (false for a client with insecureSkipVerify). Default true. */
   authorizedOnSecure?: boolean;
 }
+
+export interface KeyUpdateLimits {
+  withoutData?: number;
+  perSecond?: number;
+}
+
+/** Default for {@link KeyUpdateLimits.perSecond}. */
+export const MAX_KEY_UPDATES_PER_SECOND = 100;
 
 type PendingWrite = { data: Uint8Array; cb: (err?: Error | null) => void };
 
@@ -111,6 +125,10 @@ export class TlsSocket extends Duplex {
   private waitingPending = false;
   private drainCb: (() => void) | null = null;
   private transportEnded = false;
+  private readonly keyUpdatesPerSecond: number;
+  private keyUpdatesSeen = 0;
+  private keyUpdateWindowStart = 0;
+  private keyUpdatesInWindow = 0;
 
   constructor(transport: Socket | Duplex, opts: TlsSocketOptions) {
     super({ allowHalfOpen: false });
@@ -123,7 +141,9 @@ export class TlsSocket extends Duplex {
       role: opts.role,
       ...(opts.keyUpdateAfter !== undefined ? { keyUpdateAfter: opts.keyUpdateAfter } : {}),
       ...(opts.maxFragment !== undefined ? { maxFragment: opts.maxFragment } : {}),
+      ...(opts.keyUpdateLimits?.withoutData !== undefined ? { maxKeyUpdatesWithoutData: opts.keyUpdateLimits.withoutData } : {}),
     });
+    this.keyUpdatesPerSecond = Math.max(1, opts.keyUpdateLimits?.perSecond ?? MAX_KEY_UPDATES_PER_SECOND);
     const sink = opts.keyLog ?? null;
     const keyLog = (line: string): void => {
       if (sink) sink(line);
@@ -265,6 +285,7 @@ export class TlsSocket extends Duplex {
         }
         switch (ev.type) {
           case 'handshake':
+            if (ev.level === 'application' && this.record.keyUpdatesRead !== this.keyUpdatesSeen) this.onPeerKeyUpdate();
             this.tls.receive(ev.level, ev.data);
             break;
           case 'appData':
@@ -282,6 +303,18 @@ export class TlsSocket extends Duplex {
     } finally {
       if (cork) (this.transport as Socket).uncork();
     }
+  }
+
+  /** Rate limit on the peer's KeyUpdates (the record layer bounds them relative to application data). */
+  private onPeerKeyUpdate(): void {
+    this.keyUpdatesSeen = this.record.keyUpdatesRead;
+    const now = performance.now();
+    if (now - this.keyUpdateWindowStart >= 1000) {
+      this.keyUpdateWindowStart = now;
+      this.keyUpdatesInWindow = 0;
+    }
+    if (++this.keyUpdatesInWindow > this.keyUpdatesPerSecond)
+      throw new ProtocolViolation('tls', Alert.unexpected_message, `more than ${this.keyUpdatesPerSecond} KeyUpdates within a second`);
   }
 
   private waitPending(): void {
