@@ -1254,10 +1254,18 @@ export class Connection implements QuicConnection {
       this.recovery = this.makeRecovery();
       this.recovery.peerMaxAckDelay = old.peerMaxAckDelay;
       this.recovery.setHandshakeConfirmed(now);
-      for (const sp of [PnSpace.initial, PnSpace.handshake] as const) this.recovery.discardSpace(sp, now);
+      this.recovery.discardSpace(PnSpace.initial, now);
+      this.recovery.discardSpace(PnSpace.handshake, now);
+      // ACKs of packets sent on the old path may still arrive: they are not "unsent" packets.
+      this.recovery.largestSent[PnSpace.application] = old.largestSent[PnSpace.application]!;
       this.pacer = new Pacer(this.cc, this.rtt);
-      // Outstanding data of the old path is retransmitted (declared lost with the old recovery).
-      old.onZeroRttRejected(now);
+      // Everything outstanding on the old path is declared lost: its frames are sent again.
+      const n = old.outstanding(PnSpace.application);
+      if (n > 0) {
+        const infos: (SentInfo | undefined)[] = new Array(n); // rare event: allocation is fine here
+        const m = old.oldestOutstanding(PnSpace.application, n, infos);
+        for (let i = 0; i < m; i++) if (infos[i]) this.onPacketLost(PnSpace.application, infos[i]);
+      }
       old.discardSpace(PnSpace.application, now);
     }
     void key;

@@ -12,7 +12,7 @@ function dcidOf(d: Uint8Array): string {
 }
 
 for (const provider of providers) {
-  for (const kind of ['NAT rebinding', 'active migration'] as const) {
+  for (const kind of ['NAT rebinding', 'NAT rebinding to a new IP', 'active migration'] as const) {
     test(`[${provider.name}] ${kind} mid-transfer: PATH_CHALLENGE/RESPONSE padded to 1200, new path validated, transfer completes`, () => {
       const p = new Pair({ provider, delay: 10 });
       assert.ok(p.handshake());
@@ -32,7 +32,7 @@ for (const provider of providers) {
             mark = p.log.length;
             oldDcid = dcidOf(p.log.filter((s) => s.dir === 'up').pop()!.data);
             if (kind === 'active migration') assert.ok(p.client.migrate(p.now), 'migrate() allowed');
-            p.clientAddr = { address: '10.0.0.1', port: 6001, family: 4 };
+            p.clientAddr = { address: kind === 'NAT rebinding to a new IP' ? '10.0.0.77' : '10.0.0.1', port: 6001, family: 4 };
             // The new NAT mapping appears with the client's next packet (a receiver-only client
             // whose mapping changes silently would never be heard again: keep-alives matter).
             p.client.ping();
