@@ -204,6 +204,7 @@ async function download(u: string): Promise<Result> {
   }
   const total = performance.now() - t0;
   out(`${u}`);
+  if (res.redirected) out(`  redirected to ${res.url}`);
   out(`  status:   ${res.status}`);
   res.headers.forEach((v, k) => out(`  header:   ${k}: ${v}`));
   out(`  body:     ${bytes} bytes${name ? ` -> ${path.join(outDir!, name)}` : ''}${error ? ` (INCOMPLETE: ${error instanceof Error ? error.message : String(error)})` : ''}`);

@@ -14,6 +14,15 @@ const ca = makeCert({ keyType: 'ec-p256', ca: true, cn: 'fetch test CA' });
 const leaf = makeCert({ keyType: 'ec-p256', sans: ['localhost', '127.0.0.1'], issuer: ca });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+async function rejects(p: Promise<unknown>, re: RegExp): Promise<void> {
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
+  assert.instance(e, TypeError);
+  assert.match(String((e as Error).message), re);
+}
+
 function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   return Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`no result after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
@@ -34,7 +43,11 @@ for (const provider of providers) {
         uploads++;
         return new Response(`${n} ${sum}`);
       }
-      return new Response(`you asked for ${pathname}`, { headers: { 'x-path': pathname } });
+      if (pathname === '/go') return new Response(null, { status: 302, headers: { location: '/there?x=1' } });
+      if (pathname === '/see-other') return new Response(null, { status: 303, headers: { location: `/method-was-${req.method}` } });
+      if (pathname === '/temp') return new Response(null, { status: 307, headers: { location: '/upload' } });
+      if (pathname === '/loop') return new Response(null, { status: 308, headers: { location: '/loop' } });
+      return new Response(`you asked for ${pathname}${new URL(req.url).search} with ${req.method}`.replace(/ with GET$/, ''), { headers: { 'x-path': pathname } });
     });
     const port = server.address().port;
     const base = `https://127.0.0.1:${port}`;
@@ -66,6 +79,22 @@ for (const provider of providers) {
       for (let i = 0; i < 40; i++) expect = (expect + i * 25_000) % 65521;
       assert.is(await up.text(), `1000000 ${expect}`);
       assert.is(uploads, 1);
+      assert.is(agent.connectionsOpened, 1);
+
+      // Redirects: followed by default (302, 303 POST → GET, 307 replays a byte body), manual, error, loops.
+      const go = await agent.fetch(`${base}/go`);
+      assert.equal([go.status, go.redirected, go.url, await go.text()], [200, true, `${base}/there?x=1`, 'you asked for /there?x=1']);
+      const manual = await agent.fetch(`${base}/go`, { redirect: 'manual' });
+      assert.equal([manual.status, manual.headers.get('location'), manual.redirected], [302, '/there?x=1', false]);
+      await manual.arrayBuffer();
+      const seeOther = await agent.fetch(`${base}/see-other`, { method: 'POST', body: 'abc' });
+      assert.is(await seeOther.text(), 'you asked for /method-was-POST');
+      const temp = await agent.fetch(`${base}/temp`, { method: 'POST', body: 'abc' });
+      assert.is(await temp.text(), `3 ${(97 + 98 + 99) % 65521}`);
+      const streamBody = new ReadableStream<Uint8Array>({ pull: (c) => (c.enqueue(Uint8Array.of(1)), c.close()) });
+      await rejects(agent.fetch(`${base}/temp`, { method: 'POST', body: streamBody, duplex: 'half' } as RequestInit), /cannot be replayed/);
+      await rejects(agent.fetch(`${base}/go`, { redirect: 'error' }), /redirect mode "error"/);
+      await rejects(agent.fetch(`${base}/loop`), /too many redirects/);
       assert.is(agent.connectionsOpened, 1);
 
       // The server closes the connection: the next request opens a new one.

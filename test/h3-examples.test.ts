@@ -111,11 +111,12 @@ test('h3-server: content types, index.html, redirect, 404, 405, HEAD, traversal 
 
 test('h3-get --ca: byte-equal downloads on one connection, prints ALPN, suite, group and timings', async () => {
   const out = path.join(dir, 'dl');
-  const r = await run('examples/h3-get.ts', ['--ca', certFile, '--output', out, `https://localhost:${port}/blob.bin`, `https://localhost:${port}/style.css`, `https://127.0.0.1:${port}/docs/`]).done;
+  const r = await run('examples/h3-get.ts', ['--ca', certFile, '--output', out, `https://localhost:${port}/blob.bin`, `https://localhost:${port}/style.css`, `https://127.0.0.1:${port}/docs`]).done;
   assert.is(r.code, 0, r.out + r.err);
   assert.equal(new Uint8Array(fs.readFileSync(path.join(out, 'blob.bin'))), blob);
   assert.is(fs.readFileSync(path.join(out, 'style.css'), 'utf8'), 'body{}\n');
-  assert.is(fs.readFileSync(path.join(out, 'index.html'), 'utf8'), '<h1>docs</h1>\n');
+  assert.is(fs.readFileSync(path.join(out, 'docs'), 'utf8'), '<h1>docs</h1>\n');
+  assert.match(r.out, /redirected to https:\/\/127\.0\.0\.1:\d+\/docs\//);
   assert.match(r.out, /ALPN:\s+h3/);
   assert.match(r.out, /cipher suite:\s+TLS_AES_128_GCM_SHA256/);
   assert.match(r.out, /group:\s+\w+/);
@@ -124,8 +125,10 @@ test('h3-get --ca: byte-equal downloads on one connection, prints ALPN, suite, g
   assert.match(r.out, /TTFB:\s+[\d.]+ ms/);
   assert.match(r.out, /status:\s+200/);
   assert.match(r.out, /header:\s+content-type: text\/css/);
-  // localhost and 127.0.0.1 are two origins: two connections, the two localhost URLs share one.
+  // localhost and 127.0.0.1 are two origins: two connections, the two localhost URLs share one
+  // (the redirect's second request goes on the 127.0.0.1 one).
   assert.match(r.out, /connection https:\/\/localhost:\d+: \w+, 2 request\(s\) on it/);
+  assert.match(r.out, /connection https:\/\/127\.0\.0\.1:\d+: \w+, 2 request\(s\) on it/);
   assert.match(r.err, /3\/3 ok, \d+ bytes in [\d.]+ ms \([\d.]+ Mbit\/s\), 2 connection\(s\)/);
 });
 

@@ -95,9 +95,44 @@ export class H3Agent {
     };
   }
 
-  /** WHATWG fetch over this agent's pooled HTTP/3 connections. */
+  /**
+   * WHATWG fetch over this agent's pooled HTTP/3 connections. Redirects are followed (at most
+   * 20; `redirect: 'manual'` returns them, `'error'` rejects); 303, and 301/302 after a POST, turn
+   * into a GET without body; a 307/308 resends the body if it was given as bytes or text (a
+   * ReadableStream body cannot be replayed: TypeError).
+   */
   async fetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
-    const req = new Request(input, withDuplex(init));
+    let req = new Request(input, withDuplex(init));
+    const mode = req.redirect;
+    const replayable = init?.body === undefined || init.body === null || !(init.body instanceof ReadableStream);
+    for (let hops = 0; ; hops++) {
+      const res = await this.send(req);
+      const location = res.headers.get('location');
+      if (!REDIRECT.has(res.status) || location === null || mode === 'manual') return hops ? withRedirected(res) : res;
+      await res.body?.cancel().catch(() => {});
+      if (mode === 'error') throw new TypeError(`fetch failed: redirect (${res.status}) with redirect mode "error"`);
+      if (hops >= 20) throw new TypeError('fetch failed: too many redirects');
+      let next: URL;
+      try {
+        next = new URL(location, req.url);
+      } catch {
+        throw new TypeError(`fetch failed: bad redirect location ${JSON.stringify(location)}`);
+      }
+      const toGet = res.status === 303 ? req.method !== 'GET' && req.method !== 'HEAD' : (res.status === 301 || res.status === 302) && req.method === 'POST';
+      const headers = new Headers(req.headers);
+      if (next.origin !== new URL(req.url).origin) headers.delete('authorization');
+      if (toGet || req.body === null) {
+        if (toGet) for (const h of ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']) headers.delete(h);
+        req = new Request(next, { method: toGet && req.method !== 'HEAD' ? 'GET' : req.method, headers, signal: req.signal, redirect: mode });
+      } else {
+        if (!replayable) throw new TypeError(`fetch failed: a ${res.status} redirect needs the request body again, and a ReadableStream body cannot be replayed`);
+        req = new Request(next, withDuplex({ method: req.method, headers, body: init!.body, signal: req.signal, redirect: mode }));
+      }
+    }
+  }
+
+  /** One request on the origin's pooled connection. */
+  private async send(req: Request): Promise<Response> {
     const url = new URL(req.url);
     if (url.protocol !== 'https:') throw new TypeError(`fetch failed: HTTP/3 needs an https: URL, got ${url.protocol}`);
     // A connection that turned out to be unusable while we sent (GOAWAY, closed) is retried once,
@@ -269,6 +304,13 @@ export class H3Agent {
 function withDuplex(init: RequestInit | undefined): RequestInit | undefined {
   if (!init || init.body === undefined || init.body === null) return init;
   return { ...init, duplex: 'half' } as RequestInit;
+}
+
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+
+function withRedirected(res: Response): Response {
+  Object.defineProperty(res, 'redirected', { value: true });
+  return res;
 }
 
 function withUrl(res: Response, url: string): Response {
