@@ -198,4 +198,26 @@ for (const provider of providers) {
   });
 }
 
+for (const provider of providers) {
+  test(`[${provider.name}] datagrams never exceed the peer's max_udp_payload_size (RFC 9000 §18.2)`, () => {
+    const max = { up: 0, down: 0 };
+    const pair = new QuicPair({
+      provider,
+      seed: 109,
+      link: { delayMs: 10, loss: 0.02 },
+      client: { maxUdpPayloadSize: 1230 },
+      server: { maxUdpPayloadSize: 1250 },
+      tap: (dir, d) => {
+        max[dir] = Math.max(max[dir], d.length);
+      },
+    });
+    assert.ok(pair.handshake());
+    assert.ok(pair.transfer(300_000).ok);
+    assert.ok(pair.transfer(300_000, { direction: 'up', bidi: true }).ok);
+    pair.assertNoBugs();
+    assert.ok(max.down <= 1230 && max.down >= 1200, `server sent up to ${max.down}`);
+    assert.ok(max.up <= 1250 && max.up >= 1200, `client sent up to ${max.up}`);
+  });
+}
+
 test.run();
