@@ -2054,6 +2054,7 @@ export class Connection implements QuicConnection {
     this.closeInfo = { ...c, remote: false, kind: 'close' };
     this.pushEvent({ type: 'closed', info: this.closeInfo });
     this.datagramsOut.length = 0;
+    this.pathResponses.length = 0; // §10.2.1: nothing but CONNECTION_CLOSE from now on
   }
 
   private enterDraining(info: CloseInfo, now: number, immediate: boolean): void {

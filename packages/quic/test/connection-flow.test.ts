@@ -37,6 +37,37 @@ for (const provider of providers) {
     assert.ok(maxData >= 10, `MAX_DATA updates (${maxData})`);
     assert.equal(p.bugs(), []);
   });
+
+  test(`[${provider.name}] stream flow control: STREAM_DATA_BLOCKED at the stream limit, MAX_STREAM_DATA after reads; short write → 'streamWritable' once room returns`, () => {
+    const sw = 16 * 1024;
+    const p = new Pair({ provider, delay: 5, client: { streamWindow: sw, maxStreamWindow: sw }, server: { sendBufferSize: 32 * 1024 } });
+    assert.ok(p.handshake());
+    const id = p.server!.openStream(false)!;
+    const total = 200_000;
+    let written = p.server!.write(id, new Uint8Array(total).fill(4));
+    assert.is(written, 32 * 1024, 'short write at the send buffer size');
+    p.runFor(500);
+    const pk = p.packets();
+    assert.ok(pk.some((x) => x.dir === 'down' && x.frames.includes(FrameType.STREAM_DATA_BLOCKED)), 'STREAM_DATA_BLOCKED');
+    let got = 0;
+    let fins = 0;
+    assert.ok(
+      p.runUntil(() => {
+        const r = readAll(p.client, id);
+        got += r.data.length;
+        fins += r.fins;
+        if (written < total && p.events('server', 'streamWritable').length > 0) {
+          written += p.server!.write(id, new Uint8Array(total - written).fill(4), true);
+          p.serverEvents.length = 0;
+        }
+        return fins === 1;
+      }, 20_000),
+      `got ${got}, written ${written}`,
+    );
+    assert.is(got, total);
+    assert.ok(p.packets().filter((x) => x.dir === 'up' && x.frames.includes(FrameType.MAX_STREAM_DATA)).length >= 5, 'MAX_STREAM_DATA updates');
+    assert.equal(p.bugs(), []);
+  });
 }
 
 test.run();
