@@ -62,7 +62,7 @@ export async function runVanish(n: number, idleTimeoutMs = 1500): Promise<Vanish
     const during = await srv.stats();
     child.kill('SIGKILL');
     const t0 = Date.now();
-    const gone = await waitFor(async () => (await srv.stats()).connections === 0, idleTimeoutMs * 3 + 45_000, 50);
+    const gone = await waitFor(async () => (await srv.stats()).connections === 0, idleTimeoutMs * 3 + 45_000 + n * 400, 50);
     const removedAfterMs = Date.now() - t0;
     if (!gone) {
       const d = await srv.conns();
