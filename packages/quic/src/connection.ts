@@ -498,6 +498,7 @@ export class Connection implements QuicConnection {
     this.now = Math.max(this.now, now);
     try {
       this.receiveDatagram(datagram, remote, now);
+      if (this.replayPending) this.replayUndecryptable(now);
       this.afterInput(now);
     } catch (e) {
       this.fail(e, now);
@@ -647,7 +648,10 @@ export class Connection implements QuicConnection {
     return -1;
   }
 
+  private replayPending = false;
+
   private replayUndecryptable(now: number): void {
+    this.replayPending = false;
     if (this.undecryptable.length === 0) return;
     const list = this.undecryptable.splice(0);
     for (const p of list) {
@@ -1200,7 +1204,9 @@ export class Connection implements QuicConnection {
       this.confirmHandshake(now);
     }
     this.topUpCids();
-    this.replayUndecryptable(now);
+    // Not now: we are inside the processing of a packet (shared header/frame state); the buffered
+    // packets are replayed once the current datagram is done (RFC 9001 §5.7).
+    this.replayPending = true;
   }
 
   private confirmHandshake(now: number): void {
@@ -1305,6 +1311,7 @@ export class Connection implements QuicConnection {
     this.wakeAt = Infinity;
     this.now = Math.max(this.now, now);
     try {
+      if (this.replayPending) this.replayUndecryptable(now);
       const t = this.buildDatagram(now);
       if (t) this.afterInput(now);
       return t;
