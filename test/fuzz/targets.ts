@@ -210,7 +210,8 @@ function connFuzzPump(conn: QuicConn | null, io: { pollTransmit(now: number): un
     if (e.type === 'error') throw new Error(`connection 'error' event: ${String((e.error as Error)?.stack ?? e.error)}`);
     if (e.type === 'closed') {
       if (!e.info.remote && !e.info.application && e.info.code === 0x01 && e.info.kind === 'close') throw new Error(`local INTERNAL_ERROR close: ${e.info.reason}`);
-      outcome = `closed:${e.info.kind}:${e.info.code.toString(16)}`;
+      // A peer's CONNECTION_CLOSE carries any code the input chose: one outcome class for all of them.
+      outcome = e.info.remote ? `closed:${e.info.kind}:peer` : `closed:${e.info.kind}:${e.info.code.toString(16)}`;
     }
   }
   return { outcome };
