@@ -210,6 +210,8 @@ export class Connection implements QuicConnection {
   private receivedFromPeer = false;
   private peerScidFirst: Uint8Array | null = null;
   private reactedToVn = false;
+  /** Client: moved to the server's compatible Negotiated Version (RFC 9368). */
+  private versionSwitched = false;
   private readonly clientScid: Uint8Array | null;
 
   private path: PathState;
@@ -667,8 +669,12 @@ export class Connection implements QuicConnection {
       // The client's first Initials may still carry its original version.
       return type === PacketType.Initial && this.initialReadAlt !== null && version === this.clientOriginalVersion;
     }
-    if (this.receivedFromPeer || !areCompatibleVersions(this.version, version)) return false;
+    // RFC 9368 §4: the server may acknowledge our first packets in our Chosen Version and switch to
+    // the Negotiated Version once it has the whole ClientHello, so a v1 ACK does not rule the
+    // switch out; the ServerHello (hence Handshake keys) does, and so does an earlier switch.
+    if (this.versionSwitched || this.spaces[1]!.read !== null || !areCompatibleVersions(this.version, version)) return false;
     // The server chose another compatible version: switch Initial keys (same DCID).
+    this.versionSwitched = true;
     this.version = version;
     this.installInitialKeys();
     return true;

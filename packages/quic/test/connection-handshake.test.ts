@@ -5,6 +5,7 @@ import { Pair } from './connection-harness.js';
 import { PacketType } from '../src/header.js';
 import { FrameType } from '../src/frames.js';
 import { TransportError } from '../src/errors.js';
+import { QUIC_V1, QUIC_V2 } from '../src/version.js';
 import { PacketInspector } from '../../../test/support/quic-pair.js';
 
 for (const provider of providers) {
@@ -48,6 +49,20 @@ for (const provider of providers) {
     assert.not.ok(p.packets(firstDoneIdx + 1).some((x) => x.type === PacketType.Handshake), 'no Handshake packets after confirmation');
     assert.equal(p.bugs(), []);
   });
+
+  for (const lost of [-1, 0, 1]) {
+    test(`[${provider.name}] compatible version negotiation v1 → v2${lost >= 0 ? ` with client datagram #${lost} lost (server ACKs in v1 first, RFC 9368 §4)` : ''}`, () => {
+      const p = new Pair({ provider, delay: 10, server: { versions: [QUIC_V2, QUIC_V1] }, drop: (d, _x, n) => d === 'up' && n === lost });
+      assert.ok(p.handshake(10_000), 'handshake');
+      assert.is(p.client.version, QUIC_V2);
+      assert.is(p.server!.version, QUIC_V2);
+      const id = p.client.openStream(true)!;
+      p.client.write(id, new Uint8Array(2000), true);
+      p.runFor(200);
+      assert.is(p.events('server', 'streamReadable').length, 1);
+      assert.equal(p.bugs(), []);
+    });
+  }
 
   test(`[${provider.name}] amplification limit: an unvalidated server sends at most 3x what it received (RFC 9000 §8.1)`, () => {
     // The client's first flight arrives; everything after it is lost, so the server's address check never succeeds.
