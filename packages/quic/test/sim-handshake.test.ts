@@ -11,7 +11,7 @@ import { FrameType } from '../src/frames.js';
 import { PacketHeader, PacketType, parseHeader } from '../src/header.js';
 import { QUIC_V1, QUIC_V2 } from '../src/version.js';
 import { providers } from '../../../test/support/providers.js';
-import { PacketInspector, QuicPair, knownBug, serverTransportParameters, type PairOptions } from '../../../test/support/quic-pair.js';
+import { PacketInspector, QuicPair, serverTransportParameters, type PairOptions } from '../../../test/support/quic-pair.js';
 
 function headerOf(d: Uint8Array): PacketHeader | null {
   const h = new PacketHeader();
@@ -278,16 +278,13 @@ for (const provider of providers) {
   }
 }
 
-// Connection bug (connection.ts acceptOtherVersion: `if (this.receivedFromPeer ...) return false`):
-// with compatible version negotiation v1 → v2, when one of the two datagrams of the client's first
-// flight (the ClientHello with an X25519MLKEM768 share spans two) is lost, the server acknowledges
-// the half it has in v1, then switches to v2 once it has the whole ClientHello. The client, having
-// received a v1 packet, drops every v2 packet and the handshake times out. RFC 9368 §4 names this
-// case: "the server might acknowledge the first packet in the client's Chosen Version and later
-// switch to a different Negotiated Version". Deterministic: drop client datagram #0 or #1.
+// Regression (fixed in connection.ts 6fa6fcf): with compatible version negotiation v1 → v2, when one
+// of the two datagrams of the client's first flight (an X25519MLKEM768 ClientHello spans two) is
+// lost, the server acknowledges the half it has in v1 and switches to v2 once it has the whole
+// ClientHello (RFC 9368 §4 names this case). The client used to drop every v2 packet after a v1 ACK.
 for (const provider of providers) {
   for (const i of [0, 1]) {
-    knownBug(test, `[${provider.name}] compatible VN to v2 when client datagram #${i} of the first flight is lost`, 'the client refuses the v2 switch after a v1 ACK', () => {
+    test(`[${provider.name}] compatible VN to v2 when client datagram #${i} of the first flight is lost`, () => {
       const pair = new QuicPair({
         provider,
         seed: 4,
@@ -304,12 +301,9 @@ for (const provider of providers) {
   }
 }
 
-// Connection bug: when the server rejects 0-RTT and the client did send 0-RTT packets, the server's
-// path never becomes validated (Connection.path.validated stays false although a Handshake packet
-// arrived, RFC 9000 §8.1), so the anti-amplification limit stays on for the whole connection: after
-// the handshake the server sends at most 3x what it receives, i.e. ~93 bytes per client ACK, and a
-// 300 KB download crawls (35 KB after 3 s). Without 0-RTT data, or with 0-RTT accepted, the same
-// download takes ~100 ms. Deterministic (seeds 1-3 all fail).
+// Regression (fixed in connection.ts cea7f9d): when the server rejected 0-RTT and the client had sent
+// 0-RTT packets, the server's path never became validated, so the anti-amplification limit throttled
+// the whole connection (~93 bytes per client ACK).
 function firstTicketFor(provider: (typeof providers)[number], base: Omit<PairOptions, 'provider'>): { ticket: SessionTicket; end: number } {
   const first = new QuicPair({ provider, ...base });
   assert.ok(first.handshake());
@@ -318,7 +312,7 @@ function firstTicketFor(provider: (typeof providers)[number], base: Omit<PairOpt
 }
 
 for (const provider of providers) {
-  knownBug(test, `[${provider.name}] after a rejected 0-RTT flight the server is not amplification-limited`, 'path stays unvalidated after 0-RTT rejection', () => {
+  test(`[${provider.name}] after a rejected 0-RTT flight the server is not amplification-limited`, () => {
     const keys = new TicketKeyring(provider);
     const { ticket, end } = firstTicketFor(provider, { seed: 18, link: { delayMs: 10 }, server: { tls: { tickets: { keys }, maxEarlyData: 0xffffffff } } });
     const pair = new QuicPair({ provider, seed: 1, startTime: end + 1000, link: { delayMs: 10 }, server: { tls: { tickets: { keys }, maxEarlyData: 0 } }, client: { session: ticket, earlyData: true } });
