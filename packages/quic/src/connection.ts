@@ -111,6 +111,7 @@ const R_HANDSHAKE_DONE = 12;
 const R_NEW_TOKEN = 13;
 const R_STREAMS_BLOCKED = 14; // bidi, value
 const R_STREAM_DATA_BLOCKED = 15; // id, value
+const R_PATH_CHALLENGE = 16;
 
 class SentInfo {
   recs: number[] = [];
@@ -139,6 +140,8 @@ interface PathState {
   challenge: Uint8Array | null;
   challengePending: boolean;
   challengeDeadline: number;
+  /** When to send the PATH_CHALLENGE again if no PATH_RESPONSE came (§8.2.1: lost probes). */
+  challengeRetry: number;
 }
 
 interface SpaceState {
@@ -446,7 +449,7 @@ export class Connection implements QuicConnection {
   }
 
   private newPath(remote: Address, validated: boolean): PathState {
-    return { remote, key: addressKey(remote), validated, bytesReceived: 0, bytesSent: 0, challenge: null, challengePending: false, challengeDeadline: Infinity };
+    return { remote, key: addressKey(remote), validated, bytesReceived: 0, bytesSent: 0, challenge: null, challengePending: false, challengeDeadline: Infinity, challengeRetry: Infinity };
   }
 
   private installInitialKeys(): void {
@@ -979,6 +982,9 @@ export class Connection implements QuicConnection {
         case R_HANDSHAKE_DONE:
           this.handshakeDonePending = true;
           break;
+        case R_PATH_CHALLENGE:
+          if (this.path.challenge) this.path.challengePending = true;
+          break;
         case R_NEW_TOKEN:
           if (this.lastNewToken) this.newTokenPending = this.lastNewToken;
           break;
@@ -1291,6 +1297,7 @@ export class Connection implements QuicConnection {
     p.challenge = null;
     p.challengePending = false;
     p.challengeDeadline = Infinity;
+    p.challengeRetry = Infinity;
     this.prevPath = null;
     this.recovery.setAmplificationBlocked(false, now);
     this.pushEvent({ type: 'pathChanged', remote: p.remote });
@@ -1680,6 +1687,9 @@ export class Connection implements QuicConnection {
         buf.set(this.path.challenge, o);
         o += 8;
         this.path.challengePending = false;
+        // Sent again if the packet is lost, or if no answer came within 2 PTO (the PATH_RESPONSE may be lost).
+        this.path.challengeRetry = this.now + 2 * this.recovery.ptoPeriod();
+        info.add(R_PATH_CHALLENGE);
         pathProbe = true;
       }
       if (this.newTokenPending && !this.isServer) this.newTokenPending = null;
@@ -1868,6 +1878,7 @@ export class Connection implements QuicConnection {
     if (this.keyDiscardDeadline < t) t = this.keyDiscardDeadline;
     if (this.pacingDeadline < t) t = this.pacingDeadline;
     if (this.path.challengeDeadline < t) t = this.path.challengeDeadline;
+    if (this.path.challengeRetry < t) t = this.path.challengeRetry;
     if (this.wakeAt < t) t = this.wakeAt;
     return t === Infinity ? null : t;
   }
@@ -1893,9 +1904,14 @@ export class Connection implements QuicConnection {
         this.keyDiscardDeadline = Infinity;
         this.oneRtt?.discardPrevious();
       }
+      if (now >= this.path.challengeRetry) {
+        this.path.challengeRetry = Infinity;
+        if (this.path.challenge) this.path.challengePending = true;
+      }
       if (now >= this.path.challengeDeadline) {
         // §8.2.4: path validation failed: go back to the previous path if there was one.
         this.path.challengeDeadline = Infinity;
+        this.path.challengeRetry = Infinity;
         this.path.challenge = null;
         if (this.prevPath) {
           this.path = this.prevPath;

@@ -4,6 +4,7 @@ import { providers } from '../../../test/support/providers.js';
 import { Pair, readAll } from './connection-harness.js';
 import { FrameType } from '../src/frames.js';
 import { PacketHeader, parseHeader } from '../src/header.js';
+import { PacketInspector } from '../../../test/support/quic-pair.js';
 
 function dcidOf(d: Uint8Array): string {
   const h = new PacketHeader();
@@ -62,6 +63,56 @@ for (const provider of providers) {
         assert.ok(newUp.length > 0 && newUp.every((s) => dcidOf(s.data) !== oldDcid), 'a fresh CID on the new path (§9.5)');
       }
       assert.not.ok(p.client.isClosed || p.server!.isClosed);
+      assert.equal(p.bugs(), []);
+    });
+  }
+
+  for (const lose of ['server', 'client'] as const) {
+    test(`[${provider.name}] active migration with the ${lose}'s first PATH_CHALLENGE datagram lost: probes are sent again, the transfer completes`, () => {
+      let inspector: PacketInspector | null = null;
+      let dropped = 0;
+      let migrated = false;
+      const p: Pair = new Pair({
+        provider,
+        delay: 10,
+        mutate: (dir, data) => {
+          const opened = inspector!.open(dir, data);
+          const want = lose === 'server' ? 'down' : 'up';
+          if (migrated && dir === want && dropped === 0 && opened.some((x) => PacketInspector.frames(x).some((f) => f.type === FrameType.PATH_CHALLENGE))) {
+            dropped++;
+            return null;
+          }
+          return data;
+        },
+      });
+      inspector = new PacketInspector(provider, p.keyLog);
+      assert.ok(p.handshake());
+      p.runFor(200);
+      const id = p.server!.openStream(false)!;
+      const total = 300_000;
+      p.server!.write(id, new Uint8Array(total).fill(5), true);
+      const t0 = p.now;
+      let got = 0;
+      let fins = 0;
+      assert.ok(
+        p.runUntil(() => {
+          if (!migrated && got > 50_000) {
+            migrated = p.client.migrate(p.now);
+            p.clientAddr = { address: '10.0.0.1', port: 6100, family: 4 };
+          }
+          const r = readAll(p.client, id);
+          got += r.data.length;
+          fins += r.fins;
+          return fins === 1;
+        }, 20_000),
+        `transfer (${got})`,
+      );
+      assert.is(dropped, 1);
+      assert.is(got, total);
+      assert.is(p.server!.remote.port, 6100);
+      if (process.env.DEBUG_MIG) console.log(lose, p.now - t0);
+      // Re-probing after 2 PTO, not waiting for the validation timeout and a fresh migration.
+      assert.ok(p.now - t0 < 1500, `took ${p.now - t0} ms`);
       assert.equal(p.bugs(), []);
     });
   }
