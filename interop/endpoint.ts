@@ -44,7 +44,7 @@ const HTTP = env.HTTP ?? (TESTCASE === 'http3' ? 'h3' : 'hq');
 const SERVER_TESTS = new Set([
   'handshake', 'transfer', 'longrtt', 'chacha20', 'multiplexing', 'retry', 'resumption', 'zerortt', 'keyupdate', 'v2',
   'versionnegotiation', 'multiconnect', 'ipv6', 'handshakeloss', 'transferloss', 'handshakecorruption', 'transfercorruption',
-  'blackhole', 'amplificationlimit', 'portrebinding', 'addressrebinding', 'connectionmigration', 'goodput', 'crosstraffic',
+  'blackhole', 'amplificationlimit', 'portrebinding', 'addressrebinding', 'rebind-port', 'rebind-addr', 'connectionmigration', 'goodput', 'crosstraffic',
 ]);
 SERVER_TESTS.add('http3');
 const CLIENT_TESTS = new Set([...SERVER_TESTS]);
@@ -60,6 +60,8 @@ interface ConnReport {
   keyUpdates: { local: number; peer: number };
   close: string | null;
   streams: number;
+  /** Client: active migrations started (connectionmigration). */
+  migrations: number;
 }
 
 const report = {
@@ -96,6 +98,7 @@ function track(c: NodeQuicConnection): ConnReport {
     keyUpdates: c.keyUpdates,
     close: null,
     streams: 0,
+    migrations: 0,
   };
   report.connections.push(r);
   const fill = () => {
@@ -316,7 +319,21 @@ async function session(urls: string[], s: ClientSettings, wantTicket = false): P
       });
     }
   }
-  await Promise.all(urls.map(get));
+  let migrateTimer: NodeJS.Timeout | undefined;
+  if (TESTCASE === 'connectionmigration') {
+    // Active migration mid-transfer (RFC 9000 §9): a new local port after MIGRATE_AFTER_MS (default 300).
+    migrateTimer = setTimeout(() => {
+      void conn.migrate().then(
+        (ok) => {
+          if (ok) r.migrations++;
+          log(`migrate() -> ${ok}`);
+          writeReport();
+        },
+        (e) => log('migrate failed', e),
+      );
+    }, Number(env.MIGRATE_AFTER_MS ?? 300));
+  }
+  await Promise.all(urls.map(get)).finally(() => clearTimeout(migrateTimer));
   r.streams = urls.length;
   if (!conn.handshake) await conn.ready;
   let ticket: SessionTicket | null = null;

@@ -36,3 +36,50 @@ export function hexPrefix(d: Uint8Array, n = 8): string {
   for (let i = 0; i < Math.min(n, d.length); i++) s += d[i]!.toString(16).padStart(2, '0');
   return s;
 }
+
+/** Long-header connection IDs (RFC 8999 §5.1) in hex, or null for short headers / truncated data. */
+export function longHeaderIds(d: Uint8Array): { dcid: string; scid: string } | null {
+  if (d.length < 6 || !(d[0]! & 0x80)) return null;
+  const dl = d[5]!;
+  if (6 + dl + 1 > d.length) return null;
+  const sl = d[6 + dl]!;
+  if (7 + dl + sl > d.length) return null;
+  return { dcid: hexPrefix(d.subarray(6, 6 + dl), dl), scid: hexPrefix(d.subarray(7 + dl, 7 + dl + sl), sl) };
+}
+
+function varint(d: Uint8Array, i: number): [number, number] | null {
+  if (i >= d.length) return null;
+  const len = 1 << (d[i]! >> 6);
+  if (i + len > d.length) return null;
+  let v = d[i]! & 0x3f;
+  for (let k = 1; k < len; k++) v = v * 256 + d[i + k]!;
+  return [v, i + len];
+}
+
+/**
+ * Types of every packet coalesced in a datagram (RFC 9000 §12.2), walking the unprotected Length
+ * fields of long-header packets; a short-header packet ends the walk. Stops at anything malformed.
+ */
+export function coalescedTypes(d: Uint8Array): PacketType[] {
+  const out: PacketType[] = [];
+  let off = 0;
+  for (let guard = 0; off < d.length && guard < 16; guard++) {
+    const p = d.subarray(off);
+    const t = packetType(p);
+    out.push(t);
+    if (t !== 'initial' && t !== '0rtt' && t !== 'handshake') break;
+    if (p.length < 7) break;
+    let i = 6 + p[5]!;
+    if (i >= p.length) break;
+    i += 1 + p[i]!;
+    if (t === 'initial') {
+      const tl = varint(p, i);
+      if (!tl) break;
+      i = tl[1] + tl[0];
+    }
+    const len = varint(p, i);
+    if (!len) break;
+    off += len[1] + len[0];
+  }
+  return out;
+}

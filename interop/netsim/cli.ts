@@ -7,6 +7,10 @@
  *     [--drop-type-count N] [--drop-index 0,3,7] [--blackhole FROM-TO (ms, repeatable)]
  *     [--rebind-at MS (repeatable)] [--rebind-side server|client] [--rebind-address 127.0.0.2]
  *     [--seed N] [--log FILE.jsonl] [--duration S] [--quiet]
+ *     [--blackhole-cycle ON-OFF (ms: ON ms forwarding, OFF ms black, repeated for 10 min)]
+ *     [--rebind-first MS --rebind-every MS (rebinds timed from the client's first datagram)]
+ *     [--rebind-address A,B,... (cycled per rebind)] [--upstream-host ADDR] [--cross MBPS]
+ *     [--follow-migration (a client address change moves the server-facing socket too)]
  *
  * Every shaping option applies to both directions; prefix it with up- (client → server) or
  * down- (server → client) for one direction only, e.g. --up-loss 0.1 --down-delay 30.
@@ -29,6 +33,12 @@ let seed = 1;
 let log: string | undefined;
 let duration = 0;
 let quiet = false;
+let upstreamHost: string | undefined;
+let crossMbps = 0;
+let followMigration = false;
+let rebindFirst = -1;
+let rebindEvery = 0;
+let rebindAddresses: string[] = [];
 const rebindAt: number[] = [];
 const rebindOpts: RebindOptions = {};
 
@@ -61,6 +71,15 @@ function setLink(cfg: LinkConfig, key: string, v: string | undefined): boolean {
     case 'drop-type': cfg.dropTypes = (v ?? '').split(',').filter(Boolean) as PacketType[]; break;
     case 'drop-type-count': cfg.dropTypesCount = num(v, key); break;
     case 'drop-index': cfg.dropIndices = (v ?? '').split(',').map((x) => num(x, key)); break;
+    case 'blackhole-cycle': {
+      const m = /^(\d+)-(\d+)$/.exec(v ?? '');
+      if (!m) usage('--blackhole-cycle ON-OFF (ms)');
+      const on = Number(m![1]);
+      const off = Number(m![2]);
+      if (on + off <= 0) usage('--blackhole-cycle needs ON + OFF > 0');
+      for (let t = on; t < 600_000; t += on + off) (cfg.blackholes ??= []).push({ fromMs: t, toMs: t + off });
+      break;
+    }
     case 'blackhole': {
       const m = /^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)$/.exec(v ?? '');
       if (!m) usage('--blackhole FROM-TO (ms since start)');
@@ -78,6 +97,7 @@ for (let i = 0; i < argv.length; i++) {
   if (!a.startsWith('--')) usage(`unexpected ${a}`);
   const key = a.slice(2);
   if (key === 'quiet') { quiet = true; continue; }
+  if (key === 'follow-migration') { followMigration = true; continue; }
   if (key === 'help') usage();
   const v = argv[++i];
   if (key === 'listen') {
@@ -94,7 +114,11 @@ for (let i = 0; i < argv.length; i++) {
   else if (key === 'duration') duration = num(v, key);
   else if (key === 'rebind-at') rebindAt.push(num(v, key));
   else if (key === 'rebind-side') rebindOpts.side = v === 'client' ? 'client' : 'server';
-  else if (key === 'rebind-address') rebindOpts.address = v;
+  else if (key === 'rebind-address') rebindAddresses = (v ?? '').split(',').filter(Boolean);
+  else if (key === 'rebind-first') rebindFirst = num(v, key);
+  else if (key === 'rebind-every') rebindEvery = num(v, key);
+  else if (key === 'upstream-host') upstreamHost = v;
+  else if (key === 'cross') crossMbps = num(v, key);
   else if (key.startsWith('up-')) { if (!setLink(up, key.slice(3), v)) usage(`unknown option ${a}`); }
   else if (key.startsWith('down-')) { if (!setLink(down, key.slice(5), v)) usage(`unknown option ${a}`); }
   else if (!setLink(both, key, v)) usage(`unknown option ${a}`);
@@ -108,17 +132,38 @@ const relay = await startRelay({
   down: { ...both, ...down },
   seed,
   log,
+  upstreamHost,
+  crossMbps,
+  followMigration,
 });
 // The port on stdout's first line, for scripts that pass --listen 0.
 console.log(`netsim listening on ${relay.address.host}:${relay.port} -> ${target.host}:${target.port} (upstream ${relay.upstreamAddress.host}:${relay.upstreamAddress.port})`);
 
 const timers: NodeJS.Timeout[] = [];
+let rebindCount = 0;
 const doRebind = (o: RebindOptions) =>
-  relay.rebind(o).then(
+  relay.rebind(rebindAddresses.length ? { ...o, address: rebindAddresses[rebindCount++ % rebindAddresses.length] } : o).then(
     (r) => quiet || console.log(`rebind ${o.side ?? 'server'}: ${r.from.host}:${r.from.port} -> ${r.to.host}:${r.to.port}`),
     (e: unknown) => console.error(`rebind failed: ${e instanceof Error ? e.message : String(e)}`),
   );
 for (const ms of rebindAt) timers.push(setTimeout(() => void doRebind(rebindOpts), ms));
+if (rebindFirst >= 0) {
+  // Timed from the client's first datagram (the client process may start well after the relay).
+  const poll = setInterval(() => {
+    if (relay.stats.up.received === 0) return;
+    clearInterval(poll);
+    const next = (ms: number) => {
+      timers.push(
+        setTimeout(() => {
+          void doRebind(rebindOpts);
+          if (rebindEvery > 0) next(rebindEvery);
+        }, ms),
+      );
+    };
+    next(rebindFirst);
+  }, 5);
+  timers.push(poll);
+}
 process.on('SIGUSR1', () => void doRebind({ ...rebindOpts, side: 'server' }));
 process.on('SIGUSR2', () => void doRebind({ ...rebindOpts, side: 'client' }));
 

@@ -20,7 +20,7 @@
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import { Rng } from '../../test/support/rng.js';
-import { hexPrefix } from './classify.js';
+import { coalescedTypes, hexPrefix, longHeaderIds, packetVersion } from './classify.js';
 import { Link, type Decision, type Direction, type LinkConfig, type LinkStats } from './link.js';
 
 export interface Addr {
@@ -45,6 +45,18 @@ export interface RelayOptions {
   log?: string | ((rec: LogRecord) => void);
   /** Address the relay's server-facing socket binds to (default 127.0.0.1). */
   upstreamHost?: string;
+  /**
+   * Cross traffic: an unresponsive constant-rate UDP flow (1200-byte datagrams, Mbit/s) injected
+   * into the down link's bottleneck queue, competing with the server's packets for the rate and
+   * the queue, discarded after the link (logged with type "cross").
+   */
+  crossMbps?: number;
+  /**
+   * When the client's address changes (active migration, e.g. a new local port), the relay's
+   * server-facing socket changes too (a pre-bound spare takes over at once), so the server sees
+   * the migration as well; the old server-facing socket stays open (late packets still arrive).
+   */
+  followMigration?: boolean;
 }
 
 export interface RebindOptions {
@@ -77,6 +89,7 @@ interface Pending {
   at: number;
   dir: Direction;
   data: Uint8Array;
+  cross?: boolean;
 }
 
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
@@ -122,6 +135,18 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       client = { host: r.address, port: r.port };
       clientCount++;
       if (logging) log({ t: round(now()), event: 'client', addr: `${r.address}:${r.port}` });
+      if (clientCount > 1 && spareUp) {
+        const from = addrOf(upSock);
+        retiredUp.push(upSock);
+        upSock = spareUp;
+        spareUp = undefined;
+        rebinds++;
+        if (logging) log({ t: round(now()), event: 'rebind', side: 'server', follow: true, from: `${from.host}:${from.port}`, to: `${addrOf(upSock).host}:${addrOf(upSock).port}` });
+        void bind(opts.upstreamHost ?? '127.0.0.1', 0, upHandler).then((s) => {
+          if (closed) s.close();
+          else spareUp = s;
+        });
+      }
     }
     handle('up', new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
   };
@@ -134,6 +159,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   let downSock = listenSock; // socket used to send to the client
   const extraDownSocks: dgram.Socket[] = [];
   let upSock = await bind(opts.upstreamHost ?? '127.0.0.1', 0, upHandler);
+  const retiredUp: dgram.Socket[] = [];
+  let spareUp: dgram.Socket | undefined = opts.followMigration ? await bind(opts.upstreamHost ?? '127.0.0.1', 0, upHandler) : undefined;
 
   // Delivery queue, sorted by time; one timer for the earliest entry.
   const pending: Pending[] = [];
@@ -153,6 +180,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     const n = now() + 0.5;
     while (pending.length && pending[0]!.at <= n) {
       const p = pending.shift()!;
+      if (p.cross) continue;
       if (p.dir === 'up') upSock.send(p.data, opts.target.port, opts.target.host);
       else if (client) downSock.send(p.data, client.port, client.host);
     }
@@ -170,10 +198,18 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     arm();
   };
 
-  const handle = (dir: Direction, data: Uint8Array) => {
+  const handle = (dir: Direction, data: Uint8Array, cross = false) => {
     const d: Decision = links[dir].decide(data.slice(), now());
     if (logging) {
-      const rec: LogRecord = { t: round(d.info.timeMs), dir, n: d.info.index, size: d.info.size, type: d.info.type, first: hexPrefix(data), fate: d.fate };
+      const rec: LogRecord = { t: round(d.info.timeMs), dir, n: d.info.index, size: d.info.size, type: cross ? 'cross' : d.info.type, first: hexPrefix(data), fate: d.fate };
+      const ids = cross ? null : longHeaderIds(data);
+      if (ids) {
+        rec.v = packetVersion(data)!.toString(16);
+        rec.dcid = ids.dcid;
+        rec.scid = ids.scid;
+        const types = coalescedTypes(data);
+        if (types.length > 1) rec.types = types;
+      }
       if (d.reason) rec.reason = d.reason;
       if (d.deliverAtMs.length) rec.at = round(d.deliverAtMs[0]!);
       if (d.duplicated) rec.dup = true;
@@ -181,8 +217,22 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       if (d.fate !== 'dropped') rec.q = d.queueLen;
       log(rec);
     }
-    for (const at of d.deliverAtMs) enqueue({ at, dir, data: d.data });
+    for (const at of d.deliverAtMs) enqueue({ at, dir, data: d.data, cross });
   };
+
+  // Constant-rate cross traffic through the down bottleneck (short-header-looking 1200-byte datagrams).
+  let crossTimer: NodeJS.Timeout | undefined;
+  if (opts.crossMbps && opts.crossMbps > 0) {
+    const size = 1200;
+    const perMs = (opts.crossMbps * 1e6) / 8 / size / 1000;
+    const blob = new Uint8Array(size).fill(0x40);
+    let sent = 0;
+    const tc = now();
+    crossTimer = setInterval(() => {
+      const due = Math.floor((now() - tc) * perMs);
+      for (let i = 0; sent < due && i < 1000; i++, sent++) handle('down', blob, true);
+    }, 2);
+  }
 
   const addrOf = (s: dgram.Socket): Addr => {
     const a = s.address();
@@ -233,8 +283,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       if (closed) return;
       closed = true;
       if (timer) clearTimeout(timer);
+      if (crossTimer) clearInterval(crossTimer);
       pending.length = 0;
-      const socks = [listenSock, upSock, ...extraDownSocks];
+      const socks = [listenSock, upSock, ...extraDownSocks, ...retiredUp, ...(spareUp ? [spareUp] : [])];
       await Promise.all(socks.map((s) => new Promise<void>((r) => { try { s.close(() => r()); } catch { r(); } })));
       if (logFd !== undefined) fs.closeSync(logFd);
     },
