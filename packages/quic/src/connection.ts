@@ -11,6 +11,9 @@
  * INTERNAL_ERROR and is surfaced as an 'error' event. Nothing thrown by peer input escapes.
  *
  * Ownership: `receive` takes ownership of the datagram buffer (it is decrypted in place).
+ * `pollTransmit` builds and seals packets in one reused buffer and returns an exact-size copy that
+ * the caller owns (it may queue it, hand it to an asynchronous socket send, or pass it to a peer's
+ * `receive`): the only allocation per datagram sent.
  */
 import {
   CipherSuites,
