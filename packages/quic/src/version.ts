@@ -155,8 +155,13 @@ export function validateServerVersionInformation(
     throw quicError(TransportError.VERSION_NEGOTIATION_ERROR, m);
   };
   if (!info) {
-    if (reactedToVn) fail('server sent no version_information after Version Negotiation');
-    return;
+    // RFC 9368 §8: a QUIC v1 server that does not implement this extension is treated as if it had
+    // sent Chosen Version 1 and Available Versions [1] (e.g. quic-go 0.29 answering after VN).
+    if (negotiatedVersion === QUIC_V1) info = { chosenVersion: QUIC_V1, availableVersions: [QUIC_V1] };
+    else {
+      if (reactedToVn) fail('server sent no version_information after Version Negotiation');
+      return;
+    }
   }
   if (info.chosenVersion !== negotiatedVersion) fail('server Chosen Version differs from the Negotiated Version');
   if (!clientAvailable.includes(info.chosenVersion)) fail('server chose a version we did not offer');

@@ -328,11 +328,8 @@ test('RecvStream: FIN after all data was read is delivered', () => {
  * RFC 9368 §8 "Special Handling for QUIC Version 1": the client SHALL proceed as if the server had
  * sent Chosen Version 1 and Available Versions [1].
  */
-// Registered only with PETREL_KNOWN_BUGS=1 (uvu's test.skip makes scripts/test.mjs count a failure).
-if (process.env.PETREL_KNOWN_BUGS) {
-  test('RFC 9368 §8: v1 after VN without server version_information is accepted', () => {
-    validateServerVersionInformation(null, QUIC_V1, [QUIC_V1, QUIC_V2], true);
-  });
-} else console.log('SKIPPED: known bug repro (version.ts, RFC 9368 §8 v1 special case); run with PETREL_KNOWN_BUGS=1');
+test('RFC 9368 §8: v1 after VN without server version_information is accepted', () => {
+  validateServerVersionInformation(null, QUIC_V1, [QUIC_V1, QUIC_V2], true);
+});
 
 test.run();

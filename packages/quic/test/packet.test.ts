@@ -327,7 +327,10 @@ test('compatible version negotiation (RFC 9368)', () => {
 
   const both = [QUIC_V1, QUIC_V2];
   validateServerVersionInformation(null, QUIC_V1, both, false);
-  vne(() => validateServerVersionInformation(null, QUIC_V1, both, true));
+  // RFC 9368 §8: a v1 server without version_information after VN counts as chosen 1 / available [1]...
+  validateServerVersionInformation(null, QUIC_V1, both, true);
+  // Without the extension, any other version after VN is rejected.
+  vne(() => validateServerVersionInformation(null, QUIC_V2, both, true));
   validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: both }, QUIC_V2, both, false);
   vne(() => validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: both }, QUIC_V1, both, false));
   vne(() => validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: both }, QUIC_V2, [QUIC_V1], false));
