@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
-import { Pair } from './connection-harness.js';
-import { PacketType } from '../src/header.js';
+import { Pair, readAll } from './connection-harness.js';
+import { PacketHeader, PacketType, parseHeader } from '../src/header.js';
 import { FrameType } from '../src/frames.js';
 import { TransportError } from '../src/errors.js';
 import { QUIC_V1, QUIC_V2 } from '../src/version.js';
@@ -63,6 +63,43 @@ for (const provider of providers) {
       assert.equal(p.bugs(), []);
     });
   }
+
+  test(`[${provider.name}] 1-RTT packets that arrive before the client's Finished are buffered and processed after it (RFC 9001 §5.7)`, () => {
+    const hsDatagrams = new Set<number>();
+    const h = new PacketHeader();
+    const p = new Pair({
+      provider,
+      delay: 10,
+      mutate: (dir, data, n) => {
+        if (dir === 'up') {
+          for (let off = 0; off < data.length && parseHeader(data, off, data.length, 8, h); off = h.packetEnd) if (h.type === PacketType.Handshake) hsDatagrams.add(n);
+        }
+        return data;
+      },
+      // The client's Handshake datagrams (its Finished) arrive 30 ms late, after its first 1-RTT data.
+      extraDelay: (dir, n) => (dir === 'up' && hsDatagrams.has(n) ? 30 : 0),
+    });
+    let id = -1;
+    p.onEvent = (side, e) => {
+      if (side === 'client' && e.type === 'handshakeComplete') {
+        id = p.client.openStream(true)!;
+        p.client.write(id, new Uint8Array(6000).fill(8), true);
+      }
+    };
+    assert.ok(p.handshake(5000));
+    let got = 0;
+    let fin = 0;
+    assert.ok(p.runUntil(() => {
+      const r = readAll(p.server!, id);
+      got += r.data.length;
+      fin += r.fins;
+      return fin === 1;
+    }, 3000));
+    assert.is(got, 6000);
+    // The data was sent once: the buffered packets were processed, not dropped and retransmitted.
+    assert.is(p.client.stats.lost, 0);
+    assert.equal(p.bugs(), []);
+  });
 
   test(`[${provider.name}] amplification limit: an unvalidated server sends at most 3x what it received (RFC 9000 §8.1)`, () => {
     // The client's first flight arrives; everything after it is lost, so the server's address check never succeeds.
