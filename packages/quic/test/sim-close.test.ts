@@ -110,4 +110,19 @@ for (const provider of providers) {
   });
 }
 
+for (const provider of providers) {
+  test(`[${provider.name}] stateless reset after a migration (the new CID's token from NEW_CONNECTION_ID is honoured)`, () => {
+    const pair = new QuicPair({ provider, seed: 27, link: { delayMs: 10 } });
+    assert.ok(pair.handshake());
+    assert.ok(pair.transfer(100_000).ok);
+    assert.ok(pair.migrate());
+    assert.ok(pair.transfer(100_000).ok);
+    pair.restartServer();
+    pair.client.write(pair.client.openStream(true)!, new Uint8Array(500), true);
+    assert.ok(pair.runUntil(() => pair.client.isClosed, 20_000));
+    pair.assertNoBugs();
+    assert.is(closedInfo(pair, 'client')!.kind, 'stateless-reset');
+  });
+}
+
 test.run();
