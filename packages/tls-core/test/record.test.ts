@@ -333,6 +333,34 @@ test('KeyUpdate flood: more than maxKeyUpdatesWithoutData in a row → unexpecte
   }
 });
 
+test('writeAppDataV = writeAppData of the concatenation; records spanning received chunks (owned) decode', () => {
+  for (const p of providers) {
+    const suite: CipherSuite = 'TLS_AES_256_GCM_SHA384';
+    const secret = p.randomBytes(48);
+    const mk = () => {
+      const l = new RecordLayer({ provider: p, role: 'client', compatibilityMode: false, maxFragment: 1000 });
+      l.installSecret('application', 'write', suite, secret);
+      return l;
+    };
+    const parts = [new Uint8Array(10).fill(1), new Uint8Array(0), new Uint8Array(2500).fill(2), new Uint8Array(999).fill(3), new Uint8Array(1).fill(4)];
+    const a = mk().writeAppDataV(parts);
+    const b = mk().writeAppData(cat(...parts));
+    assert.is(toHex(a), toHex(b));
+    assert.is(a.length, 3510 + 4 * (5 + 1 + 16));
+    // read back, fed in every chunk size from 1 to 40 (owned: read in place)
+    for (let step = 1; step <= 40; step += 3) {
+      const r = new RecordLayer({ provider: p, role: 'server' });
+      (r as unknown as { level: string }).level = 'application';
+      (r as unknown as { readKey: RecordKey }).readKey = new RecordKey(p, suite, secret);
+      const wire = a.slice();
+      for (let o = 0; o < wire.length; o += step) r.receive(wire.subarray(o, o + step), true);
+      const got = drain(r).flatMap((e) => (e.type === 'appData' ? [...e.data] : []));
+      assert.is(toHex(Uint8Array.from(got)), toHex(cat(...parts)), `step ${step}`);
+      assert.is(r.bufferedBytes, 0);
+    }
+  }
+});
+
 test('needsKeyUpdate after keyUpdateAfter records', () => {
   const p = providers[0]!;
   const c = new RecordLayer({ provider: p, role: 'client', keyUpdateAfter: 3 });

@@ -556,4 +556,72 @@ test('KeyUpdate flood: the server ends the connection with unexpected_message (i
   }
 });
 
+/** Collects `n` bytes of data from `sock`. */
+function collect(sock: TlsSocket, n: number): Promise<Buffer> {
+  return until<Buffer>('collect', 10_000, (resolve, reject) => {
+    const parts: Buffer[] = [];
+    let got = 0;
+    const onData = (d: Buffer) => {
+      parts.push(d);
+      got += d.length;
+      if (got >= n) {
+        sock.off('data', onData);
+        resolve(Buffer.concat(parts));
+      }
+    };
+    sock.on('data', onData);
+    sock.once('error', reject);
+  });
+}
+
+test('small writes are coalesced into full records; order kept across small, large, corked (writev) writes', async () => {
+  for (const p of providers) {
+    const srv = await serve({ provider: p });
+    // relay counting client → server bytes
+    let up = 0;
+    const relay = net.createServer((c) => {
+      const t = net.connect({ host: '127.0.0.1', port: srv.port });
+      c.on('data', (d) => {
+        up += d.length;
+        t.write(d);
+      });
+      t.on('data', (d) => c.write(d));
+      c.on('error', () => t.destroy());
+      t.on('error', () => c.destroy());
+      c.on('close', () => t.destroy());
+      t.on('close', () => c.destroy());
+    });
+    const rport = await new Promise<number>((r) => relay.listen(0, '127.0.0.1', () => r((relay.address() as net.AddressInfo).port)));
+    const c = client(rport, { provider: p });
+    try {
+      await secure(c);
+      assert.ok((await echo(c, Buffer.from('warm'))).equals(Buffer.from('warm')));
+      await new Promise((r) => setTimeout(r, 20));
+      const before = up;
+      const parts: Buffer[] = [];
+      for (let i = 0; i < 1000; i++) parts.push(Buffer.from(`m${String(i).padStart(9, '0')}`)); // 10 bytes each
+      const got = collect(c, 10_000);
+      for (const b of parts) c.write(b);
+      const echoed = await got;
+      assert.ok(echoed.equals(Buffer.concat(parts)), 'data intact and in order');
+      const wire = up - before;
+      // one record per write would be 1000 × (10 + 22) bytes; coalesced: one record (+ a few)
+      assert.ok(wire < 10_000 + 5 * 22, `client sent ${wire} bytes for 10000 bytes of data`);
+      // small, then large, then corked small writes: order preserved
+      const seq: Buffer[] = [Buffer.from('a'.repeat(100)), Buffer.alloc(50_000, 0x62), Buffer.from('c'.repeat(10))];
+      const got2 = collect(c, 50_110 + 3 * 1000);
+      for (const b of seq) c.write(b);
+      c.cork();
+      const corked = [Buffer.alloc(1000, 0x64), Buffer.alloc(1000, 0x65), Buffer.alloc(1000, 0x66)];
+      for (const b of corked) c.write(b);
+      c.uncork();
+      assert.ok((await got2).equals(Buffer.concat([...seq, ...corked])), 'mixed writes in order');
+    } finally {
+      c.destroy();
+      relay.close();
+      await srv.close();
+    }
+  }
+});
+
 test.run();

@@ -82,10 +82,13 @@ export class RecordLayer {
   private keyUpdatesInARow = 0;
   private keyUpdatesTotal = 0;
 
-  // Input buffer: live bytes are buf[start..end).
-  private buf = new Uint8Array(0);
-  private start = 0;
-  private end = 0;
+  // Input: a queue of received chunks (live bytes: chunks[0][headOff..], chunks[1], ...). Records
+  // that lie within one chunk are read in place; only a record that spans chunks is copied, into
+  // `scratch` (no per-receive concatenation, no growing buffer).
+  private chunks: Uint8Array[] = [];
+  private headOff = 0;
+  private queued = 0;
+  private readonly scratch = new Uint8Array(HEADER + MAX_CIPHERTEXT);
 
   // The record being delivered (handshake content only): rec[recPos..recEnd).
   private rec: Uint8Array | null = null;
@@ -208,28 +211,66 @@ export class RecordLayer {
   // ---------------------------------------------------------------------------------------------
   // Input
 
-  /** Buffers bytes from the transport. Never throws; parse with `poll()`. */
-  receive(data: Uint8Array): void {
+  /**
+   * Buffers bytes from the transport. Never throws; parse with `poll()`. With `owned` the caller
+   * hands the buffer over (it will not modify it later, e.g. a fresh socket chunk): it is read in
+   * place instead of copied.
+   */
+  receive(data: Uint8Array, owned = false): void {
     if (this.readClosed || this.failure || data.length === 0) return;
-    const live = this.end - this.start;
-    if (this.end + data.length > this.buf.length) {
-      if (live + data.length <= this.buf.length && live < this.start) {
-        this.buf.copyWithin(0, this.start, this.end);
-      } else {
-        const grown = new Uint8Array(Math.max(live + data.length, Math.min(this.buf.length * 2, 4 * (MAX_CIPHERTEXT + HEADER)), 4096));
-        grown.set(this.buf.subarray(this.start, this.end));
-        this.buf = grown;
-      }
-      this.start = 0;
-      this.end = live;
-    }
-    this.buf.set(data, this.end);
-    this.end += data.length;
+    this.chunks.push(owned ? data : data.slice());
+    this.queued += data.length;
   }
 
   /** Bytes received but not yet parsed into records. */
   get bufferedBytes(): number {
-    return this.end - this.start;
+    return this.queued;
+  }
+
+  /** The input byte at offset `k` from the read position (k < queued). */
+  private peekByte(k: number): number {
+    let off = this.headOff + k;
+    for (const c of this.chunks) {
+      if (off < c.length) return c[off]!;
+      off -= c.length;
+    }
+    return 0;
+  }
+
+  /** Removes the next `n` (≤ queued) input bytes; returns them in place if they lie in one chunk, else copied into `scratch`. */
+  private take(n: number): Uint8Array {
+    const head = this.chunks[0]!;
+    const off = this.headOff;
+    this.queued -= n;
+    if (head.length - off >= n) {
+      const out = head.subarray(off, off + n);
+      this.headOff += n;
+      if (this.headOff === head.length) {
+        this.chunks.shift();
+        this.headOff = 0;
+      }
+      return out;
+    }
+    const out = this.scratch;
+    let o = 0;
+    while (o < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length - this.headOff, n - o);
+      out.set(c.subarray(this.headOff, this.headOff + k), o);
+      o += k;
+      this.headOff += k;
+      if (this.headOff === c.length) {
+        this.chunks.shift();
+        this.headOff = 0;
+      }
+    }
+    return out.subarray(0, n);
+  }
+
+  private clearInput(): void {
+    this.chunks = [];
+    this.headOff = 0;
+    this.queued = 0;
   }
 
   /** The next event, or undefined if more input is needed. Throws only ProtocolViolation. */
@@ -240,7 +281,7 @@ export class RecordLayer {
     } catch (e) {
       if (e instanceof ProtocolViolation) {
         this.failure = e;
-        this.start = this.end = 0;
+        this.clearInput();
         this.rec = null;
       }
       throw e;
@@ -253,12 +294,10 @@ export class RecordLayer {
       if (this.rec) return this.deliverHandshake();
       if (this.readClosed) return undefined;
       this.advanceReadKey();
-      const avail = this.end - this.start;
+      const avail = this.queued;
       if (avail < HEADER) return undefined;
-      const b = this.buf;
-      const s = this.start;
-      const type = b[s]!;
-      const len = (b[s + 3]! << 8) | b[s + 4]!;
+      const type = this.peekByte(0);
+      const len = (this.peekByte(3) << 8) | this.peekByte(4);
       const protectedRead = this.readKey !== null;
       if (type !== ContentType.application_data && type !== ContentType.handshake && type !== ContentType.alert && type !== ContentType.change_cipher_spec) {
         throw tlsError(Alert.unexpected_message, `record with unknown content type ${type}`);
@@ -267,9 +306,10 @@ export class RecordLayer {
         throw tlsError(Alert.record_overflow, `record of ${len} bytes exceeds the limit`);
       }
       if (avail < HEADER + len) return undefined;
-      const header = b.subarray(s, s + HEADER);
-      const body = b.subarray(s + HEADER, s + HEADER + len);
-      this.start += HEADER + len;
+      // In place (a view of a received chunk) or in `scratch`: valid until the next take().
+      const record = this.take(HEADER + len);
+      const header = record.subarray(0, HEADER);
+      const body = record.subarray(HEADER);
       if (this.hsHeaderFill > 0 || this.hsBodyRemaining > 0) {
         // §5.1: nothing may come between the fragments of a handshake message.
         if (type !== ContentType.handshake && type !== ContentType.application_data) {
@@ -511,39 +551,73 @@ export class RecordLayer {
     return this.seal(ContentType.alert, Uint8Array.of(level, description), key);
   }
 
-  private seal(type: number, data: Uint8Array, key: RecordKey | null): Uint8Array {
+  /**
+   * Records carrying the concatenation of `parts` as application data, in one buffer (full-size
+   * records across part boundaries; no intermediate concatenation).
+   */
+  writeAppDataV(parts: readonly Uint8Array[]): Uint8Array {
+    if (parts.length === 1) return this.writeAppData(parts[0]!);
+    const key = this.writeKeys.application ?? this.writeKeys.early;
+    if (!key) throw new Error('record layer: application data before keys are available');
+    let total = 0;
+    for (const p of parts) total += p.length;
+    return this.seal(ContentType.application_data, null, key, parts, total);
+  }
+
+  /** Copies `len` bytes of the concatenated parts, from the cursor on, to out[o..]; advances the cursor. */
+  private copyParts(parts: readonly Uint8Array[], out: Uint8Array, o: number, len: number): void {
+    while (len > 0) {
+      const p = parts[this.partIdx]!;
+      const k = Math.min(p.length - this.partOff, len);
+      out.set(k === p.length ? p : p.subarray(this.partOff, this.partOff + k), o);
+      o += k;
+      len -= k;
+      this.partOff += k;
+      if (this.partOff === p.length) {
+        this.partIdx++;
+        this.partOff = 0;
+      }
+    }
+  }
+  private partIdx = 0;
+  private partOff = 0;
+
+  private seal(type: number, single: Uint8Array | null, key: RecordKey | null, parts: readonly Uint8Array[] = [], total = single?.length ?? 0): Uint8Array {
     const frag = this.maxFragment;
-    const n = data.length === 0 ? 1 : Math.ceil(data.length / frag);
+    this.partIdx = 0;
+    this.partOff = 0;
+    const n = total === 0 ? 1 : Math.ceil(total / frag);
+    if (key && key.seq + n > hardRecordLimit(key.suite)) {
+      throw new Error('record layer: key usage limit reached without a KeyUpdate');
+    }
     const ccs = key !== null && this.compat && !this.ccsSent;
     const overhead = key ? HEADER + 1 + this.padding + TAG : HEADER;
-    const out = new Uint8Array(data.length + n * overhead + (ccs ? 6 : 0));
+    const out = new Uint8Array(total + n * overhead + (ccs ? 6 : 0));
     let o = 0;
     if (ccs) {
       this.ccsSent = true;
       out[0] = ContentType.change_cipher_spec;
       out[1] = 3;
       out[2] = 3;
+      out[3] = 0;
       out[4] = 1;
       out[5] = 1;
       o = 6;
-    }
-    if (key && key.seq + n > hardRecordLimit(key.suite)) {
-      throw new Error('record layer: key usage limit reached without a KeyUpdate');
     }
     // legacy_record_version (§5.1): 0x0301 on the initial ClientHello, 0x0303 everywhere else.
     const legacyMinor = !key && type === ContentType.handshake && this.role === 'client' && !this.firstHelloSent ? 1 : 3;
     if (!key && type === ContentType.handshake) this.firstHelloSent = true;
     for (let i = 0; i < n; i++) {
       const from = i * frag;
-      const len = Math.min(frag, data.length - from);
-      const chunk = data.subarray(from, from + len);
+      const len = Math.min(frag, total - from);
       if (!key) {
         out[o] = type;
         out[o + 1] = 3;
         out[o + 2] = legacyMinor;
         out[o + 3] = len >> 8;
         out[o + 4] = len & 0xff;
-        out.set(chunk, o + HEADER);
+        if (single) out.set(single.subarray(from, from + len), o + HEADER);
+        else this.copyParts(parts, out, o + HEADER, len);
         o += HEADER + len;
         continue;
       }
@@ -554,7 +628,8 @@ export class RecordLayer {
       out[o + 2] = 3;
       out[o + 3] = recLen >> 8;
       out[o + 4] = recLen & 0xff;
-      out.set(chunk, o + HEADER);
+      if (single) out.set(single.subarray(from, from + len), o + HEADER);
+      else this.copyParts(parts, out, o + HEADER, len);
       out[o + HEADER + len] = type;
       // padding bytes are already zero
       const body = out.subarray(o + HEADER, o + HEADER + recLen);

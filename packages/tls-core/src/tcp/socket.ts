@@ -88,6 +88,12 @@ export interface KeyUpdateLimits {
 /** Default for {@link KeyUpdateLimits.perSecond}. */
 export const MAX_KEY_UPDATES_PER_SECOND = 100;
 
+/** Staging buffer for small writes: one full record. Writes of this size or more are sealed at once. */
+const STAGE_SIZE = 16384;
+const STAGE_BELOW = 4096;
+/** Application writes complete at once while the transport buffers less than this. */
+const TRANSPORT_BUFFER = 256 * 1024;
+
 type PendingWrite = { data: Uint8Array; cb: (err?: Error | null) => void };
 
 export class TlsSocket extends Duplex {
@@ -125,6 +131,12 @@ export class TlsSocket extends Duplex {
   private waitingPending = false;
   private drainCb: (() => void) | null = null;
   private transportEnded = false;
+  /** Small application writes waiting to be sealed together (see writeApp). */
+  private staged: Uint8Array | null = null;
+  private stagedLen = 0;
+  private flushScheduled = false;
+  /** The last transport write returned false and no 'drain' came yet. */
+  private transportFull = false;
   private readonly keyUpdatesPerSecond: number;
   private keyUpdatesSeen = 0;
   private keyUpdateWindowStart = 0;
@@ -166,6 +178,7 @@ export class TlsSocket extends Duplex {
       if (this.peerClosed && this.readableEnded) this.destroy();
     });
     transport.on('drain', () => {
+      this.transportFull = false;
       const cb = this.drainCb;
       this.drainCb = null;
       if (cb) cb();
@@ -241,7 +254,8 @@ export class TlsSocket extends Duplex {
 
   private onTransportData(chunk: Buffer): void {
     if (this.dead) return;
-    this.record.receive(chunk);
+    // A socket chunk is a fresh buffer nobody writes to again: the record layer reads it in place.
+    this.record.receive(chunk, true);
     this.guard(() => this.pump());
   }
 
@@ -346,6 +360,7 @@ export class TlsSocket extends Duplex {
     for (let ev = this.tls.poll(); ev && !this.dead; ev = this.tls.poll()) {
       switch (ev.type) {
         case 'send':
+          this.flushStaged(); // application data accepted earlier goes first
           if (ev.level === 'application' && ev.data[0] === 24) this.keyUpdatesSent++;
           this.transport.write(this.record.writeHandshake(ev.level, ev.data));
           break;
@@ -444,27 +459,67 @@ export class TlsSocket extends Duplex {
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
-    this._write(data, 'binary', cb);
+    if (chunks.length === 1 || this.dead || !this.secure) {
+      const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+      this._write(data, 'binary', cb);
+      return;
+    }
+    // Several buffered writes: sealed as one stream of full-size records in one transport write.
+    this.writeApp(null, cb, chunks.map((c) => c.chunk));
   }
 
-  private writeApp(data: Uint8Array, cb: (err?: Error | null) => void): void {
+  /**
+   * Application data out. Small writes are copied into a staging buffer and sealed together at the
+   * end of the tick (full records instead of one record per write; one transport write); a large
+   * write (or a full stage) is sealed at once, together with what is staged. The write completes
+   * while the transport holds less than {@link TRANSPORT_BUFFER} bytes, else at its 'drain'.
+   */
+  private writeApp(data: Uint8Array | null, cb: (err?: Error | null) => void, parts?: Uint8Array[]): void {
     if (this.dead) return cb(new Error('TLS socket is closed'));
-    let ok = true;
     try {
-      if (this.record.needsKeyUpdate) {
-        this.tls.updateKeys(false);
-        this.drainSession();
+      if (data && data.length < STAGE_BELOW && this.stagedLen + data.length <= STAGE_SIZE) {
+        this.staged ??= new Uint8Array(STAGE_SIZE);
+        this.staged.set(data, this.stagedLen);
+        this.stagedLen += data.length;
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          process.nextTick(() => {
+            this.flushScheduled = false;
+            this.guard(() => this.flushStaged());
+          });
+        }
+      } else {
+        const all: Uint8Array[] = [];
+        if (this.stagedLen > 0) all.push(this.staged!.subarray(0, this.stagedLen));
+        if (data) all.push(data);
+        if (parts) for (const p of parts) all.push(p);
+        this.stagedLen = 0;
+        this.sendApp(all);
       }
-      ok = this.transport.write(this.record.writeAppData(data));
     } catch (e) {
       this.guard(() => {
         throw e;
       });
       return cb(e instanceof Error ? e : new Error(String(e)));
     }
-    if (ok) cb();
+    if (!this.transportFull || this.transport.writableLength < TRANSPORT_BUFFER) cb();
     else this.drainCb = () => cb();
+  }
+
+  /** Seals and writes what is staged (before any other record goes out, and at the end of a tick). */
+  private flushStaged(): void {
+    if (this.stagedLen === 0 || this.dead) return;
+    const n = this.stagedLen;
+    this.stagedLen = 0; // a KeyUpdate sent from sendApp() must not flush it again
+    this.sendApp([this.staged!.subarray(0, n)]);
+  }
+
+  private sendApp(parts: Uint8Array[]): void {
+    if (this.record.needsKeyUpdate) {
+      this.tls.updateKeys(false);
+      this.drainSession();
+    }
+    if (!this.transport.write(this.record.writeAppDataV(parts))) this.transportFull = true;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -476,6 +531,7 @@ export class TlsSocket extends Duplex {
     if (!this.closeNotifySent && this.transport.writable && !this.transport.destroyed) {
       this.closeNotifySent = true;
       try {
+        this.flushStaged();
         this.transport.write(this.record.writeAlert(Alert.close_notify));
       } catch {
         // closing anyway
