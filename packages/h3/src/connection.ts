@@ -752,6 +752,22 @@ export class H3Connection {
     this.transport.write(this.controlStream, encodeIdFrame(FrameType.GOAWAY, gid), false);
   }
 
+  /**
+   * Receive backpressure: stops reading request stream `id` from the transport (a body consumer is
+   * above its high-water mark). The transport's flow control then holds the peer back. No-op for
+   * a transport without `pauseReading` or a stream that is not an open request stream.
+   */
+  pauseReading(id: number): void {
+    const s = this.requests.get(id);
+    if (!s || s.fin || this.closedState) return;
+    this.transport.pauseReading?.(id);
+  }
+
+  /** Undoes {@link pauseReading}: the transport delivers the stream's data again. */
+  resumeReading(id: number): void {
+    this.transport.resumeReading?.(id);
+  }
+
   /** Bytes written on stream `id` that the transport has not accepted yet (backpressure). */
   bufferedAmount(id: number): number {
     return this.transport.bufferedAmount?.(id) ?? 0;

@@ -42,10 +42,27 @@ function bindH3(inner: QuicConnection, opts: H3ConnectionOptions, onBound: (b: H
     for (const t of b.transport.translate(e)) for (const x of b.h3.handleEvent(t)) out.push(x);
     if (out.length) b.onEvents(out);
   };
+  // Streams resumed by a body consumer (receive backpressure): read them outside the caller's
+  // stack (the consumer's pull), then the session's wake lets the driver send the credit.
+  let resumeQueued = false;
+  const feedResumed = (): void => {
+    resumeQueued = false;
+    const b = binding;
+    if (!b) return;
+    const out: H3Event[] = [];
+    for (const t of b.transport.takeResumed()) for (const x of b.h3.handleEvent(t)) out.push(x);
+    if (out.length) b.onEvents(out);
+  };
   const pollEvent = (): ConnectionEvent | undefined => {
+    if (binding) feedResumed();
     for (let e = inner.pollEvent(); e; e = inner.pollEvent()) {
       if (e.type === 'handshakeComplete' && !binding) {
         const transport = new QuicH3Transport(inner, () => performance.now());
+        transport.onResume = () => {
+          if (resumeQueued) return;
+          resumeQueued = true;
+          queueMicrotask(feedResumed);
+        };
         binding = { quic: inner, transport, h3: new H3Connection(transport, opts), onEvents: () => {} };
         onBound(binding);
         for (const x of early.splice(0)) feed(x);

@@ -1,7 +1,9 @@
 /**
  * Adapter from Petrel's sans-I/O QUIC connection (`QuicConnection`, @petrel/quic api.ts) to the
  * {@link H3Transport} that {@link H3Connection} uses:
- *  - QUIC's pull model (`streamReadable` + `read(id)`) becomes `streamData` events;
+ *  - QUIC's pull model (`streamReadable` + `read(id)`) becomes `streamData` events; a stream whose
+ *    reading is paused (`pauseReading`, a body consumer above its high-water mark) is left unread,
+ *    so QUIC flow control holds the peer back; `resumeReading` + `takeResumed()` deliver it later;
  *  - partial writes (a full send buffer) are queued per stream and flushed on `streamWritable`,
  *    so h3 can write whole frames; `bufferedAmount(id)` lets an application apply backpressure.
  * Usage (driver loop): `for (let ev; (ev = quic.pollEvent()); ) for (const t of adapter.translate(ev)) sink(h3.handleEvent(t));`
@@ -19,6 +21,15 @@ interface Pending {
 export class QuicH3Transport implements H3Transport {
   readonly isClient: boolean;
   private readonly pending = new Map<number, Pending>();
+  /** Streams whose reading the application paused (a body consumer above its high-water mark). */
+  private readonly paused = new Set<number>();
+  /** Paused streams resumed since the last {@link takeResumed}: their data waits in QUIC. */
+  private readonly resumed = new Set<number>();
+  /**
+   * Called when a paused stream is resumed (its data must be read outside the caller's stack: the
+   * driver calls {@link takeResumed} and feeds the events to h3). Set by the driver glue.
+   */
+  onResume: (() => void) | null = null;
 
   constructor(
     readonly quic: QuicConnection,
@@ -68,6 +79,47 @@ export class QuicH3Transport implements H3Transport {
     this.pending.delete(id);
   }
 
+  /**
+   * Stops reading stream `id` from QUIC: its data stays in the QUIC receive buffer, so QUIC flow
+   * control (the stream window, MAX_STREAM_DATA) bounds what the peer can send meanwhile.
+   */
+  pauseReading(id: number): void {
+    this.paused.add(id);
+  }
+
+  /** Reads stream `id` again: the data QUIC holds is delivered by the next {@link takeResumed}. */
+  resumeReading(id: number): void {
+    if (!this.paused.delete(id)) return;
+    this.resumed.add(id);
+    this.onResume?.();
+  }
+
+  /** The events of resumed streams (their data buffered in QUIC meanwhile). */
+  takeResumed(): TransportEvent[] {
+    if (this.resumed.size === 0) return [];
+    const out: TransportEvent[] = [];
+    for (const id of [...this.resumed]) {
+      this.resumed.delete(id);
+      if (!this.paused.has(id)) this.readInto(id, out);
+    }
+    return out;
+  }
+
+  /** Reads what QUIC holds for `id` (bounded loop; a chunk with fin ends it). */
+  private readInto(id: number, out: TransportEvent[]): void {
+    for (let i = 0; i < 1_000_000; i++) {
+      const c = this.quic.read(id);
+      if (!c) break;
+      out.push({ type: 'streamData', id, data: c.data, fin: c.fin });
+      if (c.fin) break;
+    }
+  }
+
+  private forget(id: number): void {
+    this.paused.delete(id);
+    this.resumed.delete(id);
+  }
+
   sendDatagram(data: Uint8Array): boolean {
     return this.quic.sendDatagram(data);
   }
@@ -78,11 +130,15 @@ export class QuicH3Transport implements H3Transport {
   }
 
   stopSending(id: number, code: number): void {
+    // QUIC discards what it holds for the stream: nothing left to pause for.
+    this.forget(id);
     this.quic.stopSending(id, code);
   }
 
   close(code: number, reason: string): void {
     this.pending.clear();
+    this.paused.clear();
+    this.resumed.clear();
     this.quic.close(code, reason, this.now());
   }
 
@@ -94,19 +150,18 @@ export class QuicH3Transport implements H3Transport {
       case 'streamOpened':
         return [{ type: 'streamOpened', id: ev.id }];
       case 'streamReadable': {
+        // Paused: leave the data in QUIC (resumeReading delivers it; QUIC notifies only once
+        // until the next read, so nothing is lost).
+        if (this.paused.has(ev.id)) return [];
         const out: TransportEvent[] = [];
-        for (let i = 0; i < 1_000_000; i++) {
-          const c = this.quic.read(ev.id);
-          if (!c) break;
-          out.push({ type: 'streamData', id: ev.id, data: c.data, fin: c.fin });
-          if (c.fin) break;
-        }
+        this.readInto(ev.id, out);
         return out;
       }
       case 'streamWritable':
         this.flush(ev.id);
         return this.pending.has(ev.id) ? [] : [{ type: 'streamWritable', id: ev.id }];
       case 'streamReset':
+        this.forget(ev.id);
         return [{ type: 'streamReset', id: ev.id, code: ev.code }];
       case 'streamStopped':
         this.pending.delete(ev.id);
@@ -115,6 +170,8 @@ export class QuicH3Transport implements H3Transport {
         return [{ type: 'datagram', data: ev.data }];
       case 'closed':
         this.pending.clear();
+        this.paused.clear();
+        this.resumed.clear();
         return [{ type: 'closed', code: ev.info.code, reason: ev.info.reason, remote: ev.info.remote }];
       default:
         return [];
@@ -142,6 +199,7 @@ export class H3OverQuic {
 
   poll(): H3Event[] {
     const out: H3Event[] = [];
+    for (const t of this.transport.takeResumed()) for (const e of this.h3.handleEvent(t)) out.push(e);
     for (let ev = this.quic.pollEvent(); ev; ev = this.quic.pollEvent()) {
       for (const t of this.transport.translate(ev)) {
         const evs = this.h3.handleEvent(t);

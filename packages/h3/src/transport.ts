@@ -37,6 +37,13 @@ export interface H3Transport {
   sendDatagram?(data: Uint8Array): boolean;
   /** Bytes written but not yet accepted by the transport on this stream (optional: 0 if absent). */
   bufferedAmount?(id: number): number;
+  /**
+   * Stops delivering `streamData` for stream `id` until {@link resumeReading} (optional): the
+   * transport leaves the bytes unread so its flow control holds the peer back.
+   */
+  pauseReading?(id: number): void;
+  /** Delivers stream `id` again (optional; see {@link pauseReading}). */
+  resumeReading?(id: number): void;
   /** Close the connection with an application error code (CONNECTION_CLOSE 0x1d). */
   close(code: number, reason: string): void;
 }

@@ -7,8 +7,11 @@
  * to `handleEvents`. Writes go straight to the transport; `wake` (optional) tells the driver that
  * asynchronous code wrote something (so a QUIC driver can poll for datagrams).
  * Outgoing bodies respect transport backpressure (they pause above BODY_HIGH_WATER_MARK bytes
- * queued and resume on 'writable'); incoming bodies are pushed as they arrive (QUIC flow control
- * bounds them). Not yet: trailers in the web API.
+ * queued and resume on 'writable'); incoming bodies are demand-driven: above
+ * BODY_READ_HIGH_WATER_MARK bytes queued in the body stream (not yet read by the application) the
+ * stream's transport reading is paused (`H3Connection.pauseReading`) until the application reads
+ * again, so QUIC flow control bounds what a peer can push into a handler that reads slowly or not at
+ * all. Not yet: trailers in the web API.
  */
 import { H3Error } from './errors.js';
 import type { H3Connection, H3Event } from './connection.js';
@@ -18,6 +21,13 @@ export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 /** Body writes pause while more than this many bytes wait in the transport (per stream). */
 export const BODY_HIGH_WATER_MARK = 256 * 1024;
+
+/**
+ * Incoming bodies: above this many bytes queued in the body stream and not yet read by the
+ * application, reading from the transport pauses (per stream). What a peer can make us hold per
+ * unread body is then this plus the QUIC stream receive window.
+ */
+export const BODY_READ_HIGH_WATER_MARK = 256 * 1024;
 
 export interface SessionOptions {
   /** Called after asynchronous writes (response or request body chunks). */
@@ -66,24 +76,50 @@ interface Body {
   controller: ReadableStreamDefaultController<Uint8Array> | null;
   stream: ReadableStream<Uint8Array>;
   closed: boolean;
+  /** Transport reading is paused for this body (its queue is above the high-water mark). */
+  paused: boolean;
+  conn: H3Connection;
+  id: number;
+  wake: (() => void) | undefined;
 }
 
-function makeBody(onCancel: () => void): Body {
-  const b: Body = { controller: null, stream: null!, closed: false };
-  b.stream = new ReadableStream<Uint8Array>({
-    start(c) {
-      b.controller = c;
+function makeBody(conn: H3Connection, id: number, wake: (() => void) | undefined, onCancel: () => void): Body {
+  const b: Body = { controller: null, stream: null!, closed: false, paused: false, conn, id, wake };
+  b.stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        b.controller = c;
+      },
+      // The application read below the high-water mark: deliver what the transport holds.
+      pull() {
+        if (b.paused && !b.closed) {
+          b.paused = false;
+          conn.resumeReading(id);
+          wake?.();
+        }
+      },
+      cancel() {
+        b.closed = true;
+        if (b.paused) {
+          b.paused = false;
+          conn.resumeReading(id);
+        }
+        onCancel();
+      },
     },
-    cancel() {
-      b.closed = true;
-      onCancel();
-    },
-  });
+    { highWaterMark: BODY_READ_HIGH_WATER_MARK, size: (chunk) => chunk.byteLength },
+  );
   return b;
 }
 
 function bodyPush(b: Body | undefined, data: Uint8Array): void {
-  if (b && !b.closed) b.controller!.enqueue(data.slice());
+  if (!b || b.closed) return;
+  const c = b.controller!;
+  c.enqueue(data.slice());
+  if (!b.paused && (c.desiredSize ?? 1) <= 0) {
+    b.paused = true;
+    b.conn.pauseReading(b.id);
+  }
 }
 function bodyEnd(b: Body | undefined): void {
   if (b && !b.closed) {
@@ -232,7 +268,7 @@ export class H3ServerSession {
     const hasBody = method !== 'GET' && method !== 'HEAD';
     if (hasBody) {
       // The handler does not want the rest of the request body: stop reading, keep responding.
-      s.body = makeBody(() => {
+      s.body = makeBody(this.conn, id, this.opts.wake, () => {
         this.conn.stopReading(id);
         s.requestDone = true;
         this.opts.wake?.();
@@ -367,7 +403,7 @@ export class H3ClientSession {
           if (status < 200) break; // interim response
           const headers = fieldsToHeaders(ev.headers);
           const id = ev.streamId;
-          s.body = makeBody(() => {
+          s.body = makeBody(this.conn, id, this.opts.wake, () => {
             if (!s.gone) {
               s.gone = true;
               this.streams.delete(id);

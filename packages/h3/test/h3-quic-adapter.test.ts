@@ -6,7 +6,7 @@ import type { ConnectionEvent, QuicConnection, StreamChunk } from '@petrel/quic/
 import { H3Connection, type H3Event } from '../src/connection.js';
 import { H3OverQuic, QuicH3Transport } from '../src/quic-adapter.js';
 import { GET } from './h3-support.js';
-import { BODY_HIGH_WATER_MARK, H3ClientSession, H3ServerSession } from '../src/web.js';
+import { BODY_HIGH_WATER_MARK, BODY_READ_HIGH_WATER_MARK, H3ClientSession, H3ServerSession } from '../src/web.js';
 
 class FakeQuic {
   peer!: FakeQuic;
@@ -176,6 +176,57 @@ test('web sessions over the adapter: a 4 MB streamed response respects backpress
   assert.is(await fetched, 4 * 1024 * 1024);
   assert.ok(maxBuffered <= BODY_HIGH_WATER_MARK + chunk.length + 1024, `max buffered ${maxBuffered}`);
   assert.ok(maxBuffered > 0);
+});
+
+test('receive backpressure: an unread response body stays in QUIC (reading pauses above the high-water mark), all of it arrives once read', async () => {
+  const cq = new FakeQuic('client');
+  const sq = new FakeQuic('server');
+  cq.peer = sq;
+  sq.peer = cq;
+  const c = new H3OverQuic(cq as unknown as QuicConnection, () => 0);
+  const s = new H3OverQuic(sq as unknown as QuicConnection, () => 0);
+  // Count what the adapter takes out of the client's QUIC on the request stream.
+  let taken = 0;
+  const read = cq.read.bind(cq);
+  cq.read = (id: number) => {
+    const ch = read(id);
+    if (id === 0 && ch) taken += ch.data.length;
+    return ch;
+  };
+  const total = 2 * 1024 * 1024;
+  const server = new H3ServerSession(s.h3, () => new Response(new Uint8Array(total).fill(7)));
+  const client = new H3ClientSession(c.h3);
+  const res = client.fetch('https://a.example/big');
+  const step = async (): Promise<void> => {
+    cq.credit = sq.credit = 0;
+    cq.tick();
+    sq.tick();
+    sq.credit = 64 * 1024;
+    server.handleEvents(s.poll());
+    client.handleEvents(c.poll());
+    await new Promise((r) => setImmediate(r));
+  };
+  for (let i = 0; i < 100; i++) await step();
+  const r = await res;
+  const held = cq.recv.get(0)!.chunks.reduce((n, ch) => n + ch.length, 0);
+  assert.ok(taken <= BODY_READ_HIGH_WATER_MARK + 2 * 64 * 1024, `the adapter read ${taken} bytes of an unread body`);
+  assert.ok(held > total / 2, `${held} bytes wait in QUIC`);
+  // Reading resumes the stream: everything arrives, in order.
+  let got = 0;
+  let done = false;
+  const reading = (async () => {
+    const rd = r.body!.getReader();
+    for (;;) {
+      const { done: d, value } = await rd.read();
+      if (d) break;
+      for (const b of value) assert.is(b, 7);
+      got += value.length;
+    }
+    done = true;
+  })();
+  for (let i = 0; i < 2000 && !done; i++) await step();
+  await reading;
+  assert.is(got, total);
 });
 
 test.run();
