@@ -4,7 +4,8 @@
 // Connection on both sides, keys from the TLS key log) and check the server's close code. The
 // table of limits is in test/load/README.md.
 //
-// LOAD_KNOWN_BUGS=1 also runs the tests of limits that are missing today (they fail).
+// The two former LOAD_KNOWN_BUGS cases (per-connection out-of-order segments, unread HTTP/3 bodies)
+// are normal tests now; run with --expose-gc for the heap figure of the first.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { injectToServer } from './support/load-inject.js';
@@ -16,7 +17,6 @@ import { ProtocolViolation } from '../packages/tls-core/src/errors.js';
 import { connectH3 } from '../packages/h3/src/node.js';
 import { loadCerts, mb, runClients, sleep, startLoadServer, waitFor } from './support/load.js';
 
-const knownBugs = process.env.LOAD_KNOWN_BUGS === '1';
 
 /** Minimal QUIC varint (RFC 9000 §16). */
 function v(n: number): number[] {
@@ -146,6 +146,33 @@ test('Assembler without a byte bound still stops at maxGaps; with maxBuffer it s
   assert.is(b.buffered, 0, 'a rejected frame buffered nothing');
 });
 
+test('Assembler segment budget shared across streams: counted on insert, returned on read/discard/merge, PROTOCOL_VIOLATION beyond', () => {
+  const budget = { used: 0, max: 100 };
+  const a = new Assembler({ maxBuffer: Infinity, frameType: 0x08, budget });
+  const b = new Assembler({ maxBuffer: Infinity, frameType: 0x08, budget });
+  for (let i = 0; i < 50; i++) a.insert(1 + 2 * i, Uint8Array.of(1));
+  for (let i = 0; i < 50; i++) b.insert(1 + 2 * i, Uint8Array.of(1));
+  assert.is(budget.used, 100);
+  // Filling a's holes makes its segments adjacent: merged when the budget is reached, not an error.
+  for (let i = 0; i < 50; i++) a.insert(2 * i, Uint8Array.of(1));
+  assert.ok(budget.used <= 100, `${budget.used}`);
+  assert.ok(a.segmentCount < 50, `a merged to ${a.segmentCount} segments`);
+  // b's holes cannot merge: it runs into the shared bound.
+  let err: unknown = null;
+  let n = 0;
+  try {
+    for (; n < 200; n++) b.insert(101 + 2 * n, Uint8Array.of(1));
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ProtocolViolation && err.code === TransportError.PROTOCOL_VIOLATION, String(err));
+  assert.ok(50 + n + a.segmentCount >= 100 && n < 60, `stopped after ${n} more holes`);
+  while (a.read()) {}
+  assert.is(a.segmentCount, 0);
+  b.discard();
+  assert.is(budget.used, 0, 'everything returned');
+});
+
 test('send buffer (sendBufferSize): write() accepts at most the bound, the rest waits for the application', () => {
   const s = new SendStream(0, { initialMaxData: 1 << 30, maxBuffered: 64 * 1024 });
   const n = s.write(new Uint8Array(10 << 20));
@@ -190,28 +217,31 @@ test('maxConnections over UDP: connection N+1 is refused (CONNECTION_REFUSED) wh
 });
 
 // ---------------------------------------------------------------------------------------------
-// Missing limits (LOAD_KNOWN_BUGS=1)
+// Formerly missing limits (were LOAD_KNOWN_BUGS=1)
 
-(knownBugs ? test : test.skip)('KNOWN BUG quic: out-of-order holes across streams are bounded per connection (today ~51 MB of heap for 1.4 MB of frames)', () => {
-  // Each stream allows 2048 holes (assembler.ts maxGaps) and each hole costs a segment object, but
-  // nothing bounds them per connection: 100 streams × 2000 one-byte frames use only 400 KiB of
-  // flow-control credit and pin tens of MB.
+test('out-of-order holes across streams are bounded per connection (maxReassemblySegments, default 16,384) → PROTOCOL_VIOLATION', () => {
+  // Each stream allows 2048 holes (assembler.ts maxGaps) and each hole costs a segment object:
+  // 100 streams × 2000 one-byte frames use only 400 KiB of flow-control credit. Without the
+  // per-connection segment budget (streams/manager.ts) they pinned ~50-60 MB of heap.
   const frames: number[][] = [];
   for (let s = 0; s < 100; s++) for (let i = 0; i < 2000; i++) frames.push(stream(4 * s, 1 + 2 * i, [0x55]));
+  const payloads = packets(frames).map((p) => Uint8Array.from(p));
   const g = (globalThis as { gc?: () => void }).gc;
   g?.();
   const h0 = process.memoryUsage().heapUsed;
-  const r = injectToServer(packets(frames).map((p) => Uint8Array.from(p)));
+  const r = injectToServer(payloads);
   g?.();
   const grew = process.memoryUsage().heapUsed - h0;
   console.log(`  ${frames.length} one-byte frames on 100 streams: server ${r.serverClose ? `closed (${r.serverClose.code})` : 'open'}, heap +${mb(grew)}${g ? '' : ' (no --expose-gc: rough)'}`);
-  assert.ok(r.serverClose !== null || grew < 16 << 20, `heap grew by ${mb(grew)} for ${mb(frames.length * 8)} of frames`);
+  assert.ok(r.serverClose !== null, 'the server closed the connection');
+  assert.is(r.serverClose!.code, TransportError.PROTOCOL_VIOLATION, JSON.stringify(r.serverClose));
+  if (g) assert.ok(grew < 16 << 20, `heap grew by ${mb(grew)} for ${mb(frames.length * 8)} of frames`);
 });
 
-(knownBugs ? test : test.skip)('KNOWN BUG h3: a request body the handler has not read yet is bounded by flow control (today: all of it is buffered)', async () => {
-  // packages/h3/src/quic-adapter.ts translate() reads every readable stream to the end at once and
-  // web.ts bodyPush() enqueues into the body stream regardless of desiredSize, so QUIC flow control
-  // credit returns at once: a client can push any amount into a slow handler's memory.
+test('h3: a request body the handler has not read yet is bounded by flow control (BODY_READ_HIGH_WATER_MARK + stream window)', async () => {
+  // packages/h3/src/web.ts pauses reading a request stream from QUIC while its body stream holds
+  // more than 256 KiB the handler has not read (quic-adapter.ts pauseReading): QUIC flow control
+  // then stops the client. Before that, 48 MB were accepted and buffered for a handler that read nothing.
   const srv = await startLoadServer({});
   const { ca } = loadCerts();
   try {
@@ -227,9 +257,9 @@ test('maxConnections over UDP: connection N+1 is refused (CONNECTION_REFUSED) wh
         ctl.enqueue(chunk.slice());
       },
     });
-    const p = c.fetch(`https://localhost:${srv.port}/later?ms=6000`, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    const p = c.fetch(`https://localhost:${srv.port}/later?ms=4000`, { method: 'POST', body, duplex: 'half' } as RequestInit);
     p.catch(() => {}); // awaited below when the checks pass
-    await sleep(4000);
+    await sleep(3000);
     const s = await srv.stats();
     console.log(`  client handed over ${mb(sent)} to a handler that read nothing; server arrayBuffers ${mb(base.arrayBuffers)} → ${mb(s.arrayBuffers)}`);
     // Stream window auto-tunes up to maxStreamWindow (16 MiB) at most.

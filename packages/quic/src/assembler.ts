@@ -27,7 +27,22 @@ export interface AssemblerOptions {
    * Exceeding it is a PROTOCOL_VIOLATION.
    */
   maxGaps?: number;
+  /**
+   * A segment budget shared by several assemblers (all STREAM reassembly of one connection): the
+   * per-stream `maxGaps` alone lets 100 streams × 2048 one-byte frames pin tens of MB. Every
+   * buffered segment counts; beyond `max` (after merging adjacent segments) PROTOCOL_VIOLATION.
+   */
+  budget?: SegmentBudget;
 }
+
+/** Segments buffered across the assemblers sharing it (see {@link AssemblerOptions.budget}). */
+export interface SegmentBudget {
+  used: number;
+  readonly max: number;
+}
+
+/** Default per-connection bound on buffered out-of-order segments (~300 bytes of heap each at worst). */
+export const DEFAULT_MAX_REASSEMBLY_SEGMENTS = 16_384;
 
 interface Segment {
   off: number;
@@ -52,6 +67,7 @@ export class Assembler {
   readonly maxGaps: number;
   /** Segment count at which adjacent segments are merged (amortized defragmentation). */
   private defragAt = 256;
+  private readonly budget: SegmentBudget | null;
 
   constructor(opts: AssemblerOptions = {}) {
     this.maxBuffer = opts.maxBuffer ?? Infinity;
@@ -59,6 +75,7 @@ export class Assembler {
     this.frameType = opts.frameType ?? 0x06;
     this.checkConsistency = opts.checkConsistency ?? true;
     this.maxGaps = opts.maxGaps ?? 2048;
+    this.budget = opts.budget ?? null;
   }
 
   /** Number of holes in the buffered data. */
@@ -164,6 +181,7 @@ export class Assembler {
     if (idx === this.segs.length) this.segs.push({ off, data });
     else this.segs.splice(idx, 0, { off, data });
     this.buffered += data.length;
+    if (this.budget) this.budget.used++;
   }
 
   private afterInsert(): void {
@@ -171,6 +189,14 @@ export class Assembler {
       throw new ProtocolViolation('quic', TransportError.PROTOCOL_VIOLATION, `more than ${this.maxGaps} holes in received data`, this.frameType);
     }
     if (this.segs.length - this.head > this.defragAt) this.defragment();
+    const b = this.budget;
+    if (b && b.used > b.max) {
+      // Adjacent segments merge first (legitimate reordering); only holes remain after that.
+      if (this.segs.length - this.head > 1) this.defragment();
+      if (b.used > b.max) {
+        throw new ProtocolViolation('quic', TransportError.PROTOCOL_VIOLATION, `more than ${b.max} out-of-order segments buffered on the connection`, this.frameType);
+      }
+    }
   }
 
   /** Merges runs of adjacent segments into single buffers (bounded memory for tiny frames). */
@@ -194,6 +220,7 @@ export class Assembler {
       }
       i = j;
     }
+    if (this.budget) this.budget.used -= segs.length - this.head - out.length;
     this.segs = out;
     this.head = 0;
     this.defragAt = Math.max(256, 2 * out.length);
@@ -215,6 +242,7 @@ export class Assembler {
     if (skip + n === s.data.length) {
       this.segs[this.head] = undefined as unknown as Segment;
       this.head++;
+      if (this.budget) this.budget.used--;
       this.compact();
     }
     return out;
@@ -236,6 +264,7 @@ export class Assembler {
 
   /** Drops everything buffered (STOP_SENDING / reset); the read offset moves to `highest`. */
   discard(): void {
+    if (this.budget) this.budget.used -= this.segs.length - this.head;
     this.segs = [];
     this.head = 0;
     this.buffered = 0;

@@ -39,6 +39,13 @@ export interface TransportConfig {
   maxCryptoBuffer?: number;
   /** Disable active migration (disable_active_migration). Default false. */
   disableActiveMigration?: boolean;
+  /**
+   * Out-of-order STREAM segments buffered across all streams of a connection (resource limit; each
+   * costs up to ~300 bytes of heap for a one-byte frame). PROTOCOL_VIOLATION beyond. Default 16,384
+   * (streams/manager.ts DEFAULT_MAX_REASSEMBLY_SEGMENTS). Needs connection.ts to forward it to
+   * StreamManager (`maxReassemblySegments: cfg.maxReassemblySegments`); until then the default applies.
+   */
+  maxReassemblySegments?: number;
   /** Receive-side ACK range memory (resource limit). Default 64. */
   maxAckRanges?: number;
   /** Called with qlog events (JSON-SEQ records are made by the driver). */

@@ -12,6 +12,7 @@ import { TransportError } from '../errors.js';
 import { RecvWindow, SendCredit } from '../flow.js';
 import { SendStream, type StreamChunkOut } from './send.js';
 import { RecvStream } from './recv.js';
+import { DEFAULT_MAX_REASSEMBLY_SEGMENTS, type SegmentBudget } from '../assembler.js';
 import { MAX_STREAMS_LIMIT, isBidi, isLocallyInitiated, isUni, makeStreamId, streamIndex } from './ids.js';
 
 export interface StreamManagerOptions {
@@ -31,6 +32,12 @@ export interface StreamManagerOptions {
   maxConnWindow?: number;
   /** Send buffer bound per stream. Default 1 MiB. */
   sendBufferSize?: number;
+  /**
+   * Out-of-order STREAM segments buffered across all streams of the connection (each hole costs a
+   * segment of bookkeeping; the per-stream bound is Assembler maxGaps 2048). Beyond it:
+   * PROTOCOL_VIOLATION. Default {@link DEFAULT_MAX_REASSEMBLY_SEGMENTS} (16,384, a few MB at worst).
+   */
+  maxReassemblySegments?: number;
 }
 
 /** The peer's transport parameters that concern streams. */
@@ -59,6 +66,8 @@ export class StreamManager {
   /** Connection-level window for what we receive (our MAX_DATA). */
   readonly connRecv: RecvWindow;
   private readonly opts: Required<StreamManagerOptions>;
+  /** Out-of-order segments buffered across the receiving parts (shared by their assemblers). */
+  readonly reassembly: SegmentBudget;
   private peer: PeerStreamLimits = {
     initialMaxData: 0,
     initialMaxStreamDataBidiLocal: 0,
@@ -95,7 +104,9 @@ export class StreamManager {
       connWindow: opts.connWindow ?? 1024 * 1024,
       maxConnWindow: opts.maxConnWindow ?? 24 * 1024 * 1024,
       sendBufferSize: opts.sendBufferSize ?? 1024 * 1024,
+      maxReassemblySegments: opts.maxReassemblySegments ?? DEFAULT_MAX_REASSEMBLY_SEGMENTS,
     };
+    this.reassembly = { used: 0, max: this.opts.maxReassemblySegments };
     this.isServer = opts.isServer;
     this.connSend = new SendCredit(0);
     this.connRecv = new RecvWindow({ window: this.opts.connWindow, maxWindow: this.opts.maxConnWindow, frameType: 0 });
@@ -135,7 +146,7 @@ export class StreamManager {
       this.sendList.push(s);
     }
     if (isBidi(id) || !local) {
-      this.recvStreams.set(id, new RecvStream(id, { window: this.ourStreamWindow(id), maxWindow: this.opts.maxStreamWindow }));
+      this.recvStreams.set(id, new RecvStream(id, { window: this.ourStreamWindow(id), maxWindow: this.opts.maxStreamWindow, budget: this.reassembly }));
     }
   }
 
@@ -379,6 +390,7 @@ export class StreamManager {
       }
     }
     this.sendStreams.delete(id);
+    rcv?.dispose();
     this.recvStreams.delete(id);
     if (!isLocallyInitiated(id, this.isServer)) {
       const t = isUni(id) ? 1 : 0;

@@ -6,7 +6,7 @@
  */
 import { ProtocolViolation } from '@petrel/tls-core';
 import { TransportError } from '../errors.js';
-import { Assembler, MAX_STREAM_OFFSET } from '../assembler.js';
+import { Assembler, MAX_STREAM_OFFSET, type SegmentBudget } from '../assembler.js';
 import { RecvWindow } from '../flow.js';
 
 export const RecvState = {
@@ -27,12 +27,14 @@ export interface RecvStreamOptions {
   window: number;
   /** Auto-tuning bound (default = window). */
   maxWindow?: number;
+  /** Out-of-order segment budget shared by the connection's streams (see AssemblerOptions.budget). */
+  budget?: SegmentBudget;
 }
 
 export class RecvStream {
   state: RecvState = RecvState.recv;
   readonly flow: RecvWindow;
-  private readonly asm = new Assembler({ checkConsistency: true, frameType: FRAME_STREAM });
+  private readonly asm: Assembler;
   /** Highest offset received (counted against flow control). */
   highest = 0;
   finalSize = -1;
@@ -45,6 +47,7 @@ export class RecvStream {
   private released = 0;
 
   constructor(readonly id: number, opts: RecvStreamOptions) {
+    this.asm = new Assembler({ checkConsistency: true, frameType: FRAME_STREAM, budget: opts.budget });
     this.flow = new RecvWindow({ window: opts.window, maxWindow: opts.maxWindow, frameType: FRAME_STREAM });
   }
 
@@ -158,6 +161,11 @@ export class RecvStream {
   }
 
   /** Ask the peer to stop sending (STOP_SENDING, §3.5); buffered data is dropped. */
+  /** Returns what is still buffered (the stream is being forgotten): frees its budget share. */
+  dispose(): void {
+    this.asm.discard();
+  }
+
   stopSending(code: number): void {
     if (this.stopSendingCode >= 0 || this.isReset || this.state === RecvState.dataRead || this.state === RecvState.dataRecvd) return;
     this.stopSendingCode = code;
