@@ -3,8 +3,8 @@
  * Endpoint (real Connection, node provider) on a virtual clock, where one datagram is replaced by
  * the fuzz input.
  *
- * Input: [k][datagram]. Datagram number k % 8 of the exchange (counted over both directions in
- * send order) is replaced by the rest of the input. The run is deterministic: the provider's
+ * Input: [k][datagram]. Datagram number k % n of the exchange (counted over both directions in
+ * send order; n = the datagrams of the clean run, at most 8) is replaced by the rest of the input. The run is deterministic: the provider's
  * randomBytes is a seeded PRNG, the TLS randoms and key shares are fixed, the certificate is
  * Ed25519 (deterministic signatures) and the clock is virtual, so the captured datagrams of a
  * clean run are exactly what the same run would send, and a mutated one goes deep: the peer has
@@ -33,7 +33,10 @@ const CLIENT: Address = { address: '10.0.0.1', port: 50000, family: 4 };
 const SERVER: Address = { address: '10.0.0.2', port: 4433, family: 4 };
 const T0 = Date.UTC(2026, 0, 1);
 const ALPN = 'fuzz';
-const SLOTS = 8;
+/** At most this many datagrams of the clean exchange are replacement slots. */
+const MAX_SLOTS = 8;
+/** Steps after the handshake (both sides complete, or the injection) before the run ends. */
+const AFTER_STEPS = 20;
 const fixed = (b: number) => new Uint8Array(32).fill(b);
 const INTERNAL_ERROR = 0x1;
 
@@ -56,6 +59,8 @@ export interface PairRun {
   keyLog: string[];
   /** Protected 1-RTT packets injected (frame targets). */
   injected: number;
+  /** The replacement datagram was delivered (its slot occurred in the exchange). */
+  replaced: boolean;
   clientComplete: boolean;
   serverComplete: boolean;
   closes: string[];
@@ -75,7 +80,7 @@ export interface Injection {
 export function runQuicPair(replaceAt: number, replacement: Uint8Array | null, inject?: Injection): PairRun {
   cert ??= generateSelfSigned({ provider: nodeProvider, names: ['example.com'], keyType: 'ed25519', nowMs: T0 });
   const provider = seededProvider(0x5eed);
-  const run: PairRun = { bugs: [], datagrams: [], dirs: [], keyLog: [], injected: 0, clientComplete: false, serverComplete: false, closes: [] };
+  const run: PairRun = { bugs: [], datagrams: [], dirs: [], keyLog: [], injected: 0, replaced: false, clientComplete: false, serverComplete: false, closes: [] };
   const tokenKeys = { tokenKey: new Uint8Array(16).fill(7), resetKey: new Uint8Array(32).fill(8) };
   const onError = (e: unknown) => run.bugs.push(`endpoint onError: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   const server = new Endpoint({
@@ -126,28 +131,36 @@ export function runQuicPair(replaceAt: number, replacement: Uint8Array | null, i
       const idx = run.datagrams.length;
       run.datagrams.push(d.slice());
       run.dirs.push(to === server ? 'up' : 'down');
-      if (idx === replaceAt && replacement) d = replacement;
+      if (idx === replaceAt && replacement) {
+        d = replacement;
+        run.replaced = true;
+      }
       to.receive(d, toFrom, now);
       moved = true;
     }
     return moved;
   };
-  let injectedAtStep = -1;
+  // The injection goes in as soon as both sides completed the handshake (it used to wait for more
+  // than 8 datagrams, which the handshake no longer makes: the target silently injected nothing).
+  let doneAtStep = -1;
   for (let step = 0; step < 400; step++) {
     const a = deliver(clientEp, server, CLIENT);
     const b = deliver(server, clientEp, SERVER);
     drainEvents();
-    if (inject && injectedAtStep < 0 && run.clientComplete && run.serverComplete && run.datagrams.length > SLOTS) {
-      injectedAtStep = step;
-      for (const d of protect1Rtt(run, inject, provider)) {
-        (inject.dir === 'up' ? server : clientEp).receive(d, inject.dir === 'up' ? CLIENT : SERVER, now);
-        run.injected++;
+    if (doneAtStep < 0 && run.clientComplete && run.serverComplete) {
+      doneAtStep = step;
+      if (inject) {
+        for (const d of protect1Rtt(run, inject, provider)) {
+          (inject.dir === 'up' ? server : clientEp).receive(d, inject.dir === 'up' ? CLIENT : SERVER, now);
+          run.injected++;
+        }
+        drainEvents();
+        continue;
       }
-      drainEvents();
-      continue;
     }
-    if (inject ? injectedAtStep >= 0 && step - injectedAtStep > 20 : run.clientComplete && run.serverComplete && run.datagrams.length > SLOTS) break;
+    if (doneAtStep >= 0 && step - doneAtStep > AFTER_STEPS) break;
     if (!a && !b) {
+      if (doneAtStep >= 0 && !inject) break; // clean or replaced run: quiet after the handshake
       const ts = [clientEp.nextTimeout(), server.nextTimeout()].filter((x): x is number => x !== null);
       if (ts.length === 0) break;
       now = Math.max(now, Math.min(...ts));
@@ -170,14 +183,19 @@ function protect1Rtt(run: PairRun, inject: Injection, provider: CryptoProvider):
   }
   const secret = Uint8Array.from(Buffer.from(line.split(' ')[2]!, 'hex'));
   const keys = PacketKeys.fromSecret(provider, INITIAL_CIPHER, QUIC_V1, secret);
-  // The receiver's CID as the sender uses it: from the sender's latest short-header datagram.
+  // The receiver's CID as the sender uses it: the SCID of the receiver's first long-header packet
+  // (its Initial), which stays valid: long header = flags, version, DCID len + DCID, SCID len + SCID.
   let dcid: Uint8Array | null = null;
-  for (let i = run.datagrams.length - 1; i >= 0 && !dcid; i--) {
+  for (let i = 0; i < run.datagrams.length && !dcid; i++) {
     const d = run.datagrams[i]!;
-    if (run.dirs[i] === inject.dir && (d[0]! & 0x80) === 0 && d.length > 9) dcid = d.subarray(1, 9);
+    if (run.dirs[i] === inject.dir || (d[0]! & 0x80) === 0 || d.length < 7) continue;
+    const dl = d[5]!;
+    if (6 + dl >= d.length) continue;
+    const sl = d[6 + dl]!;
+    if (sl > 0 && 7 + dl + sl <= d.length) dcid = d.slice(7 + dl, 7 + dl + sl);
   }
   if (!dcid) {
-    run.bugs.push(`no 1-RTT datagram ${inject.dir} to take the connection ID from`);
+    run.bugs.push(`no long-header datagram ${inject.dir === 'up' ? 'down' : 'up'} to take the connection ID from`);
     return [];
   }
   return inject.payloads.map((payload, i) => {
@@ -193,18 +211,25 @@ function protect1Rtt(run: PairRun, inject: Injection, provider: CryptoProvider):
 
 let clean: PairRun | undefined;
 
+function cleanRun(): PairRun {
+  clean ??= runQuicPair(-1, null);
+  if (!clean.clientComplete || !clean.serverComplete) throw new Error(`quic-pair: the clean handshake does not complete (${clean.closes.join(', ')} ${clean.bugs.join('; ')})`);
+  return clean;
+}
+
+/** Replacement slots: the datagrams the clean run actually makes (at most MAX_SLOTS). */
+export function quicPairSlots(): number {
+  return Math.min(MAX_SLOTS, cleanRun().datagrams.length);
+}
+
 export const quicPairTarget = defineTarget<PairRun>({
   name: 'quic-pair',
   description: 'client/server Endpoint handshake in memory (deterministic), datagram k replaced by the input',
   strict: true,
-  seeds: () => {
-    clean ??= runQuicPair(-1, null);
-    if (!clean.clientComplete || !clean.serverComplete) throw new Error(`quic-pair: the clean handshake does not complete (${clean.closes.join(', ')} ${clean.bugs.join('; ')})`);
-    return clean.datagrams.slice(0, SLOTS).map((d, k) => concat(Uint8Array.of(k), d));
-  },
+  seeds: () => cleanRun().datagrams.slice(0, quicPairSlots()).map((d, k) => concat(Uint8Array.of(k), d)),
   run: (input) => {
     if (input.length === 0) return runQuicPair(-1, null);
-    return runQuicPair(input[0]! % SLOTS, input.subarray(1));
+    return runQuicPair(input[0]! % quicPairSlots(), input.subarray(1));
   },
   check: (st) => {
     if (st.bugs.length) throw new Error(`invariant: ${st.bugs[0]}`);
@@ -261,9 +286,12 @@ export const quicFramesLiveTarget = defineTarget<PairRun>({
     return seeds;
   },
   run: (input) => runQuicPair(-1, null, parseInjection(input)),
-  check: (st) => {
+  check: (st, input) => {
     if (st.bugs.length) throw new Error(`invariant: ${st.bugs[0]}`);
     if (!st.clientComplete || !st.serverComplete) throw new Error('invariant: the handshake before the injection did not complete');
+    // The target must never silently become a no-op again: every payload goes in.
+    const want = parseInjection(input).payloads.length;
+    if (st.injected !== want) throw new Error(`invariant: ${st.injected} of ${want} payloads injected`);
   },
   signature: (st) => `${st.injected} ${st.closes.join(',')}`,
   maxLen: 4096,
