@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProtocolViolation } from '@petrel/tls-core';
 import { Rng } from '../../../test/support/rng.js';
+import { mutate } from '../../../test/fuzz/mutate.js';
 import { Frame, FrameType, decodeFrame, encodeFrame, frameSize } from '../src/frames.js';
 import { PacketType } from '../src/header.js';
 import { TransportError } from '../src/errors.js';
@@ -15,49 +16,6 @@ const SEED = Number(process.env.SEED ?? 0x5eed);
 const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
 const PACKET_TYPES = [PacketType.Initial, PacketType.ZeroRtt, PacketType.Handshake, PacketType.OneRtt];
 
-function mutate(rng: Rng, src: Uint8Array): Uint8Array {
-  let b = src.slice();
-  const n = rng.range(1, 4);
-  for (let k = 0; k < n; k++) {
-    switch (rng.int(7)) {
-      case 0: // bit flip
-        if (b.length) b[rng.int(b.length)]! ^= 1 << rng.int(8);
-        break;
-      case 1: // truncate
-        b = b.subarray(0, rng.int(b.length + 1));
-        break;
-      case 2: // random byte
-        if (b.length) b[rng.int(b.length)] = rng.int(256);
-        break;
-      case 3: // extreme varint prefix (length fields)
-        if (b.length) b[rng.int(b.length)] = rng.pick([0x3f, 0x40, 0x7f, 0x80, 0xbf, 0xc0, 0xff, 0x00]);
-        break;
-      case 4: { // insert random bytes
-        const at = rng.int(b.length + 1);
-        const ins = rng.bytes(rng.range(1, 8));
-        const nb = new Uint8Array(b.length + ins.length);
-        nb.set(b.subarray(0, at));
-        nb.set(ins, at);
-        nb.set(b.subarray(at), at + ins.length);
-        b = nb;
-        break;
-      }
-      case 5: // duplicate a slice
-        if (b.length > 2) {
-          const s = rng.int(b.length - 1);
-          const e = rng.range(s + 1, b.length);
-          const nb = new Uint8Array(b.length + e - s);
-          nb.set(b);
-          nb.set(b.subarray(s, e), b.length);
-          b = nb;
-        }
-        break;
-      default: // all-ones 8-byte varint somewhere
-        if (b.length > 8) b.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], rng.int(b.length - 8));
-    }
-  }
-  return b;
-}
 
 /** Valid encodings of every frame type, as mutation seeds. */
 function corpus(rng: Rng): Uint8Array[] {
