@@ -110,7 +110,8 @@ function feed(r: RecordLayer, rng: Rng, wire: Uint8Array): string {
   let events = 0;
   while (o < wire.length) {
     const n = rng.range(1, Math.max(1, Math.min(wire.length - o, rng.pick([1, 7, 100, 5000, 100000]))));
-    r.receive(wire.subarray(o, o + n));
+    // owned (read in place) or copied: both paths of the input queue
+    r.receive(wire.subarray(o, o + n), (o & 1) === 0);
     o += n;
     try {
       for (let i = 0; i < 10000; i++) {
