@@ -1370,6 +1370,11 @@ export class Connection implements QuicConnection {
 
     const probes = this.recovery.probesNeeded(0) + this.recovery.probesNeeded(1) + this.recovery.probesNeeded(2);
     let canSendData = probes > 0 || this.cc.available() >= this.maxDatagram || (this.cc.bytesInFlight === 0);
+    // A new, not yet validated peer address (migration / NAT rebinding): the anti-amplification
+    // budget (3x received) is kept for PATH_CHALLENGE/PATH_RESPONSE and their retries, and PTO
+    // probes are bare PINGs (each elicits an ACK that adds budget), rather than spending it on data
+    // (RFC 9000 §8.2.1, §9.3); data resumes as soon as the path is validated.
+    this.pathProbeOnly = !this.path.validated && this.handshakeConfirmed;
     if (canSendData && probes === 0 && !closing) {
       const wait = this.pacer.timeUntilSend(now, this.maxDatagram);
       if (wait > 0) {
@@ -1421,7 +1426,9 @@ export class Connection implements QuicConnection {
     // datagrams with PATH_CHALLENGE/PATH_RESPONSE (§8.2.1) when the budget allows.
     let minEnd = 0;
     if (hasInitialAckEliciting || (!this.isServer && hasInitial)) minEnd = Math.min(MIN_INITIAL_DATAGRAM, budget);
-    if (last.pathProbe) minEnd = Math.min(MIN_INITIAL_DATAGRAM, budget);
+    // §8.2.1: padded to 1200 unless the path's anti-amplification limit does not permit it; then
+    // unpadded (padding part-way proves nothing and would spend the budget that retries need).
+    if (last.pathProbe && budget >= MIN_INITIAL_DATAGRAM) minEnd = MIN_INITIAL_DATAGRAM;
     off = this.seal(buf, last, minEnd);
     if (closing) this.closeSendPending = false;
     this.path.bytesSent += off;
@@ -1543,7 +1550,7 @@ export class Connection implements QuicConnection {
           pathProbe = this.wrotePathProbe;
         }
         if (o > before) ackEliciting = true;
-        if (!ackEliciting && probe && this.writeProbeRetransmission(level, info)) {
+        if (!ackEliciting && probe && !this.pathProbeOnly && this.writeProbeRetransmission(level, info)) {
           // Nothing new: the probe carries the oldest unacknowledged data again (RFC 9002 §6.2.4).
           if (!zeroRtt) o = this.writeCrypto(buf, o, fend, level, info);
           if (level === 2) o = this.writeAppFrames(buf, o, fend, info, zeroRtt, now);
@@ -1669,6 +1676,8 @@ export class Connection implements QuicConnection {
   }
 
   private wrotePathProbe = false;
+  /** Sending on an unvalidated new path: only path probes, ACKs and PINGs (see buildDatagram). */
+  private pathProbeOnly = false;
 
   private writeAppFrames(buf: Uint8Array, o: number, end: number, info: SentInfo, zeroRtt: boolean, now: number): number {
     let pathProbe = false;
@@ -1695,6 +1704,10 @@ export class Connection implements QuicConnection {
         this.path.challengeRetry = this.now + 2 * this.recovery.ptoPeriod();
         info.add(R_PATH_CHALLENGE);
         pathProbe = true;
+      }
+      if (this.pathProbeOnly) {
+        this.wrotePathProbe = pathProbe;
+        return o;
       }
       if (this.newTokenPending && !this.isServer) this.newTokenPending = null;
       if (this.newTokenPending) {
