@@ -96,6 +96,8 @@ const AEAD_TAG = 16;
 const MAX_UNDECRYPTABLE = 16;
 const MAX_PENDING_DATAGRAMS = 64;
 const MAX_PATH_RESPONSES = 4;
+/** Outstanding packets whose CRYPTO data a PTO probe in the Initial/Handshake space resends. */
+const PROBE_HANDSHAKE_PACKETS = 8;
 /** Smallest pacing timer step (ms). */
 const PACING_STEP = 0.05;
 
@@ -1596,29 +1598,34 @@ export class Connection implements QuicConnection {
 
   /** PTO with nothing new to send: re-queue the oldest unacknowledged data of the space (RFC 9002 §6.2.4). */
   private writeProbeRetransmission(level: number, info: SentInfo): boolean {
-    const n = this.recovery.oldestOutstanding(level as PnSpace, 1, this.probeScratch);
-    if (n === 0) return false;
-    const old = this.probeScratch[0];
-    this.probeScratch[0] = undefined;
-    if (!old) return false;
-    const r = old.recs;
+    // Handshake spaces: every outstanding CRYPTO range goes out again (it is small, and resending
+    // only the oldest packet stalls a lossy handshake when that one already arrived); the
+    // application space: the oldest packet's data.
+    const n = this.recovery.oldestOutstanding(level as PnSpace, level < 2 ? PROBE_HANDSHAKE_PACKETS : 1, this.probeScratch);
     let any = false;
-    for (let i = 0; i < old.n; i++) {
-      const k = r[i * 5]!;
-      if (k === R_CRYPTO && !this.spaces[r[i * 5 + 1]!]!.discarded) {
-        this.crypto.get(r[i * 5 + 1]! as 0 | 1 | 2).onLost(r[i * 5 + 2]!, r[i * 5 + 3]!);
-        any = true;
-      } else if (k === R_STREAM) {
-        const s = this.streams.sendStreams.get(r[i * 5 + 1]!);
-        if (s && !s.isReset) {
-          s.onLost(r[i * 5 + 2]!, r[i * 5 + 3]!, r[i * 5 + 4]! === 1);
+    for (let j = 0; j < n; j++) {
+      const old = this.probeScratch[j];
+      this.probeScratch[j] = undefined;
+      if (!old) continue;
+      const r = old.recs;
+      for (let i = 0; i < old.n; i++) {
+        const k = r[i * 5]!;
+        if (k === R_CRYPTO && !this.spaces[r[i * 5 + 1]!]!.discarded) {
+          this.crypto.get(r[i * 5 + 1]! as 0 | 1 | 2).onLost(r[i * 5 + 2]!, r[i * 5 + 3]!);
           any = true;
+        } else if (k === R_STREAM) {
+          const s = this.streams.sendStreams.get(r[i * 5 + 1]!);
+          if (s && !s.isReset) {
+            s.onLost(r[i * 5 + 2]!, r[i * 5 + 3]!, r[i * 5 + 4]! === 1);
+            any = true;
+          }
         }
       }
     }
     void info;
     return any;
   }
+
 
   /** qlog: the frames of a built packet (decoded from its plaintext before sealing). */
   private qlogPlainFrames(buf: Uint8Array, p: PendingSeal): Record<string, unknown>[] {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
-import { Pair, readAll } from './connection-harness.js';
+import { EPOCH, Pair, readAll } from './connection-harness.js';
 import { PacketHeader, PacketType, parseHeader } from '../src/header.js';
 import { FrameType } from '../src/frames.js';
 import { TransportError } from '../src/errors.js';
@@ -15,11 +15,15 @@ for (const provider of providers) {
     ['server Handshake datagrams lost (client anti-deadlock PTO)', (d, n) => d === 'down' && n >= 1 && n <= 3],
     ['client Finished lost', (d, n) => d === 'up' && n >= 2 && n <= 3],
     ['every other datagram lost', (_d, n) => n % 2 === 1 && n < 12],
+    // The tail of the ServerHello and the client's next datagrams are lost (the regression for PTO
+    // probes resending only the oldest packet is sim-transfer's 30%-loss seeds; this is a smoke case).
+    ['ServerHello tail and the ACK of its head lost', (d, n) => (d === 'down' && n === 2) || (d === 'up' && n >= 2 && n <= 4)],
   ];
   for (const [name, drop] of patterns) {
     test(`[${provider.name}] handshake completes: ${name}`, () => {
       const p = new Pair({ provider, delay: 15, drop: (d, _x, n) => drop(d, n) });
       assert.ok(p.handshake(20_000), 'handshake');
+      assert.ok(p.now - EPOCH < 3000, `handshake took ${p.now - EPOCH} ms`);
       assert.equal(p.bugs(), []);
     });
   }
