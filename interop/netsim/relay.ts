@@ -52,9 +52,11 @@ export interface RelayOptions {
    */
   crossMbps?: number;
   /**
-   * When the client's address changes (active migration, e.g. a new local port), the relay's
-   * server-facing socket changes too (a pre-bound spare takes over at once), so the server sees
-   * the migration as well; the old server-facing socket stays open (late packets still arrive).
+   * When the client's address changes (active migration, a new local port, or the next connection
+   * of a client that opens one socket per connection), the relay's server-facing socket changes
+   * too (a pre-bound spare takes over at once), so the server sees the new address as well; the
+   * old server-facing socket stays open and keeps its client: the server's late packets for the
+   * old address go to the old address, as through a NAT.
    */
   followMigration?: boolean;
 }
@@ -90,6 +92,8 @@ interface Pending {
   dir: Direction;
   data: Uint8Array;
   cross?: boolean;
+  /** Down: the client address this datagram goes to (followMigration: the one mapped to the socket it came in on). */
+  to?: Addr;
 }
 
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
@@ -135,11 +139,13 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       client = { host: r.address, port: r.port };
       clientCount++;
       if (logging) log({ t: round(now()), event: 'client', addr: `${r.address}:${r.port}` });
+      if (clientCount === 1) sockClient.set(upSock, client);
       if (clientCount > 1 && spareUp) {
         const from = addrOf(upSock);
         retiredUp.push(upSock);
         upSock = spareUp;
         spareUp = undefined;
+        sockClient.set(upSock, client);
         rebinds++;
         if (logging) log({ t: round(now()), event: 'rebind', side: 'server', follow: true, from: `${from.host}:${from.port}`, to: `${addrOf(upSock).host}:${addrOf(upSock).port}` });
         void bind(opts.upstreamHost ?? '127.0.0.1', 0, upHandler).then((s) => {
@@ -150,9 +156,12 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     }
     handle('up', new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
   };
-  const upHandler = (m: Buffer, r: dgram.RemoteInfo) => {
+  // followMigration: each server-facing socket belongs to one client address, like a NAT mapping
+  // (late server packets for a client's previous address go there, not to its current one).
+  const sockClient = new Map<dgram.Socket, Addr>();
+  const upHandler = function (this: dgram.Socket, m: Buffer, r: dgram.RemoteInfo) {
     if (closed || r.port !== opts.target.port) return; // only the server talks to the upstream socket
-    handle('down', new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
+    handle('down', new Uint8Array(m.buffer, m.byteOffset, m.byteLength), false, opts.followMigration ? sockClient.get(this) : undefined);
   };
 
   const listenSock = await bind(listen.host, listen.port, fromClient);
@@ -182,7 +191,10 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       const p = pending.shift()!;
       if (p.cross) continue;
       if (p.dir === 'up') upSock.send(p.data, opts.target.port, opts.target.host);
-      else if (client) downSock.send(p.data, client.port, client.host);
+      else {
+        const dest = p.to ?? client;
+        if (dest) downSock.send(p.data, dest.port, dest.host);
+      }
     }
     arm();
   };
@@ -198,7 +210,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     arm();
   };
 
-  const handle = (dir: Direction, data: Uint8Array, cross = false) => {
+  const handle = (dir: Direction, data: Uint8Array, cross = false, to?: Addr) => {
     const d: Decision = links[dir].decide(data.slice(), now());
     if (logging) {
       const rec: LogRecord = { t: round(d.info.timeMs), dir, n: d.info.index, size: d.info.size, type: cross ? 'cross' : d.info.type, first: hexPrefix(data), fate: d.fate };
@@ -217,7 +229,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       if (d.fate !== 'dropped') rec.q = d.queueLen;
       log(rec);
     }
-    for (const at of d.deliverAtMs) enqueue({ at, dir, data: d.data, cross });
+    for (const at of d.deliverAtMs) enqueue({ at, dir, data: d.data, cross, to });
   };
 
   // Constant-rate cross traffic through the down bottleneck (short-header-looking 1200-byte datagrams).
@@ -265,6 +277,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         const next = await bind(ro.address ?? from.host, ro.port ?? 0, upHandler);
         const old = upSock;
         upSock = next;
+        if (client) sockClient.set(next, client);
+        sockClient.delete(old);
         // The old mapping is gone: datagrams still addressed to it are lost, as after a NAT rebinding.
         old.close();
         to = addrOf(next);
