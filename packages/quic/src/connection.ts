@@ -322,6 +322,7 @@ export class Connection implements QuicConnection {
       connWindow: cfg.connectionWindow ?? 1024 * 1024,
       maxConnWindow: cfg.maxConnectionWindow ?? 24 * 1024 * 1024,
       sendBufferSize: cfg.sendBufferSize ?? 1024 * 1024,
+      ...(cfg.maxReassemblySegments !== undefined ? { maxReassemblySegments: cfg.maxReassemblySegments } : {}),
     });
     this.localCids = new LocalCids(
       () => host.newCid(),
@@ -2186,6 +2187,7 @@ function validateTransportConfig(cfg: TransportConfig): void {
   pos('maxAckDelay');
   pos('activeConnectionIdLimit', 2);
   pos('maxDatagramFrameSize');
+  pos('maxReassemblySegments', 1);
   if (cfg.ackDelayExponent !== undefined && (cfg.ackDelayExponent < 0 || cfg.ackDelayExponent > 20)) {
     throw new ConfigError('ackDelayExponent must be 0..20');
   }

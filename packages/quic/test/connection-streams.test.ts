@@ -94,4 +94,14 @@ for (const provider of providers) {
   });
 }
 
+test('maxReassemblySegments reaches the stream manager; a nonsensical value is a ConfigError', () => {
+  const provider = providers[0]!;
+  const p = new Pair({ provider, delay: 5, client: { maxReassemblySegments: 7 }, server: { maxReassemblySegments: 9 } });
+  assert.ok(p.handshake());
+  const budget = (c: unknown): number => (c as { streams: { reassembly: { max: number } } }).streams.reassembly.max;
+  assert.is(budget(p.client), 7);
+  assert.is(budget(p.server), 9);
+  assert.throws(() => new Pair({ provider, client: { maxReassemblySegments: 0 } }), /maxReassemblySegments/);
+});
+
 test.run();
