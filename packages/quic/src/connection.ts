@@ -566,6 +566,9 @@ export class Connection implements QuicConnection {
       case PacketType.UnknownVersion:
         return 0;
     }
+    // RFC 9000 §5.2: a short-header packet must be for one of our connection IDs (stale packets of
+    // an earlier connection on the same address are dropped, and may be a stateless reset).
+    if (!h.long && h.dcidLength > 0 && !this.isOurCid(buf, h.dcidOffset, h.dcidLength)) return 0;
     if (h.long && h.version !== this.version) {
       if (!this.acceptOtherVersion(h.version, h.type)) return 0;
     }
@@ -651,6 +654,22 @@ export class Connection implements QuicConnection {
       }
     }
     return 1;
+  }
+
+  /** The last of our CIDs a packet arrived on (fast path: one byte compare per packet). */
+  private rxCid: Uint8Array | null = null;
+
+  private isOurCid(buf: Uint8Array, off: number, len: number): boolean {
+    const c = this.rxCid ?? this.localCid;
+    if (c.length === len) {
+      let i = 0;
+      while (i < len && buf[off + i] === c[i]) i++;
+      if (i === len) return true;
+    }
+    const cid = buf.subarray(off, off + len);
+    if (!this.localCids.isActive(cid)) return false;
+    this.rxCid = cid.slice();
+    return true;
   }
 
   private bufferUndecryptable(buf: Uint8Array, h: PacketHeader, remote: Address): number {

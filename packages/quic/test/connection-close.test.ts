@@ -5,6 +5,7 @@ import { Pair, S_ADDR } from './connection-harness.js';
 import { PacketType } from '../src/header.js';
 import { FrameType } from '../src/frames.js';
 import { TransportError } from '../src/errors.js';
+import { PacketInspector } from '../../../test/support/quic-pair.js';
 
 for (const provider of providers) {
   test(`[${provider.name}] closing state: CONNECTION_CLOSE resent at a bounded rate to incoming packets, nothing else, gone after 3 PTO (§10.2.1)`, () => {
@@ -99,6 +100,36 @@ for (const provider of providers) {
     assert.is(c!.info.kind, 'stateless-reset');
     assert.ok(p.client.isClosed);
     assert.is(p.client.pollTransmit(p.now), null);
+  });
+
+  test(`[${provider.name}] stale short-header packets for a CID that is not ours (an earlier connection) are dropped: no stray packet numbers in our ACKs (§5.2)`, () => {
+    const p = new Pair({ provider, delay: 10 });
+    // Inject stale 1-RTT-looking datagrams into the client while its handshake runs.
+    let injected = 0;
+    p.onEvent = null;
+    const inject = (): void => {
+      const junk = provider.randomBytes(30);
+      junk[0] = 0x40 | (junk[0]! & 0x3f);
+      p.client.receive(junk, S_ADDR, p.now);
+      injected++;
+    };
+    inject();
+    assert.ok(p.runUntil(() => {
+      if (injected < 20) inject();
+      return p.client.handshakeComplete && !!p.server?.handshakeComplete;
+    }, 5000));
+    p.runFor(500);
+    const insp = new PacketInspector(provider, p.keyLog);
+    let maxAcked = 0;
+    for (const s of p.log) {
+      for (const pk of insp.open(s.dir, s.data)) {
+        if (s.dir !== 'up') continue;
+        for (const f of PacketInspector.frames(pk)) if (f.type === FrameType.ACK) maxAcked = Math.max(maxAcked, f.ackRanges[0]!);
+      }
+    }
+    assert.ok(maxAcked < 100, `the client acknowledged packet number ${maxAcked}`);
+    assert.not.ok(p.client.isClosed || p.server!.isClosed);
+    assert.equal(p.bugs(), []);
   });
 
   test(`[${provider.name}] a random short-header datagram without the token is ignored`, () => {
