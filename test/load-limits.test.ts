@@ -9,6 +9,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { injectToServer } from './support/load-inject.js';
+import { Endpoint } from '../packages/quic/src/endpoint.js';
+import type { Address } from '../packages/quic/src/api.js';
+import { nodeProvider } from '../packages/tls-core/src/crypto/node.js';
+import { generateSelfSigned } from '../packages/tls-core/src/x509/selfsigned.js';
 import { ReceivedPackets } from '../packages/quic/src/ack.js';
 import { Assembler } from '../packages/quic/src/assembler.js';
 import { TransportError } from '../packages/quic/src/errors.js';
@@ -171,6 +175,81 @@ test('Assembler segment budget shared across streams: counted on insert, returne
   assert.is(a.segmentCount, 0);
   b.discard();
   assert.is(budget.used, 0, 'everything returned');
+});
+
+/** A server Endpoint with defaults, and `n` client first flights (client Initials) sent to it; nothing else is delivered. */
+function halfOpen(n: number, server: Record<string, unknown> = {}): { ep: Endpoint; t0: number; firsts: Uint8Array[] } {
+  const t0 = Date.UTC(2026, 0, 1);
+  const cert = generateSelfSigned({ provider: nodeProvider, names: ['example.com'], keyType: 'ec-p256', nowMs: t0 });
+  const ep = new Endpoint({ provider: nodeProvider, server: { ...server, provider: nodeProvider, tls: { identity: { chain: [cert.certDer], key: cert.keyDer }, alpn: ['load'], now: () => t0 } } });
+  const srvAddr: Address = { address: '10.0.0.2', port: 4433, family: 4 };
+  const firsts: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const cep = new Endpoint({ provider: nodeProvider });
+    cep.connect(srvAddr, { provider: nodeProvider, tls: { serverName: 'example.com', insecureSkipVerify: true, alpn: ['load'], now: () => t0 } }, t0);
+    const first = cep.pollTransmit(t0)!;
+    firsts.push(first.datagram.slice());
+    ep.receive(first.datagram, { address: '10.0.1.1', port: 10000 + i, family: 4 }, t0);
+  }
+  for (let t = ep.pollTransmit(t0), k = 0; t && k < 100_000; t = ep.pollTransmit(t0), k++); // the server's flights go nowhere
+  return { ep, t0, firsts };
+}
+
+test(`Endpoint defaults: retry 'auto' (threshold 64): beyond 64 half-open handshakes new clients get a Retry, not state`, () => {
+  const { ep } = halfOpen(80);
+  assert.is(ep.stats.accepted, 65, JSON.stringify(ep.stats));
+  assert.is(ep.stats.retriesSent, 15, JSON.stringify(ep.stats));
+  assert.is(ep.handshakesInFlight, 65);
+  const never = halfOpen(70, { retry: 'never' });
+  assert.is(never.ep.stats.retriesSent, 0, 'the check can fail');
+  assert.is(never.ep.handshakesInFlight, 70);
+});
+
+test(`retry 'auto': a retransmitted first Initial of a client that got a Retry gets a Retry again once the load is gone (no orphan connection)`, () => {
+  const { ep, t0, firsts } = halfOpen(3, { retryThreshold: 1, handshakeTimeout: 1000 });
+  assert.is(ep.stats.accepted, 2);
+  assert.is(ep.stats.retriesSent, 1);
+  const t1 = t0 + 1000;
+  ep.handleTimeout(t1); // the two half-open handshakes time out
+  assert.is(ep.handshakesInFlight, 0);
+  ep.receive(firsts[2]!, { address: '10.0.1.1', port: 10002, family: 4 }, t1);
+  assert.is(ep.stats.retriesSent, 2, 'Retry again for the same DCID');
+  assert.is(ep.stats.accepted, 2);
+  const fresh = halfOpen(1, { retryThreshold: 1 });
+  assert.is(fresh.ep.stats.accepted, 1, 'an unknown DCID below the threshold is accepted (the check can fail)');
+});
+
+test('Endpoint defaults: handshakeTimeout 10 s closes half-open connections (idle timeout is 30 s); 0 disables', () => {
+  const { ep, t0 } = halfOpen(5);
+  assert.is(ep.handshakesInFlight, 5);
+  const next = ep.nextTimeout();
+  assert.ok(next !== null && next <= t0 + 10_000, `next timeout ${next !== null ? next - t0 : null}`);
+  // Run the timers (PTOs retransmit into the void) up to just before 10 s, then past it.
+  let now = t0;
+  const runUntil = (end: number): void => {
+    for (let i = 0; i < 10_000; i++) {
+      const t = ep.nextTimeout();
+      if (t === null || t > end) break;
+      now = Math.max(now, t);
+      ep.handleTimeout(now);
+      for (let x = ep.pollTransmit(now), k = 0; x && k < 10_000; x = ep.pollTransmit(now), k++);
+    }
+  };
+  runUntil(t0 + 9_999);
+  assert.is(ep.handshakesInFlight, 5, 'not before the timeout');
+  runUntil(t0 + 10_000);
+  assert.is(ep.handshakesInFlight, 0, 'no handshake in flight after 10 s');
+  runUntil(t0 + 25_000); // closing period (3 × PTO) over, well before the 30 s idle timeout
+  assert.is(ep.connectionCount, 0, 'the half-open connections are gone');
+  const off = halfOpen(2, { handshakeTimeout: 0 });
+  for (let i = 0, t = off.t0; i < 10_000; i++) {
+    const n = off.ep.nextTimeout();
+    if (n === null || n > off.t0 + 20_000) break;
+    t = Math.max(t, n);
+    off.ep.handleTimeout(t);
+    for (let x = off.ep.pollTransmit(t), k = 0; x && k < 10_000; x = off.ep.pollTransmit(t), k++);
+  }
+  assert.is(off.ep.handshakesInFlight, 2, 'handshakeTimeout 0: only the idle timeout applies');
 });
 
 test('send buffer (sendBufferSize): write() accepts at most the bound, the rest waits for the application', () => {

@@ -5,7 +5,7 @@
  * answers unknown versions with Version Negotiation and unknown short-header packets with
  * Stateless Resets, and multiplexes the connections' outgoing datagrams.
  *
- *   const ep = new Endpoint({ provider, server: { provider, tls, retry: 'auto' } });
+ *   const ep = new Endpoint({ provider, server: { provider, tls } });   // retry 'auto' by default
  *   ep.receive(datagram, remote, now);              // never throws on peer input
  *   for (let t; (t = ep.pollTransmit(now)); ) socket.send(t.datagram, t.remote);
  *   for (let e; (e = ep.pollEvent()); ) if (e.type === 'connection') app(e.connection);
@@ -35,6 +35,15 @@
  *   Before sending one, a packet whose DCID is unknown but whose sender address is a connection's
  *   peer is offered to that connection (it may be a Stateless Reset for us, §10.3.1, or a packet
  *   to a CID we retired).
+ * - Address validation: Retry is 'auto' by default: no extra round trip while at most
+ *   `retryThreshold` (64) handshakes are in flight, a stateless Retry for every unvalidated new
+ *   client beyond (a flood of spoofed Initials then creates no state). 'never' restores the old
+ *   behaviour (maxHandshakes alone bounds a flood), 'always' validates every client.
+ * - Half-open connections: a server connection whose handshake has not completed and that has
+ *   heard nothing from its client for `handshakeTimeout` (default 10 s, independent of the idle
+ *   timeout; a slow handshake under heavy loss that still receives datagrams goes on) is closed by the endpoint
+ *   through its public `close()` (it drains and is removed like any closed connection) and stops
+ *   counting as a handshake in flight at once.
  * - The endpoint's own outgoing queue is bounded (maxQueued datagrams, default 256): beyond it,
  *   responses are dropped, so a flood cannot grow memory.
  */
@@ -61,12 +70,32 @@ export interface ConnectionFactory {
 }
 
 export interface EndpointServerConfig extends ServerTransportConfig {
-  /** Send a Retry before accepting: always, when more than retryThreshold handshakes are in flight ('auto'), or never (default). */
+  /**
+   * Send a Retry (address validation, RFC 9000 §8.1.2) before accepting: 'always'; 'auto' (the
+   * default): only when more than `retryThreshold` handshakes are in flight, so normal load pays no
+   * extra round trip and a flood of spoofed Initials creates no state; or 'never'.
+   */
   retry?: 'always' | 'auto' | 'never';
   /** Handshakes in flight above which 'auto' sends Retry (default 64). */
   retryThreshold?: number;
-  /** Connections at once (default 10 000); beyond, new ones are refused (CONNECTION_REFUSED). */
+  /**
+   * Connections at once (default 10 000); beyond, new ones are refused (CONNECTION_REFUSED).
+   * Memory per connection (measured in test/load, node provider): ~60-100 KiB of heap for a
+   * half-open or idle connection, ~140 KiB of RSS with one small HTTP/3 request in flight; on top of
+   * that, what a busy connection buffers: its receive window (connectionWindow 1 MiB, auto-tuned up
+   * to maxConnectionWindow 24 MiB, only while the application keeps up), up to sendBufferSize
+   * (1 MiB) per stream the application writes to, out-of-order segments up to
+   * maxReassemblySegments (a few MB at worst). 10 000 idle connections ≈ 1 GB of heap: size this to
+   * the memory you have (and maxHandshakes, handshakeTimeout and retry for floods).
+   */
   maxConnections?: number;
+  /**
+   * Handshake timeout for server connections in ms (default 10 000; 0 disables): a connection whose
+   * handshake has not completed and that received no datagram for this long is closed
+   * (`close(0, 'handshake timeout')`), so a half-open connection (spoofed or abandoned Initial)
+   * costs memory for about this long (the connection's own limit is maxIdleTimeout, 30 s by default).
+   */
+  handshakeTimeout?: number;
   /** Handshakes in flight at once (default 1000); beyond, new ones are refused. */
   maxHandshakes?: number;
   /** Retry / NEW_TOKEN token lifetimes. */
@@ -115,6 +144,8 @@ interface Entry {
   initialSlot: Slot | null;
   handshaking: boolean;
   server: boolean;
+  /** Server connections in the handshake: when the endpoint closes them (handshakeTimeout). */
+  deadline: number;
 }
 
 interface Slot {
@@ -124,6 +155,10 @@ interface Slot {
 }
 
 const MIN_INITIAL_DATAGRAM = 1200;
+/** Client DCIDs answered with Retry that 'auto' remembers (answers with Retry again). */
+const RETRIED_MEMORY = 4096;
+/** Default EndpointServerConfig.handshakeTimeout (ms). */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 const MIN_CLIENT_DCID = 8;
 
 /** The real Connection (connection.ts). */
@@ -163,6 +198,7 @@ export class Endpoint {
   private resetBudgetAt = -Infinity;
   private readonly resetsPerSecond: number;
   private handshakes = 0;
+  private readonly handshakeTimeout: number;
   private readonly onError: ((error: unknown) => void) | undefined;
 
   constructor(opts: EndpointOptions) {
@@ -178,7 +214,7 @@ export class Endpoint {
     if (s) {
       if (s.retry !== undefined && s.retry !== 'always' && s.retry !== 'auto' && s.retry !== 'never')
         throw new ConfigError(`Endpoint: server.retry must be 'always', 'auto' or 'never' (got ${String(s.retry)})`);
-      for (const k of ['maxConnections', 'maxHandshakes', 'retryThreshold'] as const) {
+      for (const k of ['maxConnections', 'maxHandshakes', 'retryThreshold', 'handshakeTimeout'] as const) {
         const v = s[k];
         if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new ConfigError(`Endpoint: server.${k} must be a non-negative integer (got ${v})`);
       }
@@ -187,6 +223,7 @@ export class Endpoint {
         throw new ConfigError(`Endpoint: server.versions must list QUIC_V1 (1) and/or QUIC_V2 (0x6b3343cf)`);
       this.serverVersions = vs;
     } else this.serverVersions = SUPPORTED_VERSIONS;
+    this.handshakeTimeout = s?.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
     this.tokens = new TokenAuthority(this.provider, s?.tokens ?? {}, opts.tokenKeys);
     this.factory = opts.factory ?? null;
     this.onError = opts.onError;
@@ -275,6 +312,7 @@ export class Endpoint {
     for (const e of this.entries) {
       const t = e.conn!.nextTimeout();
       if (t !== null && (best === null || t < best)) best = t;
+      if (e.handshaking && e.deadline < Infinity && (best === null || e.deadline < best)) best = e.deadline;
     }
     return best;
   }
@@ -282,6 +320,7 @@ export class Endpoint {
   handleTimeout(now: number): void {
     for (const e of [...this.entries]) {
       const c = e.conn!;
+      if (e.handshaking && now >= e.deadline) this.expireHandshake(e, now);
       const t = c.nextTimeout();
       if (t !== null && t <= now) {
         try {
@@ -316,6 +355,8 @@ export class Endpoint {
     if (slot) {
       const entry = slot.entry;
       const conn = entry.conn!;
+      // A handshake that still hears from its client is slow, not half-open (heavy loss, PTO backoff).
+      if (entry.handshaking && entry.deadline < Infinity) entry.deadline = now + this.handshakeTimeout;
       conn.receive(d, remote, now);
       this.checkEntry(entry);
       return conn;
@@ -422,8 +463,11 @@ export class Endpoint {
       this.closeInitial(version, dcid, scid, TransportError.CONNECTION_REFUSED, 'server busy', remote);
       return null;
     }
-    const policy = s.retry ?? 'never';
-    if (!validated && (policy === 'always' || (policy === 'auto' && this.handshakes > (s.retryThreshold ?? 64)))) {
+    const policy = s.retry ?? 'auto';
+    // 'auto': a client we sent a Retry gets one again for a retransmission of its first Initial
+    // (same DCID) even if the load dropped meanwhile: otherwise that stray copy would start a
+    // second, orphaned connection next to the one the client makes with the token.
+    if (!validated && (policy === 'always' || (policy === 'auto' && (this.handshakes > (s.retryThreshold ?? 64) || this.wasRetried(dcid))))) {
       this.sendRetry(version, dcid, scid, remote, now);
       return null;
     }
@@ -459,6 +503,7 @@ export class Endpoint {
     if (!this.hasSlot(entry, localCid)) host.cidChanged(localCid, true);
     entry.initialSlot = this.addSlot(entry, dcid);
     entry.handshaking = true;
+    if (this.handshakeTimeout > 0) entry.deadline = now + this.handshakeTimeout;
     this.handshakes++;
     this.entries.push(entry);
     this.stats.accepted++;
@@ -489,6 +534,27 @@ export class Endpoint {
     const bits = this.provider.randomBytes(1)[0]! & 0x0f;
     const pkt = buildRetry(this.provider, version, clientScid, retryScid, token, odcid, bits);
     if (this.enqueue(pkt, remote)) this.stats.retriesSent++;
+    this.noteRetried(odcid);
+  }
+
+  /** Recently retried client DCIDs (keyed hashes; a collision costs at most an extra Retry). */
+  private readonly retriedRing = new Uint32Array(RETRIED_MEMORY);
+  private readonly retriedSet = new Set<number>();
+  private retriedPos = 0;
+  private retriedFill = 0;
+
+  private noteRetried(dcid: Uint8Array): void {
+    const h = this.hash(dcid, 0, dcid.length);
+    if (this.retriedSet.has(h)) return;
+    if (this.retriedFill === RETRIED_MEMORY) this.retriedSet.delete(this.retriedRing[this.retriedPos]!);
+    else this.retriedFill++;
+    this.retriedRing[this.retriedPos] = h;
+    this.retriedPos = (this.retriedPos + 1) % RETRIED_MEMORY;
+    this.retriedSet.add(h);
+  }
+
+  private wasRetried(dcid: Uint8Array): boolean {
+    return this.retriedFill > 0 && this.retriedSet.has(this.hash(dcid, 0, dcid.length));
   }
 
   /** An Initial packet with CONNECTION_CLOSE (transport `code`), protected with the client's Initial keys (§10.2.3). */
@@ -531,7 +597,7 @@ export class Endpoint {
   }
 
   private newEntry(server: boolean): Entry {
-    return { conn: null, slots: new Set(), initialSlot: null, handshaking: false, server };
+    return { conn: null, slots: new Set(), initialSlot: null, handshaking: false, server, deadline: Infinity };
   }
 
   private makeHost(entry: Entry): ConnectionHost {
@@ -609,6 +675,22 @@ export class Endpoint {
 
   private unrouteAll(entry: Entry): void {
     for (const s of [...entry.slots]) this.removeSlot(s);
+  }
+
+  /**
+   * handshakeTimeout passed: close the half-open connection through its public API (it sends
+   * CONNECTION_CLOSE within its amplification budget, drains, and is removed once closed, so drivers
+   * see the usual 'closed' event); it no longer counts as a handshake in flight.
+   */
+  private expireHandshake(entry: Entry, now: number): void {
+    entry.deadline = Infinity;
+    entry.handshaking = false;
+    this.handshakes--;
+    try {
+      entry.conn!.close(0, 'handshake timeout', now);
+    } catch (e) {
+      this.onError?.(e);
+    }
   }
 
   /** After any input to a connection: end its handshake bookkeeping, remove it once closed. */
