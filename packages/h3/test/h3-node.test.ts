@@ -127,6 +127,46 @@ for (const provider of providers) {
       await server.close(0x100, 'done', 500);
     }
   });
+  test(`[${provider.name}] receive backpressure over UDP: bodies read late and slowly (reading paused and resumed many times) arrive whole`, async () => {
+    const size = 3 * 1024 * 1024;
+    const pattern = (i: number): number => (i * 31 + (i >> 12)) & 0xff;
+    const data = Uint8Array.from({ length: size }, (_, i) => pattern(i));
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // Reads in 16 KiB steps with pauses: the body stream fills up to its high-water mark, reading
+    // from QUIC pauses, each read below the mark resumes it.
+    const slowRead = async (body: ReadableStream<Uint8Array>): Promise<{ n: number; bad: number }> => {
+      await sleep(300);
+      const r = body.getReader();
+      let n = 0;
+      let bad = -1;
+      for (let k = 0; ; k++) {
+        const { done, value } = await r.read();
+        if (done) break;
+        for (let j = 0; j < value.length; j++) if (bad < 0 && value[j] !== pattern(n + j)) bad = n + j;
+        n += value.length;
+        if (k % 16 === 0) await sleep(1);
+      }
+      return { n, bad };
+    };
+    const server = await serve({ port: 0, host: '127.0.0.1', provider, cert: leaf.certPem, key: leaf.keyPem }, async (req) => {
+      if (new URL(req.url).pathname === '/upload') {
+        const { n, bad } = await slowRead(req.body!);
+        return new Response(`${n} ${bad}`);
+      }
+      return new Response(data as unknown as BodyInit);
+    });
+    const port = server.address().port;
+    const client = await connectH3({ host: '127.0.0.1', port }, { provider, ca: ca.certPem, serverName: 'localhost' });
+    try {
+      const up = await within(20_000, client.fetch(`https://localhost:${port}/upload`, { method: 'POST', body: data as unknown as BodyInit }));
+      assert.is(await within(20_000, up.text()), `${size} -1`);
+      const down = await within(20_000, client.fetch(`https://localhost:${port}/download`));
+      assert.equal(await within(20_000, slowRead(down.body!)), { n: size, bad: -1 });
+    } finally {
+      await client.close();
+      await server.close(0x100, 'done', 500);
+    }
+  });
 }
 
 test.run();
