@@ -251,6 +251,15 @@ export class H3ServerSession {
 
   /** Forgets a stream once both directions are finished. */
   private settle(id: number, s: ServerStream): void {
+    if (s.responseDone && !s.requestDone && s.body?.paused && !s.gone && !this.conn.closed) {
+      // The response is complete and the handler left a full body buffer unread: it is not going
+      // to read the rest. Stop the peer (STOP_SENDING H3_NO_ERROR, RFC 9114 §4.1.1) instead of
+      // holding the stream (and its flow-control window) open until the connection ends.
+      s.requestDone = true;
+      bodyError(s.body, new Error('request body abandoned: the response was complete'));
+      this.conn.stopReading(id);
+      this.opts.wake?.();
+    }
     if (s.requestDone && s.responseDone) this.streams.delete(id);
   }
 

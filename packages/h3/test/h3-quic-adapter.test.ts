@@ -229,4 +229,43 @@ test('receive backpressure: an unread response body stays in QUIC (reading pause
   assert.is(got, total);
 });
 
+test('receive backpressure: a handler that responds without reading a large upload stops the upload (STOP_SENDING H3_NO_ERROR) once its response is complete', async () => {
+  const cq = new FakeQuic('client');
+  const sq = new FakeQuic('server');
+  cq.peer = sq;
+  sq.peer = cq;
+  const c = new H3OverQuic(cq as unknown as QuicConnection, () => 0);
+  const s = new H3OverQuic(sq as unknown as QuicConnection, () => 0);
+  const stopped: number[] = [];
+  const stop = sq.stopSending.bind(sq);
+  sq.stopSending = (id: number, code: number) => {
+    stopped.push(code);
+    stop(id, code);
+  };
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const server = new H3ServerSession(s.h3, async () => {
+    await gate; // responds later, never reads the body
+    return new Response('no thanks');
+  });
+  const client = new H3ClientSession(c.h3);
+  const total = 4 * 1024 * 1024;
+  const res = client.fetch('https://a.example/upload', { method: 'POST', body: new Uint8Array(total) });
+  let text: string | null = null;
+  void res.then(async (r) => (text = await r.text()));
+  for (let i = 0; i < 3000 && text === null; i++) {
+    cq.credit = sq.credit = 0;
+    cq.tick();
+    sq.tick();
+    cq.credit = 64 * 1024;
+    server.handleEvents(s.poll());
+    client.handleEvents(c.poll());
+    if (i === 200) release();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.is(text, 'no thanks');
+  assert.equal(stopped, [0x100], 'STOP_SENDING with H3_NO_ERROR');
+  assert.is(server.activeRequests, 0, 'the request is forgotten');
+});
+
 test.run();
