@@ -47,7 +47,8 @@ export function makeWww(sizesMB: number[]): { dir: string; www: string; dl: stri
     const fd = fs.openSync(path.join(www, `f${mb}M`), 'w');
     const chunk = Buffer.alloc(1 << 20);
     let x = 0x9e3779b9 ^ mb;
-    for (let i = 0; i < mb; i++) {
+    const total = mb * 1_000_000;
+    for (let written = 0; written < total; ) {
       // Cheap xorshift fill: incompressible enough, no crypto needed.
       for (let k = 0; k < chunk.length; k += 4) {
         x ^= x << 13;
@@ -55,7 +56,7 @@ export function makeWww(sizesMB: number[]): { dir: string; www: string; dl: stri
         x ^= x << 5;
         chunk.writeInt32LE(x | 0, k);
       }
-      fs.writeSync(fd, chunk, 0, Math.min(chunk.length, mb * 1_000_000 - i * chunk.length));
+      written += fs.writeSync(fd, chunk, 0, Math.min(chunk.length, total - written));
     }
     fs.closeSync(fd);
   }
