@@ -874,9 +874,13 @@ const ICON: Record<Status, string> = { pass: '✅', fail: '❌', unsupported: '�
 
 export function matrix(results: CaseResult[]): string {
   const cols: { peer: string; role: Role }[] = [];
-  for (const r of results) if (r.role !== 'baseline' && !cols.some((c) => c.peer === r.peer && c.role === r.role)) cols.push({ peer: r.peer, role: r.role });
+  for (const r of results) {
+    if (r.role === 'baseline' || (r.peer === 'petrel' && r.role === 'server')) continue; // Petrel ↔ Petrel: client column only
+    if (!cols.some((c) => c.peer === r.peer && c.role === r.role)) cols.push({ peer: r.peer, role: r.role });
+  }
   const tests = [...new Set(results.map((r) => r.test))];
-  const head = cols.map((c) => (c.role === 'client' ? `Petrel client → ${c.peer} server` : `${c.peer} client → Petrel server`));
+  const name = (p: string) => (p === 'petrel' ? 'Petrel' : p);
+  const head = cols.map((c) => (c.role === 'client' ? `Petrel client → ${name(c.peer)} server` : `${name(c.peer)} client → Petrel server`));
   const lines = [`| test | ${head.join(' | ')} |`, `|---|${cols.map(() => '---').join('|')}|`];
   for (const t of tests) {
     const cells = cols.map((c) => {
@@ -966,7 +970,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(table);
   if (gp) console.log(`\n${gp}`);
-  const counts = (s: Status) => results.filter((r) => r.role !== 'baseline' && r.status === s).length;
+  const counts = (s: Status) => results.filter((r) => r.role !== 'baseline' && !(r.peer === 'petrel' && r.role === 'server') && r.status === s).length;
   const summary = `${counts('pass')} pass, ${counts('fail')} fail, ${counts('unsupported')} unsupported, ${counts('skipped')} skipped; ${minutes} min`;
   console.log(`\n${summary}`);
   const out = get('results') ?? (all ? path.join(repoRoot, 'interop', 'RESULTS.md') : undefined);

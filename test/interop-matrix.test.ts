@@ -1,0 +1,213 @@
+/**
+ * The interop matrix under network conditions, CI subset (interop/runner.ts through the netsim
+ * relay, each case in its own network namespace): the official runner's checks on synthetic relay
+ * logs (each must be able to fail), then a reduced live subset against quic-go, ngtcp2 and our own
+ * server: amplificationlimit (9-certificate chain, client datagrams 2-7 dropped), handshakeloss
+ * (8 handshakes under 30% loss), transferloss (1 MB, 2% loss), rebind-port (3 MB, rebinding 1 s
+ * after the first datagram), connectionmigration (our client's migrate(); ngtcp2's
+ * --change-local-addr). Skips loudly when root / a peer is missing. The full matrix:
+ * `pnpm interop -- --all` (interop/RESULTS.md).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import dgram from 'node:dgram';
+import { coalescedTypes } from '../interop/netsim/classify.js';
+import { startRelay } from '../interop/netsim/relay.js';
+import {
+  checkAmplification,
+  checkNewDcidOnMigration,
+  countHandshakes,
+  firstFlight,
+  goodputKbps,
+  initialsBeforeReply,
+  lacks,
+  matrix,
+  runCase,
+  scenario,
+  serverVersions,
+  testname,
+  unavailable,
+  type CaseResult,
+  type Role,
+  type RunOptions,
+  type SimRecord,
+} from '../interop/runner.js';
+
+// ------------------------------------------------------------------------------------------------
+// The checks, on synthetic relay logs
+
+const up = (t: number, type: string, size: number, extra: Partial<SimRecord> = {}): SimRecord => ({ t, dir: 'up', type, size, fate: 'forwarded', at: t + 15, ...extra });
+const down = (t: number, type: string, size: number, extra: Partial<SimRecord> = {}): SimRecord => ({ t, dir: 'down', type, size, fate: 'forwarded', at: t + 15, ...extra });
+
+test('handshakes are counted by distinct server Initial SCIDs; versions from server Initials', () => {
+  const log = [up(0, 'initial', 1200, { scid: 'c1' }), down(20, 'initial', 1200, { scid: 's1', v: '1' }), down(21, 'initial', 1200, { scid: 's1', v: '1' }), down(400, 'initial', 1200, { scid: 's2', v: '6b3343cf' })];
+  assert.is(countHandshakes(log), 2);
+  assert.equal(serverVersions(log).sort(), ['1', '6b3343cf']);
+  assert.is(countHandshakes([up(0, 'initial', 1200, { scid: 'c1' })]), 0);
+});
+
+test('amplification: within 3x passes; a server flight beyond 4x of the client bytes fails; the long chain is required', () => {
+  const ok = [up(0, 'initial', 1200), down(20, 'initial', 1252), down(21, 'handshake', 1252), down(22, 'handshake', 1000), up(60, 'initial', 1200), down(80, 'handshake', 1252), down(81, 'handshake', 1252), down(82, 'handshake', 1252), up(120, 'handshake', 50), down(130, 'handshake', 1252)];
+  assert.is(checkAmplification(ok), null);
+  const bad = [up(0, 'initial', 1200), ...Array.from({ length: 8 }, (_, i) => down(20 + i, 'handshake', 1252)), up(200, 'handshake', 50)];
+  assert.match(checkAmplification(bad) ?? '', /> 4x/);
+  const short = [up(0, 'initial', 1200), down(20, 'initial', 1252), up(60, 'handshake', 50)];
+  assert.match(checkAmplification(short) ?? '', /9-certificate chain/);
+  // A client Initial coalesced with a Handshake packet validates the address too.
+  const coalesced = [up(0, 'initial', 1200), down(20, 'handshake', 1252), down(21, 'handshake', 1252), down(22, 'handshake', 1252), up(60, 'initial', 1200, { types: ['initial', 'handshake'] }), ...Array.from({ length: 6 }, (_, i) => down(80 + i, 'handshake', 1252))];
+  assert.is(checkAmplification(coalesced), null);
+  // Dropped client datagrams never reached the server: they do not count.
+  const dropped = [up(0, 'initial', 1200), up(1, 'initial', 1200, { fate: 'dropped', at: undefined }), ...Array.from({ length: 7 }, (_, i) => down(20 + i, 'handshake', 1252)), up(300, 'handshake', 50)];
+  assert.match(checkAmplification(dropped) ?? '', /> 4x/);
+});
+
+test('longrtt: ClientHellos sent before any reply could arrive', () => {
+  const log = [up(0, 'initial', 1200), up(1000, 'initial', 1200), down(760, 'initial', 1200, { at: 1510 }), up(1600, 'handshake', 50)];
+  assert.is(initialsBeforeReply(log), 2);
+  assert.is(initialsBeforeReply([up(0, 'initial', 1200), down(30, 'initial', 1200)]), 1);
+  assert.is(firstFlight([up(0, 'initial', 1200), up(1, 'initial', 400), up(1000, 'initial', 1200)]), 2);
+});
+
+test('goodput: bytes over the delivery span of the server 1-RTT datagrams', () => {
+  const log = [down(0, 'initial', 1200), down(10, '1rtt', 1200, { at: 100 }), down(900, '1rtt', 1200, { at: 1100 }), down(950, '1rtt', 1200, { fate: 'dropped', at: undefined })];
+  assert.is(goodputKbps(log, 1_000_000), 8000); // 8e6 bits / 1000 ms
+  assert.is(goodputKbps([down(10, '1rtt', 1200)], 1), null);
+});
+
+test('connection migration: the first client packet on the new path must use a new DCID', () => {
+  const moved = [{ t: 0, event: 'client', addr: '127.0.0.1:1000' }, up(1, '1rtt', 60, { first: '40aaaaaaaaaaaaaa' }), { t: 5, event: 'client', addr: '127.0.0.1:2000' }, up(6, '1rtt', 60, { first: '40bbbbbbbbbbbbbb' })];
+  assert.is(checkNewDcidOnMigration(moved), null);
+  const same = [...moved.slice(0, 3), up(6, '1rtt', 60, { first: '40aaaaaaaaaaaaaa' })];
+  assert.match(checkNewDcidOnMigration(same) ?? '', /previous DCID/);
+  assert.match(checkNewDcidOnMigration(moved.slice(0, 2)) ?? '', /never moved/);
+});
+
+test('coalesced packet types are walked through the unprotected Length fields', () => {
+  // Initial (v1, dcid 1 byte, scid 0, token 0, length 3) + Handshake (length 2) + 1-RTT.
+  const initial = [0xc0, 0, 0, 0, 1, 1, 0xaa, 0, 0, 3, 1, 2, 3];
+  const hs = [0xe0, 0, 0, 0, 1, 1, 0xaa, 0, 2, 9, 9];
+  const short = [0x40, 0xaa, 1, 2];
+  assert.equal(coalescedTypes(new Uint8Array([...initial, ...hs, ...short])), ['initial', 'handshake', '1rtt']);
+  assert.equal(coalescedTypes(new Uint8Array(short)), ['1rtt']);
+  assert.equal(coalescedTypes(new Uint8Array([0xc0, 0, 0, 0, 1, 40])), ['initial']); // truncated: stops
+});
+
+test('test names and scenarios follow testcases.py; peer limits are explicit', () => {
+  assert.is(testname('handshakeloss', 'client'), 'multiconnect');
+  assert.is(testname('keyupdate', 'server'), 'transfer');
+  assert.is(testname('connectionmigration', 'client'), 'connectionmigration');
+  assert.is(testname('longrtt', 'server'), 'handshake');
+  assert.ok(scenario('longrtt').includes('750'));
+  assert.ok(scenario('handshakeloss').join(' ').includes('--loss 0.3'));
+  assert.ok(scenario('amplificationlimit').join(' ').includes('--up-drop-index 1,2,3,4,5,6'));
+  assert.match(lacks('quic-go', 'connectionmigration', 'client') ?? '', /no TESTCASE/);
+  assert.match(lacks('quic-go', 'connectionmigration', 'server') ?? '', /disable_active_migration/);
+  assert.match(lacks('ngtcp2', 'v2', 'server') ?? '', /v2/);
+  assert.match(lacks('petrel', 'ecn', 'client') ?? '', /ECN/);
+  assert.is(lacks('quic-go', 'multiplexing', 'server'), null); // runs as "transfer"
+});
+
+test('relay followMigration: a new client address gets its own server-facing socket; late replies go to the old address', async () => {
+  const bindUdp = () => new Promise<dgram.Socket>((res) => { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => res(s)); });
+  const server = await bindUdp();
+  const a = await bindUdp();
+  const b = await bindUdp();
+  const seen: { port: number; data: string }[] = [];
+  server.on('message', (m, r) => seen.push({ port: r.port, data: m.toString() }));
+  const relay = await startRelay({ listen: 0, target: { host: '127.0.0.1', port: server.address().port }, up: { delayMs: 1, rateMbps: 0 }, down: { delayMs: 1, rateMbps: 0 }, followMigration: true });
+  const gotA: string[] = [];
+  const gotB: string[] = [];
+  a.on('message', (m) => gotA.push(m.toString()));
+  b.on('message', (m) => gotB.push(m.toString()));
+  const wait = async (cond: () => boolean) => { for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5)); };
+  try {
+    a.send('from-a', relay.port, '127.0.0.1');
+    await wait(() => seen.length === 1);
+    b.send('from-b', relay.port, '127.0.0.1');
+    await wait(() => seen.length === 2);
+    assert.is(seen.length, 2);
+    assert.is.not(seen[0]!.port, seen[1]!.port, 'the server sees the new client address as a new port');
+    server.send('late-for-a', seen[0]!.port, '127.0.0.1');
+    server.send('for-b', seen[1]!.port, '127.0.0.1');
+    await wait(() => gotA.length + gotB.length === 2);
+    assert.equal(gotA, ['late-for-a']);
+    assert.equal(gotB, ['for-b']);
+  } finally {
+    await relay.close();
+    for (const s of [server, a, b]) s.close();
+  }
+});
+
+// ------------------------------------------------------------------------------------------------
+// Live subset through the simulator
+
+const OPTS: Omit<RunOptions, 'peer' | 'tests' | 'roles'> = { timeoutS: 40, transferMB: 1, lossMB: 1, bigMB: 3, handshakes: 8 };
+
+async function cases(peer: string, list: [string, Role][], extra: Partial<RunOptions> = {}): Promise<CaseResult[] | null> {
+  const why = unavailable(peer);
+  if (why) {
+    console.log(`SKIPPED: interop matrix against ${peer}: ${why}`);
+    return null;
+  }
+  const out: CaseResult[] = [];
+  for (const [t, role] of list) out.push(await runCase(peer, t, role, { ...OPTS, ...extra, peer, tests: [t], roles: [role] }));
+  console.log(matrix(out));
+  return out;
+}
+
+const failures = (rs: CaseResult[]) => rs.filter((r) => r.status !== 'pass').map((r) => `${r.test}/${r.role}: ${r.status} ${r.detail}${r.dir ? ` (${r.dir})` : ''}`);
+
+test('through the simulator ↔ ngtcp2: amplificationlimit, transferloss, rebind-port, connectionmigration (both roles), handshakeloss (our server)', async () => {
+  const rs = await cases('ngtcp2', [
+    ['amplificationlimit', 'client'],
+    ['amplificationlimit', 'server'],
+    ['transferloss', 'client'],
+    ['transferloss', 'server'],
+    ['rebind-port', 'client'],
+    ['rebind-port', 'server'],
+    ['connectionmigration', 'client'],
+    ['connectionmigration', 'server'],
+    ['handshakeloss', 'server'],
+  ]);
+  if (rs) assert.equal(failures(rs), []);
+});
+
+test('through the simulator ↔ quic-go: amplificationlimit, transferloss (both roles), rebind-port (our server)', async () => {
+  // Not here: rebind-port/rebind-addr with quic-go's server (it keeps sending to the client's first
+  // address: a quic-go 0.29 limit, RESULTS.md) and handshakeloss with quic-go's client (it gives up
+  // after ~10 s; under 30% loss one handshake in a few dozen can take that long with our server's
+  // PTO backoff, see interop/RESULTS.md).
+  const rs = await cases('quic-go', [
+    ['amplificationlimit', 'client'],
+    ['amplificationlimit', 'server'],
+    ['transferloss', 'client'],
+    ['transferloss', 'server'],
+    ['rebind-port', 'server'],
+  ]);
+  if (rs) assert.equal(failures(rs), []);
+});
+
+test('through the simulator, Petrel ↔ Petrel: connectionmigration (PATH_CHALLENGE on the new path, new DCID)', async () => {
+  const rs = await cases('petrel', [['connectionmigration', 'client']]);
+  if (rs) assert.equal(failures(rs), []);
+});
+
+// Known Petrel bug (packages/quic/src/connection.ts, owned by the quic-connection engineer): a
+// client that runs connections one after another (handshakeloss = multiconnect under 30% loss), on
+// a path that delivers the previous connection's late 1-RTT datagrams to the new connection's
+// socket (the relay with a single client mapping, `singleMapping`; an off-path attacker can do the
+// same), does not drop short-header packets whose DCID is not one of its CIDs (RFC 9000 §5.2):
+// their garbage packet numbers end up in its Handshake ACK frames. qlog (ngtcp2, kept run):
+// `packet_sent handshake ... ack [[1558994823,1558994823],[2,2]]` and `[[136,136],[0,0]]`;
+// (quic-go) `packet_received 1RTT 31027 []` then `ack [[31027,31027],[5,5],[1,2]]`. The relay log
+// shows the trigger: 30-byte 1rtt datagrams with the previous connection's DCID (first bytes
+// 5bba2bca4c7ac7fb, 57ba2bca4c7ac7fb) forwarded 3-110 ms into the new connection. quic-go closes
+// with PROTOCOL_VIOLATION "received ACK for an unsent packet", ngtcp2 with ERR_PROTO.
+test.skip('KNOWN BUG: Petrel client ACKs packet numbers never sent after stale 1-RTT datagrams of its previous connection (handshakeloss, single-mapping relay)', async () => {
+  for (const peer of ['ngtcp2', 'quic-go']) {
+    const rs = await cases(peer, [['handshakeloss', 'client']], { handshakes: 30, singleMapping: true });
+    if (rs) assert.equal(failures(rs), []);
+  }
+});
+
+test.run();
