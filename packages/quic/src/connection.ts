@@ -1639,6 +1639,12 @@ export class Connection implements QuicConnection {
             s.onLost(r[i * 5 + 2]!, r[i * 5 + 3]!, r[i * 5 + 4]! === 1);
             any = true;
           }
+        } else if (k === R_HANDSHAKE_DONE && this.isServer) {
+          // The client cannot confirm the handshake (and drop its Handshake keys) without it: a probe
+          // that repeats the oldest packet must repeat HANDSHAKE_DONE too (seen against ngtcp2 when
+          // the server's first 1-RTT packet was lost).
+          this.handshakeDonePending = true;
+          any = true;
         }
       }
     }
