@@ -30,7 +30,6 @@ import {
   encodeClientKeyShares,
   encodeCookie,
   encodeFinished,
-  encodeKeyUpdate,
   encodeOfferedPsks,
   encodeServerName,
   encodeU16List,
@@ -47,7 +46,6 @@ import {
   parseCookie,
   parseEncryptedExtensions,
   parseHrrKeyShare,
-  parseKeyUpdate,
   parseNewSessionTicket,
   parseServerHello,
   parseServerKeyShare,
@@ -591,29 +589,12 @@ export class TlsClient extends SessionCore implements TlsSession {
     return s;
   }
 
-  private onKeyUpdate(s: Extract<State, { kind: 'connected' }>, msg: Message): State {
-    const requested = parseKeyUpdate(msg.body);
-    if (this.buffers.application.pending > 0) throw tlsError(Alert.unexpected_message, 'KeyUpdate not at a record boundary');
-    const readSecret = s.ks.nextTrafficSecret(s.readSecret);
-    this.emit({ type: 'secret', level: 'application', direction: 'read', suite: s.suite, secret: readSecret });
-    let writeSecret = s.writeSecret;
-    if (requested) {
-      this.emit({ type: 'send', level: 'application', data: encodeKeyUpdate(false) });
-      writeSecret = s.ks.nextTrafficSecret(writeSecret);
-      this.emit({ type: 'secret', level: 'application', direction: 'write', suite: s.suite, secret: writeSecret });
-    }
-    return { ...s, readSecret, writeSecret };
-  }
-
   updateKeys(requestPeer: boolean): void {
     const s = this.state;
     if (this.cfg.quic) throw new Error('updateKeys: QUIC performs key updates itself (RFC 9001 §6)');
     if (s.kind !== 'connected') throw new Error('updateKeys before the handshake completed');
     this.guard(() => {
-      this.emit({ type: 'send', level: 'application', data: encodeKeyUpdate(requestPeer) });
-      const writeSecret = s.ks.nextTrafficSecret(s.writeSecret);
-      this.emit({ type: 'secret', level: 'application', direction: 'write', suite: s.suite, secret: writeSecret });
-      this.state = { ...s, writeSecret };
+      this.state = this.sendKeyUpdate(s, requestPeer);
     });
   }
 }

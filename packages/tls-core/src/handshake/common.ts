@@ -6,7 +6,8 @@ import type { CryptoProvider, Hash, HashAlg } from '../crypto/provider.js';
 import { Alert, ProtocolViolation, tlsError } from '../errors.js';
 import type { CipherSuite, EncryptionLevel, HandshakeInfo, KeyLogger, TlsEvent } from './api.js';
 import { CipherSuites } from './api.js';
-import { HandshakeType, MessageBuffer, handshakeMessage } from './codec.js';
+import { HandshakeType, MessageBuffer, encodeKeyUpdate, handshakeMessage, parseKeyUpdate } from './codec.js';
+import type { KeySchedule } from '../keyschedule.js';
 import { keyLogLine, type KeyLogLabel } from './keylog.js';
 
 export const LEVELS: EncryptionLevel[] = ['initial', 'early', 'handshake', 'application'];
@@ -88,6 +89,14 @@ export type Message = { type: number; body: Uint8Array; raw: Uint8Array };
  * when the whole receive() call succeeds up to that message; on an error, the session emits one
  * 'alert' event and is dead.
  */
+/** What both roles keep once connected: the application traffic secrets (RFC 8446 §7.2). */
+export interface TrafficState {
+  suite: CipherSuite;
+  ks: KeySchedule;
+  readSecret: Uint8Array;
+  writeSecret: Uint8Array;
+}
+
 export abstract class SessionCore {
   protected readonly events: TlsEvent[] = [];
   private staged: TlsEvent[] = [];
@@ -167,6 +176,27 @@ export abstract class SessionCore {
   }
 
   protected onDead(): void {}
+
+  /**
+   * A received KeyUpdate (RFC 8446 §4.6.3, TCP mode): the next read secret; when the peer asks,
+   * answer with our own KeyUpdate and move to the next write secret too.
+   */
+  protected onKeyUpdate<S extends TrafficState>(s: S, msg: Message): S {
+    const requested = parseKeyUpdate(msg.body);
+    if (this.buffers.application.pending > 0) throw tlsError(Alert.unexpected_message, 'KeyUpdate not at a record boundary');
+    const readSecret = s.ks.nextTrafficSecret(s.readSecret);
+    this.emit({ type: 'secret', level: 'application', direction: 'read', suite: s.suite, secret: readSecret });
+    const next = { ...s, readSecret };
+    return requested ? this.sendKeyUpdate(next, false) : next;
+  }
+
+  /** Sends a KeyUpdate and moves to the next write secret; `requestPeer` asks the peer to follow. */
+  protected sendKeyUpdate<S extends TrafficState>(s: S, requestPeer: boolean): S {
+    this.emit({ type: 'send', level: 'application', data: encodeKeyUpdate(requestPeer) });
+    const writeSecret = s.ks.nextTrafficSecret(s.writeSecret);
+    this.emit({ type: 'secret', level: 'application', direction: 'write', suite: s.suite, secret: writeSecret });
+    return { ...s, writeSecret };
+  }
 
   /** Processes whole messages at the expected level; bytes at any other level are an error. */
   protected process(): void {
