@@ -393,6 +393,23 @@ export const allSignatureSchemes: readonly SignatureScheme[] = Object.keys(schem
  * `spki` cannot be used with `scheme` (ECDSA schemes pin the curve, RFC 8446 §4.2.3; rsa_pss_rsae_*
  * and rsa_pkcs1_* need an rsaEncryption key).
  */
+/**
+ * CryptoProvider.verify for both providers: the scheme's algorithm for the key in `spki`, checked by
+ * the provider's own `verifySignature`. false when the key does not suit the scheme; never throws.
+ */
+export function verifyByScheme(
+  verifySignature: (alg: SignatureAlgorithm, spki: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean,
+  scheme: SignatureScheme,
+  spki: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  const pk = parseSpki(spki);
+  if (!pk) return false;
+  const alg = schemeAlgorithm(scheme, pk);
+  return alg ? verifySignature(alg, spki, message, signature) : false;
+}
+
 export function schemeAlgorithm(scheme: SignatureScheme, key: ParsedPublicKey): SignatureAlgorithm | null {
   const info = schemeInfo[scheme];
   if (!info) return null;

@@ -29,7 +29,7 @@ import {
   parseSpki,
   rsaPkcs8,
   rsaSpki,
-  schemeAlgorithm,
+  verifyByScheme,
   schemeMismatch,
   schemesFor,
   type EcCurve,
@@ -347,10 +347,7 @@ function verifySignature(alg: SignatureAlgorithm, spki: Uint8Array, message: Uin
 }
 
 function verify(scheme: SignatureScheme, spki: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  const pk = parseSpki(spki);
-  if (!pk) return false;
-  const alg = schemeAlgorithm(scheme, pk);
-  return alg ? verifySignature(alg, spki, message, signature) : false;
+  return verifyByScheme(verifySignature, scheme, spki, message, signature);
 }
 
 export const nobleProvider: CryptoProvider = {

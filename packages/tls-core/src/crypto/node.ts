@@ -32,7 +32,7 @@ import {
   ecdsaDerToRaw,
   parsePrivateKey,
   parseSpki,
-  schemeAlgorithm,
+  verifyByScheme,
   schemeMismatch,
   schemesFor,
   sigHashLength,
@@ -422,10 +422,7 @@ function verifySignature(alg: SignatureAlgorithm, spki: Uint8Array, message: Uin
 }
 
 function verify(scheme: SignatureScheme, spki: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  const pk = parseSpki(spki);
-  if (!pk) return false;
-  const alg = schemeAlgorithm(scheme, pk);
-  return alg ? verifySignature(alg, spki, message, signature) : false;
+  return verifyByScheme(verifySignature, scheme, spki, message, signature);
 }
 
 export const nodeProvider: CryptoProvider = {
