@@ -28,11 +28,9 @@ const invariant = (ok: boolean, msg: string): void => {
 
 // ---- frames ------------------------------------------------------------------------------------
 
-/** [packet-type selector][frames...] seeds: one frame each, then multi-frame payloads. */
-export function quicFrameSeeds(): Uint8Array[] {
-  const rng = new Rng(0xf4a3e5);
-  const data = rng.bytes(64);
-  const list: Partial<Frame>[] = [
+/** Valid encodings of every frame type (payload bytes taken from `data`, >= 64 bytes): fuzz seeds. */
+export function validFrameEncodings(data: Uint8Array): Uint8Array[] {
+  const fs: Partial<Frame>[] = [
     { type: FrameType.PADDING, dataLength: 3 },
     { type: FrameType.PING },
     { type: FrameType.ACK, ackDelay: 100, ackRangeCount: 3, ackRanges: [5000, 4000, 300, 200, 20, 0] },
@@ -43,6 +41,7 @@ export function quicFrameSeeds(): Uint8Array[] {
     { type: FrameType.NEW_TOKEN, dataOffset: 0, dataLength: 20 },
     { type: 0x0f, streamId: 12, offset: 2 ** 40, dataOffset: 0, dataLength: 30, fin: true },
     { type: 0x0a, streamId: 1, offset: 0, dataOffset: 0, dataLength: 10 },
+    { type: 0x08, streamId: 1, offset: 0, dataOffset: 0, dataLength: 10 },
     { type: FrameType.MAX_DATA, maximum: 2 ** 50 },
     { type: FrameType.MAX_STREAM_DATA, streamId: 3, maximum: 7 },
     { type: FrameType.MAX_STREAMS_BIDI, maximum: 2 ** 60 },
@@ -57,13 +56,20 @@ export function quicFrameSeeds(): Uint8Array[] {
     { type: FrameType.CONNECTION_CLOSE_APP, errorCode: 0x100, dataOffset: 0, dataLength: 5 },
     { type: FrameType.HANDSHAKE_DONE },
     { type: FrameType.DATAGRAM_LEN, dataOffset: 0, dataLength: 17 },
+    { type: FrameType.DATAGRAM, dataOffset: 0, dataLength: 17 },
   ];
-  const enc = list.map((init) => {
+  return fs.map((init) => {
     const f = Object.assign(new Frame(), { buf: data }, init);
     const out = new Uint8Array(frameSize(f));
     encodeFrame(out, 0, f);
     return out;
   });
+}
+
+/** [packet-type selector][frames...] seeds: one frame each, then multi-frame payloads. */
+export function quicFrameSeeds(): Uint8Array[] {
+  const rng = new Rng(0xf4a3e5);
+  const enc = validFrameEncodings(rng.bytes(64));
   // One frame per seed in a 1-RTT packet, plus a few multi-frame payloads in each packet type.
   const seeds = enc.map((e) => concat(Uint8Array.of(3), e));
   for (let sel = 0; sel < 4; sel++) seeds.push(concat(Uint8Array.of(sel), ...rng.shuffle(enc.slice()).slice(0, 6)));
@@ -101,8 +107,8 @@ export const quicFramesTarget = defineTarget({
 
 // ---- transport parameters ----------------------------------------------------------------------
 
-function tpSeeds(): Uint8Array[] {
-  const rng = new Rng(0x7a9);
+/** Valid transport parameters as each role sends them (every parameter set on the server side): fuzz seeds. */
+export function validTransportParams(rng: Rng): { bytes: Uint8Array; sender: 'client' | 'server' }[] {
   const server: Partial<TransportParameters> = {
     originalDestinationConnectionId: rng.bytes(8),
     maxIdleTimeout: 30000,
@@ -131,7 +137,14 @@ function tpSeeds(): Uint8Array[] {
     initialMaxStreamsBidi: 2 ** 60,
     versionInformation: { chosenVersion: QUIC_V2, availableVersions: [QUIC_V2, QUIC_V1] },
   };
-  return [concat(Uint8Array.of(1), encodeTransportParameters(server, 'server', { greaseN: 3 })), concat(Uint8Array.of(0), encodeTransportParameters(client, 'client'))];
+  return [
+    { bytes: encodeTransportParameters(server, 'server', { greaseN: 3 }), sender: 'server' },
+    { bytes: encodeTransportParameters(client, 'client'), sender: 'client' },
+  ];
+}
+
+function tpSeeds(): Uint8Array[] {
+  return validTransportParams(new Rng(0x7a9)).map((p) => concat(Uint8Array.of(p.sender === 'server' ? 1 : 0), p.bytes));
 }
 
 export const quicTransportParamsTarget = defineTarget({

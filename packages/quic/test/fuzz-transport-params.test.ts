@@ -8,9 +8,9 @@ import * as assert from 'uvu/assert';
 import { ProtocolViolation } from '@petrel/tls-core';
 import { Rng } from '../../../test/support/rng.js';
 import { mutate } from '../../../test/fuzz/mutate.js';
+import { validTransportParams } from '../../../test/fuzz/targets-quic.js';
 import { decodeTransportParameters, encodeTransportParameters, type TransportParameters } from '../src/transport-params.js';
 import { TransportError } from '../src/errors.js';
-import { QUIC_V1, QUIC_V2 } from '../src/version.js';
 
 const SEED = Number(process.env.SEED ?? 0x5eed);
 const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
@@ -18,51 +18,10 @@ const SCALE = Number(process.env.FUZZ_SCALE ?? 1);
 /** Same mutator as fuzz-frames.test.ts. */
 
 
-function corpus(rng: Rng): { bytes: Uint8Array; sender: 'client' | 'server' }[] {
-  const server: Partial<TransportParameters> = {
-    originalDestinationConnectionId: rng.bytes(8),
-    maxIdleTimeout: 30000,
-    statelessResetToken: rng.bytes(16),
-    maxUdpPayloadSize: 1500,
-    initialMaxData: 1 << 24,
-    initialMaxStreamDataBidiLocal: 1 << 20,
-    initialMaxStreamDataBidiRemote: 1 << 20,
-    initialMaxStreamDataUni: 1 << 20,
-    initialMaxStreamsBidi: 100,
-    initialMaxStreamsUni: 3,
-    ackDelayExponent: 5,
-    maxAckDelay: 30,
-    disableActiveMigration: true,
-    preferredAddress: {
-      ipv4: rng.bytes(4),
-      ipv4Port: 443,
-      ipv6: rng.bytes(16),
-      ipv6Port: 443,
-      connectionId: rng.bytes(8),
-      statelessResetToken: rng.bytes(16),
-    },
-    activeConnectionIdLimit: 4,
-    initialSourceConnectionId: rng.bytes(8),
-    retrySourceConnectionId: rng.bytes(8),
-    maxDatagramFrameSize: 1200,
-    versionInformation: { chosenVersion: QUIC_V1, availableVersions: [QUIC_V1, QUIC_V2] },
-    greaseQuicBit: true,
-  };
-  const client: Partial<TransportParameters> = {
-    initialSourceConnectionId: rng.bytes(4),
-    initialMaxData: 2 ** 40,
-    initialMaxStreamsBidi: 2 ** 60,
-    versionInformation: { chosenVersion: QUIC_V2, availableVersions: [QUIC_V2, QUIC_V1] },
-  };
-  return [
-    { bytes: encodeTransportParameters(server, 'server', { greaseN: 3 }), sender: 'server' },
-    { bytes: encodeTransportParameters(client, 'client'), sender: 'client' },
-  ];
-}
 
 test('transport parameters: random and mutated input', () => {
   const rng = new Rng(SEED);
-  const base = corpus(rng);
+  const base = validTransportParams(rng);
   let ok = 0;
   let errors = 0;
   for (let i = 0; i < 20000 * SCALE; i++) {
