@@ -957,66 +957,74 @@ export class Connection implements QuicConnection {
   private onPacketLost(space: PnSpace, info: SentInfo | undefined): void {
     this.lostPackets++;
     if (!info) return;
-    const r = info.recs;
-    for (let i = 0; i < info.n; i++) {
-      const k = r[i * 5]!;
-      const a = r[i * 5 + 1]!;
-      const b = r[i * 5 + 2]!;
-      const c = r[i * 5 + 3]!;
-      switch (k) {
-        case R_STREAM: {
-          const s = this.streams.sendStreams.get(a);
-          if (s && !s.isReset) s.onLost(b, c, r[i * 5 + 4]! === 1);
-          break;
-        }
-        case R_CRYPTO:
-          if (!this.spaces[a]!.discarded) this.crypto.get(a as 0 | 1 | 2).onLost(b, c);
-          break;
-        case R_MAX_DATA:
-          this.streams.connRecv.onUpdateLost(a);
-          break;
-        case R_MAX_STREAM_DATA:
-          this.streams.recvStreams.get(a)?.flow.onUpdateLost(b);
-          this.recvCtrlDirty.add(a);
-          break;
-        case R_STREAM_DATA_BLOCKED:
-          this.streams.sendStreams.get(a)?.credit.onBlockedLost(b);
-          this.sendCtrlDirty.add(a);
-          break;
-        case R_MAX_STREAMS:
-          this.streams.onMaxStreamsLost(a === 1, b);
-          break;
-        case R_DATA_BLOCKED:
-          this.streams.connSend.onBlockedLost(a);
-          break;
-        case R_RESET_STREAM:
-          this.streams.sendStreams.get(a)?.onResetLost();
-          this.sendCtrlDirty.add(a);
-          break;
-        case R_STOP_SENDING:
-          this.streams.recvStreams.get(a)?.onStopSendingLost();
-          this.recvCtrlDirty.add(a);
-          break;
-        case R_NEW_CID: {
-          const c2 = this.localCids.all().find((x) => x.seq === a);
-          if (c2) this.localCids.pendingNew.push(c2);
-          break;
-        }
-        case R_RETIRE_CID:
-          this.remoteCids.pendingRetire.push(a);
-          break;
-        case R_HANDSHAKE_DONE:
-          this.handshakeDonePending = true;
-          break;
-        case R_PATH_CHALLENGE:
-          if (this.path.challenge) this.path.challengePending = true;
-          break;
-        case R_NEW_TOKEN:
-          if (this.lastNewToken) this.newTokenPending = this.lastNewToken;
-          break;
-      }
-    }
+    for (let i = 0; i < info.n; i++) this.requeue(info.recs, i);
     this.releaseInfo(info);
+  }
+
+  /**
+   * Queues again what record `i` of a sent packet carried (its packet was lost, or a PTO probe
+   * repeats it). Returns false when nothing is owed any more (stream reset or gone, space discarded).
+   */
+  private requeue(r: number[], i: number): boolean {
+    const k = r[i * 5]!;
+    const a = r[i * 5 + 1]!;
+    const b = r[i * 5 + 2]!;
+    const c = r[i * 5 + 3]!;
+    switch (k) {
+      case R_STREAM: {
+        const s = this.streams.sendStreams.get(a);
+        if (!s || s.isReset) return false;
+        s.onLost(b, c, r[i * 5 + 4]! === 1);
+        break;
+      }
+      case R_CRYPTO:
+        if (this.spaces[a]!.discarded) return false;
+        this.crypto.get(a as 0 | 1 | 2).onLost(b, c);
+        break;
+      case R_MAX_DATA:
+        this.streams.connRecv.onUpdateLost(a);
+        break;
+      case R_MAX_STREAM_DATA:
+        this.streams.recvStreams.get(a)?.flow.onUpdateLost(b);
+        this.recvCtrlDirty.add(a);
+        break;
+      case R_STREAM_DATA_BLOCKED:
+        this.streams.sendStreams.get(a)?.credit.onBlockedLost(b);
+        this.sendCtrlDirty.add(a);
+        break;
+      case R_MAX_STREAMS:
+        this.streams.onMaxStreamsLost(a === 1, b);
+        break;
+      case R_DATA_BLOCKED:
+        this.streams.connSend.onBlockedLost(a);
+        break;
+      case R_RESET_STREAM:
+        this.streams.sendStreams.get(a)?.onResetLost();
+        this.sendCtrlDirty.add(a);
+        break;
+      case R_STOP_SENDING:
+        this.streams.recvStreams.get(a)?.onStopSendingLost();
+        this.recvCtrlDirty.add(a);
+        break;
+      case R_NEW_CID: {
+        const c2 = this.localCids.all().find((x) => x.seq === a);
+        if (c2) this.localCids.pendingNew.push(c2);
+        break;
+      }
+      case R_RETIRE_CID:
+        this.remoteCids.pendingRetire.push(a);
+        break;
+      case R_HANDSHAKE_DONE:
+        this.handshakeDonePending = true;
+        break;
+      case R_PATH_CHALLENGE:
+        if (this.path.challenge) this.path.challengePending = true;
+        break;
+      case R_NEW_TOKEN:
+        if (this.lastNewToken) this.newTokenPending = this.lastNewToken;
+        break;
+    }
+    return true;
   }
 
   private lastNewToken: Uint8Array | null = null;
@@ -1627,25 +1635,12 @@ export class Connection implements QuicConnection {
       const old = this.probeScratch[j];
       this.probeScratch[j] = undefined;
       if (!old) continue;
-      const r = old.recs;
       for (let i = 0; i < old.n; i++) {
-        const k = r[i * 5]!;
-        if (k === R_CRYPTO && !this.spaces[r[i * 5 + 1]!]!.discarded) {
-          this.crypto.get(r[i * 5 + 1]! as 0 | 1 | 2).onLost(r[i * 5 + 2]!, r[i * 5 + 3]!);
-          any = true;
-        } else if (k === R_STREAM) {
-          const s = this.streams.sendStreams.get(r[i * 5 + 1]!);
-          if (s && !s.isReset) {
-            s.onLost(r[i * 5 + 2]!, r[i * 5 + 3]!, r[i * 5 + 4]! === 1);
-            any = true;
-          }
-        } else if (k === R_HANDSHAKE_DONE && this.isServer) {
-          // The client cannot confirm the handshake (and drop its Handshake keys) without it: a probe
-          // that repeats the oldest packet must repeat HANDSHAKE_DONE too (seen against ngtcp2 when
-          // the server's first 1-RTT packet was lost).
-          this.handshakeDonePending = true;
-          any = true;
-        }
+        // The frames a probe repeats (RFC 9002 §6.2.4): handshake and stream data, and HANDSHAKE_DONE,
+        // without which the client cannot confirm the handshake (seen against ngtcp2 when the
+        // server's first 1-RTT packet was lost).
+        const k = old.recs[i * 5]!;
+        if ((k === R_CRYPTO || k === R_STREAM || k === R_HANDSHAKE_DONE) && this.requeue(old.recs, i)) any = true;
       }
     }
     void info;
