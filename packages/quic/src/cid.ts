@@ -5,6 +5,7 @@
  * Connection pulls them when it builds packets. Errors are ProtocolViolation with the §20 codes.
  */
 import { ProtocolViolation } from '@petrel/tls-core';
+import { matchesStatelessReset } from './packet.js';
 
 const PROTOCOL_VIOLATION = 0x0a;
 const CONNECTION_ID_LIMIT_ERROR = 0x09;
@@ -203,9 +204,7 @@ export class RemoteCids {
 
   /** True if `token` is the stateless reset token of a CID the peer gave us (§10.3.1). */
   isResetToken(datagram: Uint8Array): boolean {
-    if (datagram.length < 21) return false;
-    const tail = datagram.subarray(datagram.length - 16);
-    for (const c of this.cids.values()) if (c.resetToken.length === 16 && cidEquals(c.resetToken, tail)) return true;
+    for (const c of this.cids.values()) if (matchesStatelessReset(datagram, 0, datagram.length, c.resetToken)) return true;
     return false;
   }
 
