@@ -148,6 +148,8 @@ interface PathState {
   challengeDeadline: number;
   /** When to send the PATH_CHALLENGE again if no PATH_RESPONSE came (§8.2.1: lost probes). */
   challengeRetry: number;
+  /** The peer's IP address differs from the last validated path's: reset congestion state on validation (§9.4). */
+  resetCongestion: boolean;
 }
 
 interface SpaceState {
@@ -456,7 +458,7 @@ export class Connection implements QuicConnection {
   }
 
   private newPath(remote: Address, validated: boolean): PathState {
-    return { remote, key: addressKey(remote), validated, bytesReceived: 0, bytesSent: 0, challenge: null, challengePending: false, challengeDeadline: Infinity, challengeRetry: Infinity };
+    return { remote, key: addressKey(remote), validated, bytesReceived: 0, bytesSent: 0, challenge: null, challengePending: false, challengeDeadline: Infinity, challengeRetry: Infinity, resetCongestion: false };
   }
 
   private installInitialKeys(): void {
@@ -1291,36 +1293,55 @@ export class Connection implements QuicConnection {
 
   private onPeerAddressChanged(remote: Address, key: string, now: number): void {
     if (!this.handshakeConfirmed) return; // §9: no migration before the handshake is confirmed
-    const sameIp = remote.address === this.path.remote.address;
-    this.prevPath = this.path;
+    const back = this.prevPath;
+    if (back && back.key === key) {
+      // §9.3.2/§9.3.3: packets with higher packet numbers from the last validated address: the
+      // unvalidated address (perhaps spoofed by an on-path attacker) is abandoned, and the old
+      // path, still validated, with its congestion and RTT state untouched, is used again.
+      this.prevPath = null;
+      this.path = back;
+      this.recovery.setAmplificationBlocked(false, now);
+      return;
+    }
+    // The path to revert to if validation fails is the last VALIDATED one (§9.3.2): a second move
+    // before the first is validated keeps it.
+    if (this.path.validated) this.prevPath = this.path;
+    const from = this.prevPath ?? this.path;
     this.path = this.newPath(remote, false);
+    this.path.resetCongestion = remote.address !== from.remote.address;
     this.path.challenge = this.provider.randomBytes(8);
     this.path.challengePending = true;
     this.path.challengeDeadline = now + Math.max(3 * this.recovery.ptoPeriod(), 6 * (this.cfg.initialRtt ?? 333));
     if (this.isServer) this.remoteCids.rotate(); // §9.5: a new CID toward the new path when we have one
-    if (!sameIp) {
-      // §9.4: a new path: congestion state starts over.
-      this.rtt.reset();
-      this.cc = createCongestionController(this.cfg.congestionControl ?? 'cubic', this.rtt, { maxDatagramSize: this.maxDatagram });
-      const old = this.recovery;
-      this.recovery = this.makeRecovery();
-      this.recovery.peerMaxAckDelay = old.peerMaxAckDelay;
-      this.recovery.setHandshakeConfirmed(now);
-      this.recovery.discardSpace(PnSpace.initial, now);
-      this.recovery.discardSpace(PnSpace.handshake, now);
-      // ACKs of packets sent on the old path may still arrive: they are not "unsent" packets.
-      this.recovery.largestSent[PnSpace.application] = old.largestSent[PnSpace.application]!;
-      this.pacer = new Pacer(this.cc, this.rtt);
-      // Everything outstanding on the old path is declared lost: its frames are sent again.
-      const n = old.outstanding(PnSpace.application);
-      if (n > 0) {
-        const infos: (SentInfo | undefined)[] = new Array(n); // rare event: allocation is fine here
-        const m = old.oldestOutstanding(PnSpace.application, n, infos);
-        for (let i = 0; i < m; i++) if (infos[i]) this.onPacketLost(PnSpace.application, infos[i]);
-      }
-      old.discardSpace(PnSpace.application, now);
-    }
     void key;
+  }
+
+  /**
+   * §9.4: on confirming the peer's ownership of a new address (not on the first packet from it, so
+   * that a spoofed or failed migration leaves the validated path's state intact), congestion
+   * control and the RTT estimator start over, unless only the port changed (NAT rebinding, where we
+   * keep them). Packets sent before that "MUST NOT contribute to congestion control or RTT
+   * estimation for the new path": everything outstanding is declared lost and sent again.
+   */
+  private resetCongestionForNewPath(now: number): void {
+    this.rtt.reset();
+    this.cc = createCongestionController(this.cfg.congestionControl ?? 'cubic', this.rtt, { maxDatagramSize: this.maxDatagram });
+    const old = this.recovery;
+    this.recovery = this.makeRecovery();
+    this.recovery.peerMaxAckDelay = old.peerMaxAckDelay;
+    this.recovery.setHandshakeConfirmed(now);
+    this.recovery.discardSpace(PnSpace.initial, now);
+    this.recovery.discardSpace(PnSpace.handshake, now);
+    // ACKs of packets sent before the reset may still arrive: they are not "unsent" packets.
+    this.recovery.largestSent[PnSpace.application] = old.largestSent[PnSpace.application]!;
+    this.pacer = new Pacer(this.cc, this.rtt);
+    const n = old.outstanding(PnSpace.application);
+    if (n > 0) {
+      const infos: (SentInfo | undefined)[] = new Array(n); // rare event: allocation is fine here
+      const m = old.oldestOutstanding(PnSpace.application, n, infos);
+      for (let i = 0; i < m; i++) if (infos[i]) this.onPacketLost(PnSpace.application, infos[i]);
+    }
+    old.discardSpace(PnSpace.application, now);
   }
 
   private onPathResponse(f: Frame, now: number): void {
@@ -1333,6 +1354,10 @@ export class Connection implements QuicConnection {
     p.challengeDeadline = Infinity;
     p.challengeRetry = Infinity;
     this.prevPath = null;
+    if (p.resetCongestion) {
+      p.resetCongestion = false;
+      this.resetCongestionForNewPath(now);
+    }
     this.recovery.setAmplificationBlocked(false, now);
     this.pushEvent({ type: 'pathChanged', remote: p.remote });
   }
@@ -1959,8 +1984,10 @@ export class Connection implements QuicConnection {
         this.path.challengeRetry = Infinity;
         this.path.challenge = null;
         if (this.prevPath) {
+          // §9.3.2: back to the last validated address, whose congestion and RTT state were never reset.
           this.path = this.prevPath;
           this.prevPath = null;
+          this.recovery.setAmplificationBlocked(false, now);
         } else if (!this.isServer) {
           this.path.validated = true; // client migration without an answer: keep using it (peer may be lenient)
         }
