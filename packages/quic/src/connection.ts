@@ -1275,6 +1275,8 @@ export class Connection implements QuicConnection {
     s.discarded = true;
     s.read = null;
     s.write = null;
+    // No packet of this level can be read or sent again: its CRYPTO buffers go too.
+    this.crypto.discard(level as 0 | 1);
     if (level === 0) this.initialReadAlt = null;
     this.recovery.discardSpace(level as PnSpace, now);
     if (this.qlog) {
@@ -1530,9 +1532,10 @@ export class Connection implements QuicConnection {
     this.recovery.onPacketSent(p.level as PnSpace, p.pn, this.now, size, p.ackEliciting, p.inFlight, info, p.zeroRtt);
     this.sentPackets++;
     if (this.qlog) this.qlog({ time: this.now, name: 'transport:packet_sent', data: { header: { packet_type: p.zeroRtt ? '0RTT' : LEVEL_PACKET_TYPES[p.level], packet_number: p.pn }, raw: { length: size }, frames } });
-    if (this.isServer && p.level === 1 && !this.spaces[0]!.discarded) {
-      /* the server discards Initial keys when it first processes a Handshake packet, not when sending */
-    }
+    // The slot is reused by the next packet: it must not keep discarded keys or records alive.
+    p.keys = null;
+    p.info = null;
+    // (The server discards Initial keys when it first processes a Handshake packet, not when sending.)
     if (!this.isServer && p.level === 1) this.discardSpace(0, this.now); // RFC 9001 §4.9.1
     return end;
   }
@@ -1710,6 +1713,7 @@ export class Connection implements QuicConnection {
   private writeCrypto(buf: Uint8Array, o: number, end: number, level: number, info: SentInfo): number {
     const cs = this.crypto.get(level as 0 | 1 | 2);
     const ch = this.chunk;
+    let lowest = Infinity;
     while (cs.hasPending()) {
       const room = end - o;
       const max = maxCryptoFrameData(cs.send.sentOffset, room);
@@ -1724,7 +1728,31 @@ export class Connection implements QuicConnection {
       cs.copy(ch.offset, ch.length, buf, o);
       o += ch.length;
       info.add(R_CRYPTO, level, ch.offset, ch.length);
+      if (ch.offset < lowest) lowest = ch.offset;
     }
+    if (level === 0 && !this.isServer && lowest > 0 && lowest !== Infinity) o = this.writeClientHelloHead(buf, o, end, lowest, info);
+    return o;
+  }
+
+  /**
+   * A ClientHello larger than one datagram (e.g. with an X25519MLKEM768 key share) is sent as two
+   * Initial packets, and the server can do nothing until it has the first bytes: some servers
+   * (ngtcp2) even answer a first Initial whose CRYPTO data does not start at offset 0 with a Retry.
+   * The room that padding would fill in the packet with the ClientHello's later part (§14.1: 1200
+   * bytes) carries the start of the ClientHello again (RFC 9000 §19.6: CRYPTO data may be sent
+   * more than once), so the server gets its first bytes if either datagram arrives. Only while
+   * nothing of the ClientHello is acknowledged and no ServerHello came (no Handshake keys): later
+   * datagrams have better use for the room (coalesced Handshake packets).
+   */
+  private writeClientHelloHead(buf: Uint8Array, o: number, end: number, lowest: number, info: SentInfo): number {
+    const cs = this.crypto.get(0);
+    if (cs.hasPending() || cs.send.ackedPrefix > 0 || this.spaces[1]!.write) return o;
+    const n = Math.min(maxCryptoFrameData(0, end - o), lowest);
+    if (n < 64) return o;
+    o = writeCryptoFrameHeader(buf, o, 0, n);
+    cs.copy(0, n, buf, o);
+    o += n;
+    info.add(R_CRYPTO, 0, 0, n);
     return o;
   }
 
