@@ -1275,6 +1275,8 @@ export class Connection implements QuicConnection {
     s.discarded = true;
     s.read = null;
     s.write = null;
+    // No packet of this level can be read or sent again: its CRYPTO buffers go too.
+    this.crypto.discard(level as 0 | 1);
     if (level === 0) this.initialReadAlt = null;
     this.recovery.discardSpace(level as PnSpace, now);
     if (this.qlog) {
@@ -1530,9 +1532,10 @@ export class Connection implements QuicConnection {
     this.recovery.onPacketSent(p.level as PnSpace, p.pn, this.now, size, p.ackEliciting, p.inFlight, info, p.zeroRtt);
     this.sentPackets++;
     if (this.qlog) this.qlog({ time: this.now, name: 'transport:packet_sent', data: { header: { packet_type: p.zeroRtt ? '0RTT' : LEVEL_PACKET_TYPES[p.level], packet_number: p.pn }, raw: { length: size }, frames } });
-    if (this.isServer && p.level === 1 && !this.spaces[0]!.discarded) {
-      /* the server discards Initial keys when it first processes a Handshake packet, not when sending */
-    }
+    // The slot is reused by the next packet: it must not keep discarded keys or records alive.
+    p.keys = null;
+    p.info = null;
+    // (The server discards Initial keys when it first processes a Handshake packet, not when sending.)
     if (!this.isServer && p.level === 1) this.discardSpace(0, this.now); // RFC 9001 §4.9.1
     return end;
   }

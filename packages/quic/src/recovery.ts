@@ -51,13 +51,15 @@ const F_REMOVED = 4;
 const F_ZERO_RTT = 8;
 
 /** Sent packets of one space, ascending packet numbers, in a ring of parallel arrays. */
+const INITIAL_SLOTS = 64;
+
 class SentPackets<T> {
-  cap = 64;
-  pn = new Float64Array(64);
-  time = new Float64Array(64);
-  size = new Uint32Array(64);
-  flags = new Uint8Array(64);
-  info: (T | undefined)[] = new Array<T | undefined>(64).fill(undefined);
+  cap = INITIAL_SLOTS;
+  pn = new Float64Array(INITIAL_SLOTS);
+  time = new Float64Array(INITIAL_SLOTS);
+  size = new Uint32Array(INITIAL_SLOTS);
+  flags = new Uint8Array(INITIAL_SLOTS);
+  info: (T | undefined)[] = new Array<T | undefined>(INITIAL_SLOTS).fill(undefined);
   /** Absolute sequence numbers of the first live slot and one past the last. */
   head = 0;
   tail = 0;
@@ -76,7 +78,11 @@ class SentPackets<T> {
   }
 
   private grow(): void {
-    const cap = this.cap * 2;
+    this.resize(this.cap * 2);
+  }
+
+  /** New arrays of `cap` slots holding the live range (cap >= the live range's length). */
+  private resize(cap: number): void {
     const pn = new Float64Array(cap), time = new Float64Array(cap), size = new Uint32Array(cap), flags = new Uint8Array(cap);
     const info = new Array<T | undefined>(cap).fill(undefined);
     for (let s = this.head; s < this.tail; s++) {
@@ -118,14 +124,19 @@ class SentPackets<T> {
     if (this.head === this.tail) {
       this.head = 0;
       this.tail = 0;
+      // A drained flight gives back what a large congestion window grew (idle connections keep
+      // 64 slots, not the peak: rare, so the allocation is off the per-packet path).
+      if (this.cap > 4 * INITIAL_SLOTS) this.resize(INITIAL_SLOTS);
     }
   }
 
-  clear(): void {
+  /** Empties the ring; `release` (a discarded packet number space) also drops its arrays. */
+  clear(release = false): void {
     for (let s = this.head; s < this.tail; s++) this.info[s % this.cap] = undefined;
     this.head = 0;
     this.tail = 0;
     this.live = 0;
+    if (release) this.resize(2);
   }
 }
 
@@ -365,7 +376,7 @@ export class LossRecovery<T = unknown> {
       const f = sp.flags[i]!;
       if ((f & (F_REMOVED | F_IN_FLIGHT)) === F_IN_FLIGHT) bytes += sp.size[i]!;
     }
-    sp.clear();
+    sp.clear(true);
     if (bytes > 0) this.cc.onPacketsDiscarded(bytes);
     this.discarded[space] = true;
     this.timeOfLastAckEliciting[space] = 0;

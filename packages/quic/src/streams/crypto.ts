@@ -75,4 +75,9 @@ export class CryptoStreams {
   get(level: CryptoLevel): CryptoStream {
     return this.levels[level];
   }
+
+  /** The level's keys are gone (RFC 9001 §4.9): an empty stream replaces its buffered bytes. */
+  discard(level: 0 | 1): void {
+    this.levels[level] = new CryptoStream(level, 0);
+  }
 }
