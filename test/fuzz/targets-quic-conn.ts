@@ -17,8 +17,11 @@
 import { Endpoint } from '../../packages/quic/src/endpoint.js';
 import type { Address, ConnectionEvent, QuicConnection } from '../../packages/quic/src/api.js';
 import { nodeProvider } from '../../packages/tls-core/src/crypto/node.js';
-import type { CryptoProvider } from '../../packages/tls-core/src/crypto/provider.js';
-import { generateSelfSigned, type GeneratedCertificate } from '../../packages/tls-core/src/x509/selfsigned.js';
+import type { CryptoProvider, SigningKey } from '../../packages/tls-core/src/crypto/provider.js';
+import type { CertificateVerifier } from '../../packages/tls-core/src/handshake/api.js';
+import { generateSelfSigned } from '../../packages/tls-core/src/x509/selfsigned.js';
+import { WebPkiVerifier } from '../../packages/tls-core/src/x509/verifier.js';
+import { fuzzProvider } from './fuzz-provider.js';
 import { Frame, FrameType, encodeFrame, frameSize } from '../../packages/quic/src/frames.js';
 import { writeShortHeader } from '../../packages/quic/src/header.js';
 import { INITIAL_CIPHER } from '../../packages/quic/src/initial.js';
@@ -40,7 +43,45 @@ const AFTER_STEPS = 20;
 const fixed = (b: number) => new Uint8Array(32).fill(b);
 const INTERNAL_ERROR = 0x1;
 
-let cert: GeneratedCertificate | undefined;
+/**
+ * The crypto a pair runs with. 'real': the node provider (seeded randomBytes), an Ed25519
+ * certificate, no chain verification (what the CI targets always ran). 'fast': the fuzzing
+ * provider (./fuzz-provider.ts: cheap stand-ins that still fail on any mismatch), a CA-issued
+ * leaf verified by the real WebPkiVerifier (path, validity, name), so a run costs no real crypto.
+ */
+export type PairCrypto = 'real' | 'fast';
+
+interface Flavor {
+  provider(): CryptoProvider;
+  identity: { chain: Uint8Array[]; key: SigningKey };
+  client: { insecureSkipVerify: true } | { verifier: CertificateVerifier };
+}
+const flavors: Partial<Record<PairCrypto, Flavor>> = {};
+
+function flavor(kind: PairCrypto): Flavor {
+  let f = flavors[kind];
+  if (f) return f;
+  if (kind === 'real') {
+    const cert = generateSelfSigned({ provider: nodeProvider, names: ['example.com'], keyType: 'ed25519', nowMs: T0 });
+    f = {
+      provider: () => seededProvider(0x5eed),
+      // The key loaded once (loading it is config work, not under test; it was 20% of each run).
+      identity: { chain: [cert.certDer], key: nodeProvider.loadPrivateKey(cert.keyDer) },
+      client: { insecureSkipVerify: true },
+    };
+  } else {
+    const p = fuzzProvider(1);
+    const ca = generateSelfSigned({ provider: p, names: [], isCA: true, keyType: 'ec-p256', nowMs: T0 - 86_400_000 });
+    const leaf = generateSelfSigned({ provider: p, names: ['example.com'], issuer: ca, keyType: 'ec-p256', nowMs: T0 - 86_400_000 });
+    f = {
+      provider: () => fuzzProvider(0x5eed),
+      identity: { chain: [leaf.certDer, ca.certDer], key: p.loadPrivateKey(leaf.keyDer) },
+      client: { verifier: new WebPkiVerifier({ roots: [ca.certDer] }) },
+    };
+  }
+  flavors[kind] = f;
+  return f;
+}
 
 /** node provider with a seeded randomBytes (everything else unchanged). */
 function seededProvider(seed: number): CryptoProvider {
@@ -77,9 +118,9 @@ export interface Injection {
  * `inject`, once both handshakes completed, the payloads are protected with the real 1-RTT keys
  * (from the client's key log) and delivered, then the exchange goes on briefly.
  */
-export function runQuicPair(replaceAt: number, replacement: Uint8Array | null, inject?: Injection): PairRun {
-  cert ??= generateSelfSigned({ provider: nodeProvider, names: ['example.com'], keyType: 'ed25519', nowMs: T0 });
-  const provider = seededProvider(0x5eed);
+export function runQuicPair(replaceAt: number, replacement: Uint8Array | null, inject?: Injection, crypto: PairCrypto = 'real'): PairRun {
+  const fl = flavor(crypto);
+  const provider = fl.provider();
   const run: PairRun = { bugs: [], datagrams: [], dirs: [], keyLog: [], injected: 0, replaced: false, clientComplete: false, serverComplete: false, closes: [] };
   const tokenKeys = { tokenKey: new Uint8Array(16).fill(7), resetKey: new Uint8Array(32).fill(8) };
   const onError = (e: unknown) => run.bugs.push(`endpoint onError: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -89,7 +130,7 @@ export function runQuicPair(replaceAt: number, replacement: Uint8Array | null, i
     onError,
     server: {
       provider,
-      tls: { identity: { chain: [cert.certDer], key: cert.keyDer }, alpn: [ALPN], random: fixed(4), keySharePrivateKeys: { x25519: fixed(5) }, now: () => T0 },
+      tls: { identity: fl.identity, alpn: [ALPN], random: fixed(4), keySharePrivateKeys: { x25519: fixed(5) }, now: () => T0 },
     },
   });
   const clientEp = new Endpoint({ provider, tokenKeys, onError });
@@ -98,7 +139,7 @@ export function runQuicPair(replaceAt: number, replacement: Uint8Array | null, i
     provider,
     tls: {
       serverName: 'example.com',
-      insecureSkipVerify: true,
+      ...fl.client,
       alpn: [ALPN],
       groups: ['x25519'],
       keyShares: ['x25519'],
@@ -209,34 +250,39 @@ function protect1Rtt(run: PairRun, inject: Injection, provider: CryptoProvider):
   });
 }
 
-let clean: PairRun | undefined;
+const clean: Partial<Record<PairCrypto, PairRun>> = {};
 
-function cleanRun(): PairRun {
-  clean ??= runQuicPair(-1, null);
-  if (!clean.clientComplete || !clean.serverComplete) throw new Error(`quic-pair: the clean handshake does not complete (${clean.closes.join(', ')} ${clean.bugs.join('; ')})`);
-  return clean;
+function cleanRun(crypto: PairCrypto): PairRun {
+  const c = (clean[crypto] ??= runQuicPair(-1, null, undefined, crypto));
+  if (!c.clientComplete || !c.serverComplete) throw new Error(`quic-pair (${crypto}): the clean handshake does not complete (${c.closes.join(', ')} ${c.bugs.join('; ')})`);
+  return c;
 }
 
 /** Replacement slots: the datagrams the clean run actually makes (at most MAX_SLOTS). */
-export function quicPairSlots(): number {
-  return Math.min(MAX_SLOTS, cleanRun().datagrams.length);
+export function quicPairSlots(crypto: PairCrypto = 'real'): number {
+  return Math.min(MAX_SLOTS, cleanRun(crypto).datagrams.length);
 }
 
-export const quicPairTarget = defineTarget<PairRun>({
-  name: 'quic-pair',
-  description: 'client/server Endpoint handshake in memory (deterministic), datagram k replaced by the input',
-  strict: true,
-  seeds: () => cleanRun().datagrams.slice(0, quicPairSlots()).map((d, k) => concat(Uint8Array.of(k), d)),
-  run: (input) => {
-    if (input.length === 0) return runQuicPair(-1, null);
-    return runQuicPair(input[0]! % quicPairSlots(), input.subarray(1));
-  },
-  check: (st) => {
-    if (st.bugs.length) throw new Error(`invariant: ${st.bugs[0]}`);
-  },
-  signature: (st) => `${st.clientComplete ? 'C' : '-'}${st.serverComplete ? 'S' : '-'} ${st.closes.join(',')}`,
-  maxLen: 1500,
-});
+const pairTarget = (name: string, crypto: PairCrypto, what: string) =>
+  defineTarget<PairRun>({
+    name,
+    description: `client/server Endpoint handshake in memory (deterministic, ${what}), datagram k replaced by the input`,
+    strict: true,
+    seeds: () => cleanRun(crypto).datagrams.slice(0, quicPairSlots(crypto)).map((d, k) => concat(Uint8Array.of(k), d)),
+    run: (input) => {
+      if (input.length === 0) return runQuicPair(-1, null, undefined, crypto);
+      return runQuicPair(input[0]! % quicPairSlots(crypto), input.subarray(1), undefined, crypto);
+    },
+    check: (st) => {
+      if (st.bugs.length) throw new Error(`invariant: ${st.bugs[0]}`);
+    },
+    signature: (st) => `${st.clientComplete ? 'C' : '-'}${st.serverComplete ? 'S' : '-'} ${st.closes.join(',')}`,
+    maxLen: 1500,
+  });
+
+export const quicPairTarget = pairTarget('quic-pair', 'real', 'node provider');
+/** The same with the fuzzing provider and a verified certificate chain (./fuzz-provider.ts). */
+export const quicPairFastTarget = pairTarget('quic-pair-fast', 'fast', 'fuzzing provider, chain verified');
 
 /** Splits [dir][u16 n][n bytes]... into the injection (up to 8 payloads; trailing bytes form the last). */
 function parseInjection(input: Uint8Array): Injection {
@@ -251,50 +297,54 @@ function parseInjection(input: Uint8Array): Injection {
   return { dir: (input[0] ?? 0) & 1 ? 'down' : 'up', payloads };
 }
 
-export const quicFramesLiveTarget = defineTarget<PairRun>({
-  name: 'quic-conn-frames',
-  description: 'frames into a live connection: after a deterministic handshake, input payloads go out as properly protected 1-RTT packets (byte 0: to the server or to the client)',
-  strict: true,
-  seeds: () => {
-    // Frame sequences built by the frame encoder (as in quic-frames), grouped into packets.
-    const frames = quicFrameSeeds().map((f) => f.subarray(1)).filter((f) => f.length > 0);
-    const packet = (...fs: Uint8Array[]) => {
-      const b = concat(...fs);
-      return concat(Uint8Array.of(b.length >> 8, b.length & 0xff), b);
-    };
-    const seeds: Uint8Array[] = [];
-    // Frames that are valid in context, so mutations start from a working exchange.
-    const data = new TextEncoder().encode('hello petrel, fuzzing the live connection');
-    const f = (init: Partial<Frame>) => {
-      const fr = Object.assign(new Frame(), { buf: data }, init);
-      const out = new Uint8Array(frameSize(fr));
-      encodeFrame(out, 0, fr);
-      return out;
-    };
-    const benign = (stream: number, uni: number) => [
-      packet(f({ type: 0x0e, streamId: stream, offset: 0, dataOffset: 0, dataLength: data.length }), f({ type: FrameType.PING })),
-      packet(f({ type: 0x0a, streamId: uni, offset: 0, dataOffset: 0, dataLength: 10 }), f({ type: FrameType.MAX_DATA, maximum: 1 << 22 })),
-      packet(f({ type: FrameType.MAX_STREAMS_BIDI, maximum: 200 }), f({ type: FrameType.PATH_CHALLENGE, dataOffset: 0, dataLength: 8 })),
-      packet(f({ type: 0x0f, streamId: stream, offset: data.length, dataOffset: 0, dataLength: 5, fin: true }), f({ type: FrameType.STOP_SENDING, streamId: stream, errorCode: 1 })),
-    ];
-    seeds.push(concat(Uint8Array.of(0), ...benign(0, 2)));
-    seeds.push(concat(Uint8Array.of(1), ...benign(1, 3)));
-    for (const dir of [0, 1]) {
-      seeds.push(concat(Uint8Array.of(dir), ...frames.map((f) => packet(f)).slice(0, 8)));
-      seeds.push(concat(Uint8Array.of(dir), packet(...frames.slice(8, 16)), packet(...frames.slice(16))));
-    }
-    return seeds;
-  },
-  run: (input) => runQuicPair(-1, null, parseInjection(input)),
-  check: (st, input) => {
-    if (st.bugs.length) throw new Error(`invariant: ${st.bugs[0]}`);
-    if (!st.clientComplete || !st.serverComplete) throw new Error('invariant: the handshake before the injection did not complete');
-    // The target must never silently become a no-op again: every payload goes in.
-    const want = parseInjection(input).payloads.length;
-    if (st.injected !== want) throw new Error(`invariant: ${st.injected} of ${want} payloads injected`);
-  },
-  signature: (st) => `${st.injected} ${st.closes.join(',')}`,
-  maxLen: 4096,
-});
+const framesTarget = (name: string, crypto: PairCrypto, what: string) =>
+  defineTarget<PairRun>({
+    name,
+    description: `frames into a live connection (${what}): after a deterministic handshake, input payloads go out as properly protected 1-RTT packets (byte 0: to the server or to the client)`,
+    strict: true,
+    seeds: () => {
+      // Frame sequences built by the frame encoder (as in quic-frames), grouped into packets.
+      const frames = quicFrameSeeds().map((f) => f.subarray(1)).filter((f) => f.length > 0);
+      const packet = (...fs: Uint8Array[]) => {
+        const b = concat(...fs);
+        return concat(Uint8Array.of(b.length >> 8, b.length & 0xff), b);
+      };
+      const seeds: Uint8Array[] = [];
+      // Frames that are valid in context, so mutations start from a working exchange.
+      const data = new TextEncoder().encode('hello petrel, fuzzing the live connection');
+      const f = (init: Partial<Frame>) => {
+        const fr = Object.assign(new Frame(), { buf: data }, init);
+        const out = new Uint8Array(frameSize(fr));
+        encodeFrame(out, 0, fr);
+        return out;
+      };
+      const benign = (stream: number, uni: number) => [
+        packet(f({ type: 0x0e, streamId: stream, offset: 0, dataOffset: 0, dataLength: data.length }), f({ type: FrameType.PING })),
+        packet(f({ type: 0x0a, streamId: uni, offset: 0, dataOffset: 0, dataLength: 10 }), f({ type: FrameType.MAX_DATA, maximum: 1 << 22 })),
+        packet(f({ type: FrameType.MAX_STREAMS_BIDI, maximum: 200 }), f({ type: FrameType.PATH_CHALLENGE, dataOffset: 0, dataLength: 8 })),
+        packet(f({ type: 0x0f, streamId: stream, offset: data.length, dataOffset: 0, dataLength: 5, fin: true }), f({ type: FrameType.STOP_SENDING, streamId: stream, errorCode: 1 })),
+      ];
+      seeds.push(concat(Uint8Array.of(0), ...benign(0, 2)));
+      seeds.push(concat(Uint8Array.of(1), ...benign(1, 3)));
+      for (const dir of [0, 1]) {
+        seeds.push(concat(Uint8Array.of(dir), ...frames.map((f) => packet(f)).slice(0, 8)));
+        seeds.push(concat(Uint8Array.of(dir), packet(...frames.slice(8, 16)), packet(...frames.slice(16))));
+      }
+      return seeds;
+    },
+    run: (input) => runQuicPair(-1, null, parseInjection(input), crypto),
+    check: (st, input) => {
+      if (st.bugs.length) throw new Error(`invariant: ${st.bugs[0]}`);
+      if (!st.clientComplete || !st.serverComplete) throw new Error('invariant: the handshake before the injection did not complete');
+      // The target must never silently become a no-op again: every payload goes in.
+      const want = parseInjection(input).payloads.length;
+      if (st.injected !== want) throw new Error(`invariant: ${st.injected} of ${want} payloads injected`);
+    },
+    signature: (st) => `${st.injected} ${st.closes.join(',')}`,
+    maxLen: 4096,
+  });
 
-export const quicConnTargets: FuzzTarget[] = [quicPairTarget, quicFramesLiveTarget];
+export const quicFramesLiveTarget = framesTarget('quic-conn-frames', 'real', 'node provider');
+export const quicFramesLiveFastTarget = framesTarget('quic-conn-frames-fast', 'fast', 'fuzzing provider');
+
+export const quicConnTargets: FuzzTarget[] = [quicPairTarget, quicFramesLiveTarget, quicPairFastTarget, quicFramesLiveFastTarget];
