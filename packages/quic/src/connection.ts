@@ -119,6 +119,9 @@ const R_STREAMS_BLOCKED = 14; // bidi, value
 const R_STREAM_DATA_BLOCKED = 15; // id, value
 const R_PATH_CHALLENGE = 16;
 
+/** SentInfo records an idle connection keeps pooled (afterInput). */
+const IDLE_INFO_POOL = 8;
+
 class SentInfo {
   recs: number[] = [];
   n = 0;
@@ -2070,6 +2073,9 @@ export class Connection implements QuicConnection {
       if (this.oneRtt.canInitiateUpdate()) this.updateKeys();
       else throw new ProtocolViolation('quic', TransportError.AEAD_LIMIT_REACHED, 'AEAD confidentiality limit reached');
     }
+    // The record pool serves a flight in progress; once nothing is in flight an idle connection
+    // keeps a few (a bulk transfer would otherwise leave ~60 kB of pooled records per connection).
+    if (this.infoPool.length > IDLE_INFO_POOL && this.cc.bytesInFlight === 0) this.infoPool.length = IDLE_INFO_POOL;
     void now;
   }
 
