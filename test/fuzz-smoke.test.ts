@@ -11,7 +11,7 @@ import { concat, mutate } from './fuzz/mutate.js';
 import { targets } from './fuzz/targets.js';
 import { h3ServerConnTarget } from './fuzz/targets-h3.js';
 import { tlsClientFlightTarget, tlsServerFinishedTarget } from './fuzz/targets-tls.js';
-import { quicFramesLiveTarget, quicPairSlots, quicPairTarget, type PairRun } from './fuzz/targets-quic-conn.js';
+import { quicFramesLiveFastTarget, quicFramesLiveTarget, quicPairFastTarget, quicPairSlots, quicPairTarget, type PairRun } from './fuzz/targets-quic-conn.js';
 import { Rng } from './support/rng.js';
 
 const seed = Number(process.env.SEED ?? 20261123) >>> 0;
@@ -51,40 +51,47 @@ test('session targets: the unmutated seeds complete (the fuzzers start deep in t
   assert.ok(types.includes('settings') && types.includes('end'), types.join(','));
 });
 
-test('quic connection targets are not no-ops: injections go in, outcomes differ', () => {
-  // quic-conn-frames once waited for more datagrams than the handshake makes and injected nothing
-  // (every run had the same outcome); quic-pair slots beyond the exchange replaced nothing.
-  const frames = new Set<string>();
-  for (const seed of quicFramesLiveTarget.seeds()) {
-    const st = quicFramesLiveTarget.run(seed) as PairRun;
-    assert.ok(st.injected > 0, `nothing injected: ${st.closes.join(',')} ${st.bugs.join(';')}`);
-    quicFramesLiveTarget.check!(st, seed);
-    frames.add(quicFramesLiveTarget.signature!(st));
-  }
-  assert.ok(frames.size > 1, `quic-conn-frames: one outcome for every seed: ${[...frames].join(' | ')}`);
-  const slots = quicPairSlots();
-  assert.ok(slots >= 4, `${slots} slots`);
-  const clean = quicPairTarget.run(new Uint8Array(0)) as PairRun;
-  const pair = new Set<string>([quicPairTarget.signature!(clean)]);
-  for (let k = 0; k < slots; k++) {
-    // The clean datagram itself in slot k: the slot occurs and the outcome is the clean one.
-    const st = quicPairTarget.run(concat(Uint8Array.of(k), clean.datagrams[k]!)) as PairRun;
-    assert.ok(st.replaced, `slot ${k} never occurs`);
-    assert.is(quicPairTarget.signature!(st), quicPairTarget.signature!(clean), `slot ${k}`);
-  }
-  // A Version Negotiation packet (only an unknown version) instead of the server's first
-  // datagram: the client abandons the attempt (RFC 9000 §6.2), a different outcome.
-  const k = clean.dirs.indexOf('down');
-  const first = clean.datagrams[clean.dirs.indexOf('up')]!;
-  const dl = first[5]!;
-  const odcid = first.subarray(6, 6 + dl);
-  const scid = first.subarray(7 + dl, 7 + dl + first[6 + dl]!);
-  const vn = Uint8Array.of(0x80, 0, 0, 0, 0, scid.length, ...scid, odcid.length, ...odcid, 0x1a, 0x2a, 0x3a, 0x4a);
-  const st = quicPairTarget.run(concat(Uint8Array.of(k), vn)) as PairRun;
-  assert.ok(st.replaced);
-  pair.add(quicPairTarget.signature!(st));
-  assert.ok(pair.size > 1, `quic-pair: one outcome whatever is replaced: ${[...pair].join(' | ')}`);
-});
+const connFlavors = [
+  { crypto: 'real' as const, frames: quicFramesLiveTarget, pair: quicPairTarget },
+  { crypto: 'fast' as const, frames: quicFramesLiveFastTarget, pair: quicPairFastTarget },
+];
+
+for (const { crypto, frames: quicFramesLiveTarget, pair: quicPairTarget } of connFlavors) {
+  test(`quic connection targets (${crypto} crypto) are not no-ops: injections go in, outcomes differ`, () => {
+    // quic-conn-frames once waited for more datagrams than the handshake makes and injected nothing
+    // (every run had the same outcome); quic-pair slots beyond the exchange replaced nothing.
+    const frames = new Set<string>();
+    for (const seed of quicFramesLiveTarget.seeds()) {
+      const st = quicFramesLiveTarget.run(seed) as PairRun;
+      assert.ok(st.injected > 0, `nothing injected: ${st.closes.join(',')} ${st.bugs.join(';')}`);
+      quicFramesLiveTarget.check!(st, seed);
+      frames.add(quicFramesLiveTarget.signature!(st));
+    }
+    assert.ok(frames.size > 1, `quic-conn-frames: one outcome for every seed: ${[...frames].join(' | ')}`);
+    const slots = quicPairSlots(crypto);
+    assert.ok(slots >= 4, `${slots} slots`);
+    const clean = quicPairTarget.run(new Uint8Array(0)) as PairRun;
+    const pair = new Set<string>([quicPairTarget.signature!(clean)]);
+    for (let k = 0; k < slots; k++) {
+      // The clean datagram itself in slot k: the slot occurs and the outcome is the clean one.
+      const st = quicPairTarget.run(concat(Uint8Array.of(k), clean.datagrams[k]!)) as PairRun;
+      assert.ok(st.replaced, `slot ${k} never occurs`);
+      assert.is(quicPairTarget.signature!(st), quicPairTarget.signature!(clean), `slot ${k}`);
+    }
+    // A Version Negotiation packet (only an unknown version) instead of the server's first
+    // datagram: the client abandons the attempt (RFC 9000 §6.2), a different outcome.
+    const k = clean.dirs.indexOf('down');
+    const first = clean.datagrams[clean.dirs.indexOf('up')]!;
+    const dl = first[5]!;
+    const odcid = first.subarray(6, 6 + dl);
+    const scid = first.subarray(7 + dl, 7 + dl + first[6 + dl]!);
+    const vn = Uint8Array.of(0x80, 0, 0, 0, 0, scid.length, ...scid, odcid.length, ...odcid, 0x1a, 0x2a, 0x3a, 0x4a);
+    const st = quicPairTarget.run(concat(Uint8Array.of(k), vn)) as PairRun;
+    assert.ok(st.replaced);
+    pair.add(quicPairTarget.signature!(st));
+    assert.ok(pair.size > 1, `quic-pair: one outcome whatever is replaced: ${[...pair].join(' | ')}`);
+  });
+}
 
 test('engine: a non-ProtocolViolation exception is found, with seed and iteration', () => {
   // A bug that needs a specific 2-byte pattern somewhere: the mutator finds it quickly.

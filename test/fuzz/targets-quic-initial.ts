@@ -24,7 +24,7 @@ import { nodeProvider } from '../../packages/tls-core/src/crypto/node.js';
 import type { CryptoProvider, SigningKey } from '../../packages/tls-core/src/crypto/provider.js';
 import type { CertificateVerifier } from '../../packages/tls-core/src/handshake/api.js';
 import { WebPkiVerifier } from '../../packages/tls-core/src/x509/verifier.js';
-import { ALPN, CLIENT_ADDR, SERVER_ADDR, SIM_EPOCH, SimpleHost, captureInitialPayloads, testIdentity, watchedFactory } from '../support/quic-pair.js';
+import { ALPN, CLIENT_ADDR, SERVER_ADDR, SIM_EPOCH, SimpleHost, captureInitialPayloads, seededProvider, testIdentity, watchedFactory } from '../support/quic-pair.js';
 import { defineTarget, type FuzzTarget } from './engine.js';
 import { fuzzProvider } from './fuzz-provider.js';
 import { concat } from './mutate.js';
@@ -51,7 +51,9 @@ function flavor(kind: Kind): Flavor {
   if (kind === 'real') {
     const id = testIdentity(nodeProvider);
     f = {
-      provider: () => nodeProvider,
+      // Seeded randomBytes per run: runs are deterministic, and the client's DCID (so its Initial
+      // keys) is the same every run.
+      provider: () => seededProvider(nodeProvider, 0x1417),
       keysProvider: nodeProvider,
       // Loaded once: loading the key is configuration work, not under test.
       identity: { chain: [id.leaf.certDer], key: nodeProvider.loadPrivateKey(id.leaf.keyDer) },
