@@ -1591,7 +1591,13 @@ export class Connection implements QuicConnection {
       let ackN = 0;
       let ackSize = 0;
       let ackDelayField = 0;
-      if (rp.hasPendingAck && !zeroRtt) {
+      // Client, Handshake space, until its handshake completes: its ACKs are the server's only way
+      // to learn which parts of its flight arrived (and to declare the rest lost, RFC 9002 §6.1,
+      // instead of waiting for its PTO, which backs off). An ACK-only packet is not retransmitted
+      // when lost, so ACKs here go with a PING (ack-eliciting: our PTO repeats it) and every packet
+      // of ours in this space carries the current ACK frame.
+      const reliableAck = !this.isServer && level === 1 && !this.handshakeDone;
+      if ((rp.hasPendingAck || reliableAck) && !zeroRtt) {
         ackN = rp.fillIntervals(this.ackScratch, 32);
         if (ackN > 0) {
           ackDelayField = encodeAckDelay(rp.ackDelay(now), level === 2 ? this.cfg.ackDelayExponent ?? 3 : 3);
@@ -1624,6 +1630,10 @@ export class Connection implements QuicConnection {
             if (level === 2) this.pingPending = false;
           }
         }
+      }
+      if (reliableAck && ackDue && !ackEliciting && o + 1 <= fend) {
+        buf[o++] = FrameType.PING;
+        ackEliciting = true;
       }
       if (ackSize > 0 && (ackDue || ackEliciting)) {
         o = writeAckFrame(buf, o, this.ackScratch, ackN, ackDelayField, null);
