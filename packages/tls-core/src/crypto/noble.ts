@@ -3,7 +3,6 @@
  * Pure JavaScript, so it runs anywhere (browsers, Deno, Bun, workers). RSA is our own BigInt
  * code (./rsa.ts): noble has none.
  */
-import { unsafe as aesUnsafe } from '@noble/ciphers/aes.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { p256, p384 } from '@noble/curves/nist.js';
@@ -12,6 +11,7 @@ import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
 import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
 import { randomBytes as nobleRandomBytes } from '@noble/hashes/utils.js';
 import { ConfigError } from '../errors.js';
+import { AesHeaderProtection } from './aes-hp.js';
 import { ChaChaHeaderProtection } from './chacha-hp.js';
 import { AesGcm } from './gcm.js';
 import { x25519Mlkem768 } from './hybrid.js';
@@ -135,30 +135,6 @@ class NobleAead implements Aead {
       return null;
     }
   }
-}
-
-/** RFC 9001 §5.4.3: mask = AES-ECB(hp_key, sample)[0..5], on the expanded key computed once. */
-class NobleAesHp implements HeaderProtection {
-  private readonly xk: Uint32Array;
-  private readonly out = new Uint8Array(5);
-  constructor(key: Uint8Array) {
-    this.xk = aesUnsafe.expandKeyLE(key);
-  }
-  mask(sample: Uint8Array, offset = 0): Uint8Array {
-    if (offset < 0 || offset + 16 > sample.length) throw new RangeError('header protection sample needs 16 bytes');
-    const r = aesUnsafe.encrypt(this.xk, le32(sample, offset), le32(sample, offset + 4), le32(sample, offset + 8), le32(sample, offset + 12));
-    const m = this.out;
-    m[0] = r.s0 & 0xff;
-    m[1] = (r.s0 >>> 8) & 0xff;
-    m[2] = (r.s0 >>> 16) & 0xff;
-    m[3] = r.s0 >>> 24;
-    m[4] = r.s1 & 0xff;
-    return m;
-  }
-}
-
-function le32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 }
 
 function isAllZero(b: Uint8Array): boolean {
@@ -364,7 +340,7 @@ export const nobleProvider: CryptoProvider = {
   aead: (alg, key) => new NobleAead(alg, key),
   headerProtection(alg: AeadAlg, hpKey: Uint8Array): HeaderProtection {
     checkKey(alg, hpKey, 'header protection key');
-    return alg === 'chacha20-poly1305' ? new ChaChaHeaderProtection(hpKey) : new NobleAesHp(hpKey);
+    return alg === 'chacha20-poly1305' ? new ChaChaHeaderProtection(hpKey) : new AesHeaderProtection(hpKey);
   },
   groups: ['x25519', 'secp256r1', 'secp384r1', 'x25519mlkem768'],
   keyExchange(group: NamedGroup): KeyExchange {

@@ -1,6 +1,8 @@
 /**
  * The `node` crypto provider: node:crypto (OpenSSL). Default on Node.
- * ML-KEM (for x25519mlkem768) comes from @noble/post-quantum: Node 20 has no ML-KEM.
+ * ML-KEM (for x25519mlkem768) comes from @noble/post-quantum: Node 20 has no ML-KEM. QUIC
+ * header-protection masks are computed in JS (./aes-hp.ts, ./chacha-hp.ts): one block per packet
+ * costs less there than a node:crypto call.
  */
 import {
   createCipheriv,
@@ -17,13 +19,14 @@ import {
   randomFillSync,
   sign as nodeSign,
   verify as nodeVerify,
-  type Cipher,
   type CipherGCM,
   type DecipherGCM,
   type Hash as NodeHashObject,
   type KeyObject,
 } from 'node:crypto';
 import { ConfigError } from '../errors.js';
+import { AesHeaderProtection } from './aes-hp.js';
+import { ChaChaHeaderProtection } from './chacha-hp.js';
 import { x25519Mlkem768 } from './hybrid.js';
 import {
   allSignatureSchemes,
@@ -163,49 +166,6 @@ class NodeAead implements Aead {
     } catch {
       return null;
     }
-  }
-}
-
-const ZERO5 = new Uint8Array(5);
-
-/** RFC 9001 §5.4.3: mask = AES-ECB(hp_key, sample)[0..5]. One ECB context, reused. */
-class NodeAesHp implements HeaderProtection {
-  private readonly ecb: Cipher;
-  private readonly out = new Uint8Array(5);
-  constructor(alg: 'aes-128-gcm' | 'aes-256-gcm', key: Uint8Array) {
-    this.ecb = createCipheriv(alg === 'aes-128-gcm' ? 'aes-128-ecb' : 'aes-256-ecb', key, null);
-    this.ecb.setAutoPadding(false);
-  }
-  mask(sample: Uint8Array, offset = 0): Uint8Array {
-    // A short sample would leave a partial block buffered in the ECB context and corrupt later masks.
-    if (offset < 0 || offset + 16 > sample.length) throw new RangeError('header protection sample needs 16 bytes');
-    const block = this.ecb.update(sample.subarray(offset, offset + 16));
-    const m = this.out;
-    m[0] = block[0]!;
-    m[1] = block[1]!;
-    m[2] = block[2]!;
-    m[3] = block[3]!;
-    m[4] = block[4]!;
-    return m;
-  }
-}
-
-/**
- * RFC 9001 §5.4.4: counter = sample[0..4] (little-endian), nonce = sample[4..16], mask = ChaCha20
- * keystream over 5 zero bytes. OpenSSL's 'chacha20' takes a 16-byte IV = counter (LE) || nonce,
- * which is exactly the sample.
- */
-class NodeChachaHp implements HeaderProtection {
-  private readonly key: KeyObject;
-  private readonly out = new Uint8Array(5);
-  constructor(key: Uint8Array) {
-    this.key = createSecretKey(key);
-  }
-  mask(sample: Uint8Array, offset = 0): Uint8Array {
-    if (offset < 0 || offset + 16 > sample.length) throw new RangeError('header protection sample needs 16 bytes');
-    const ks = createCipheriv('chacha20', this.key, sample.subarray(offset, offset + 16)).update(ZERO5);
-    this.out.set(ks);
-    return this.out;
   }
 }
 
@@ -436,7 +396,8 @@ export const nodeProvider: CryptoProvider = {
   aead: (alg, key) => new NodeAead(alg, key),
   headerProtection(alg: AeadAlg, hpKey: Uint8Array): HeaderProtection {
     checkKey(alg, hpKey, 'header protection key');
-    return alg === 'chacha20-poly1305' ? new NodeChachaHp(hpKey) : new NodeAesHp(alg, hpKey);
+    // Pure JS in both providers: faster than a node:crypto call per mask (./aes-hp.ts, ./chacha-hp.ts).
+    return alg === 'chacha20-poly1305' ? new ChaChaHeaderProtection(hpKey) : new AesHeaderProtection(hpKey);
   },
   groups: ['x25519', 'secp256r1', 'secp384r1', 'x25519mlkem768'],
   keyExchange(group: NamedGroup): KeyExchange {
