@@ -11,6 +11,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { coalescedTypes } from '../interop/netsim/classify.js';
 import { startRelay } from '../interop/netsim/relay.js';
 import {
@@ -22,6 +25,7 @@ import {
   initialsBeforeReply,
   lacks,
   matrix,
+  qlogBogusAcks,
   runCase,
   scenario,
   serverVersions,
@@ -92,6 +96,22 @@ test('coalesced packet types are walked through the unprotected Length fields', 
   assert.equal(coalescedTypes(new Uint8Array([0xc0, 0, 0, 0, 1, 40])), ['initial']); // truncated: stops
 });
 
+test('qlogBogusAcks: an ACK of a packet number never received in that space is reported', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'petrel-qlog-acks-'));
+  try {
+    const ev = (name: string, type: string, pn: number, frames: unknown[] = []) => `\x1e${JSON.stringify({ time: 0, name: `transport:${name}`, data: { header: { packet_type: type, packet_number: pn }, frames } })}\n`;
+    const ack = (...ranges: number[][]) => ({ frame_type: 'ack', acked_ranges: ranges });
+    const good = ev('packet_received', 'handshake', 0) + ev('packet_received', 'handshake', 1) + ev('packet_sent', 'handshake', 0, [ack([0, 1])]) + ev('packet_received', 'initial', 5) + ev('packet_sent', 'initial', 0, [ack([5])]);
+    fs.writeFileSync(path.join(dir, 'a_client.sqlog'), good);
+    assert.equal(qlogBogusAcks(dir), []);
+    // The known stray: a 1-RTT packet number of another connection in a Handshake ACK.
+    fs.writeFileSync(path.join(dir, 'b_client.sqlog'), good + ev('packet_received', '1RTT', 31027) + ev('packet_sent', 'handshake', 1, [ack([31027, 31027], [0, 1])]));
+    assert.match(qlogBogusAcks(dir).join(), /b_client\.sqlog: handshake packet 1 acknowledges 31027/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('test names and scenarios follow testcases.py; peer limits are explicit', () => {
   assert.is(testname('handshakeloss', 'client'), 'multiconnect');
   assert.is(testname('keyupdate', 'server'), 'transfer');
@@ -105,6 +125,10 @@ test('test names and scenarios follow testcases.py; peer limits are explicit', (
   assert.match(lacks('ngtcp2', 'v2', 'server') ?? '', /v2/);
   assert.match(lacks('petrel', 'ecn', 'client') ?? '', /ECN/);
   assert.is(lacks('quic-go', 'multiplexing', 'server'), null); // runs as "transfer"
+  assert.match(lacks('quic-go', 'rebind-port', 'server') ?? '', /never follow a NAT rebinding/);
+  assert.match(lacks('quic-go', 'rebind-addr', 'server') ?? '', /never follow a NAT rebinding/);
+  assert.is(lacks('quic-go', 'rebind-port', 'client'), null); // quic-go's client → our server runs
+  assert.is(lacks('ngtcp2', 'rebind-port', 'server'), null);
 });
 
 test('relay followMigration: a new client address gets its own server-facing socket; late replies go to the old address', async () => {
@@ -192,23 +216,41 @@ test('through the simulator, Petrel ↔ Petrel: connectionmigration (PATH_CHALLE
   if (rs) assert.equal(failures(rs), []);
 });
 
-// KNOWN BUG, intermittent (connection.ts now drops short-header packets for a DCID that is not ours,
-// RFC 9000 §5.2; this passed once at 12:44 and failed once at 12:47 UTC with ngtcp2 closing our
-// client with PROTOCOL_VIOLATION 0xa, so something of the previous connection still leaks in): a
-// client that runs connections one after another (handshakeloss = multiconnect under 30% loss), on
-// a path that delivers the previous connection's late 1-RTT datagrams to the new connection's
-// socket (the relay with a single client mapping, `singleMapping`; an off-path attacker can do the
-// same), does not drop short-header packets whose DCID is not one of its CIDs (RFC 9000 §5.2):
-// their garbage packet numbers end up in its Handshake ACK frames. qlog (ngtcp2, kept run):
-// `packet_sent handshake ... ack [[1558994823,1558994823],[2,2]]` and `[[136,136],[0,0]]`;
-// (quic-go) `packet_received 1RTT 31027 []` then `ack [[31027,31027],[5,5],[1,2]]`. The relay log
-// shows the trigger: 30-byte 1rtt datagrams with the previous connection's DCID (first bytes
-// 5bba2bca4c7ac7fb, 57ba2bca4c7ac7fb) forwarded 3-110 ms into the new connection. quic-go closes
-// with PROTOCOL_VIOLATION "received ACK for an unsent packet", ngtcp2 with ERR_PROTO.
-test.skip('KNOWN BUG (intermittent): Petrel client and stale datagrams of its previous connection (handshakeloss, single-mapping relay)', async () => {
+// Stale datagrams of a previous connection: a client that runs connections one after another
+// (handshakeloss = multiconnect under 30% loss) on a path that delivers the previous connection's
+// late 1-RTT datagrams to the new connection's socket (the relay with a single client mapping,
+// `singleMapping`; an off-path attacker can do the same). Our client once let their packet numbers
+// into its Handshake ACK frames (qlog: `ack [[1558994823,1558994823],[2,2]]`, `[[31027,31027],[5,5],[1,2]]`),
+// and the peers closed it with PROTOCOL_VIOLATION ("received ACK for an unsent packet"); fixed by
+// dropping short-header packets whose DCID is not ours (RFC 9000 §5.2, ba7d7fd) and the replay
+// re-entrancy fix (cea7f9d). The later intermittent failure (CI, 12:47 UTC) was not this bug: its
+// qlog has no stray ACK, and the relay log shows ngtcp2's server losing its Handshake flight and
+// then its next three PTO probes (one datagram each, +1, +3, +7 s) after our client's PING was
+// acknowledged: gtlsserver's 10 s handshake timeout (ERR_HANDSHAKE_TIMEOUT), closing with 0xa.
+// So this checks the property itself from our qlog (no ACK of a packet number never received,
+// in any space), and accepts a failed connection only with the peer's handshake-timeout
+// signature and no protocol violation reported by the peer.
+test('Petrel client, stale datagrams of its previous connection (handshakeloss, single-mapping relay): no stray packet numbers in our ACKs', async () => {
   for (const peer of ['ngtcp2', 'quic-go']) {
-    const rs = await cases(peer, [['handshakeloss', 'client']], { handshakes: 10, singleMapping: true });
-    if (rs) assert.equal(failures(rs), []);
+    const why = unavailable(peer);
+    if (why) {
+      console.log(`SKIPPED: stale-datagram case against ${peer}: ${why}`);
+      continue;
+    }
+    const r = await runCase(peer, 'handshakeloss', 'client', { ...OPTS, handshakes: 10, singleMapping: true, keep: true, peer, tests: ['handshakeloss'], roles: ['client'] });
+    console.log(matrix([r]));
+    assert.ok(r.dir, `${peer}: no work dir (${r.status} ${r.detail})`);
+    const logs = path.join(r.dir!, 'logs');
+    const read = (f: string) => (fs.existsSync(path.join(logs, f)) ? fs.readFileSync(path.join(logs, f), 'utf8') : '');
+    assert.equal(qlogBogusAcks(path.join(logs, 'qlog-client'), true), [], `${peer}: our ACKs (${logs})`);
+    const peerLog = read('peer-server.log') + read('log.txt');
+    assert.not.match(peerLog, /ERR_PROTO|PROTOCOL_VIOLATION|unsent packet/, `${peer} reported a protocol violation (${logs})`);
+    if (r.status !== 'pass') {
+      // Only the peer's own handshake timeout is tolerated (see above).
+      const peerTimeout = peer === 'ngtcp2' ? /ERR_HANDSHAKE_TIMEOUT/.test(peerLog) : /handshake did not complete in time|timed out after/.test(peerLog + read('petrel-client.log'));
+      assert.ok(peerTimeout, `${peer}: ${r.status} ${r.detail} (${logs})`);
+      console.log(`${peer}: a handshake failed on the peer's handshake timeout (tolerated, see the comment): ${r.detail}`);
+    } else fs.rmSync(r.dir!, { recursive: true, force: true });
   }
 });
 
