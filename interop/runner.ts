@@ -37,6 +37,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DECRYPT_TESTS, checkDecrypted, readKeyLog } from './decrypt.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sharedPeers = path.resolve(repoRoot, '..', 'shared', 'peers');
@@ -289,6 +290,8 @@ export interface SimRecord {
   follow?: boolean;
   /** Every coalesced packet's type, when more than one. */
   types?: string[];
+  /** The whole datagram (relay --log-payload), for the checks that decrypt. */
+  hex?: string;
 }
 
 export function readSimLog(file: string): SimRecord[] {
@@ -749,6 +752,7 @@ async function runPair(clientImpl: Impl, serverImpl: Impl, test: string, o: RunO
     'node', path.join(repoRoot, 'scripts', 'run-ts.mjs'), path.join(repoRoot, 'interop', 'netsim', 'cli.ts'),
     '--listen', `${host}:${relayPort}`, '--target', `${host}:443`, '--upstream-host', host,
     '--log', simLog, '--seed', String(o.seed ?? 1), ...(o.singleMapping ? [] : ['--follow-migration']), ...scenario(test).filter((a) => a !== '--follow-migration'),
+    ...(DECRYPT_TESTS.has(test) && role !== 'baseline' ? ['--log-payload'] : []),
   ].map(sh).join(' ');
   const serverName = serverImpl === 'petrel' ? 'petrel server' : 'peer server';
   const script = [
@@ -825,6 +829,12 @@ async function runPair(clientImpl: Impl, serverImpl: Impl, test: string, o: RunO
     const bogus = qlogBogusAcks(ours === 'client' ? qlogC : qlogS);
     if (bogus.length) return finish(res('fail', `our ACKs cover packets never received: ${bogus[0]}`, dir));
   }
+  // The checks that need plaintext: the relay's whole datagrams opened with our key log.
+  const decrypted: string[] = [];
+  if (ours && sim && DECRYPT_TESTS.has(test)) {
+    const why4 = checkDecrypted(test, log, readKeyLog(path.join(logs, ours === 'client' ? 'petrel-keys.log' : 'petrel-server-keys.log')), decrypted);
+    if (why4) return finish(res('fail', `decrypted: ${why4}`, dir));
+  }
   // 0-RTT really carried data: our qlog shows 0-RTT packets sent (our hq client) or received (our server).
   if (test === 'zerortt' && ours && !(serverImpl === 'ngtcp2' && ours === 'client')) {
     const q = ours === 'client' ? qlogC : qlogS;
@@ -841,6 +851,7 @@ async function runPair(clientImpl: Impl, serverImpl: Impl, test: string, o: RunO
     detail = `${Math.round(g)} kbit/s`;
   }
   if (test === 'amplificationlimit' || test === 'longrtt' || /rebind|migration/.test(test)) detail = wireSummary(test, log);
+  if (decrypted.length) detail = [detail, ...decrypted].filter(Boolean).join('; ');
   return finish(res('pass', detail, dir, extra));
 }
 

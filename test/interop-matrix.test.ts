@@ -14,7 +14,10 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { coalescedTypes } from '../interop/netsim/classify.js';
+import { coalescedTypes, longHeaderIds, packetType } from '../interop/netsim/classify.js';
+import { checkDecrypted } from '../interop/decrypt.js';
+import { Pair, readAll } from '../packages/quic/test/connection-harness.js';
+import { providers } from './support/providers.js';
 import { startRelay } from '../interop/netsim/relay.js';
 import {
   checkAmplification,
@@ -110,6 +113,63 @@ test('qlogBogusAcks: an ACK of a packet number never received in that space is r
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// The decrypting checks on real datagrams of an in-memory connection (the relay log's `hex`
+// records rebuilt from the pair's wire log, opened with its key log).
+function pairLog(p: Pair, from = 0): SimRecord[] {
+  return p.log.slice(from).map((x, i) => {
+    const ids = longHeaderIds(x.data);
+    return { t: x.at - p.log[0]!.at, dir: x.dir, n: i, size: x.data.length, type: packetType(x.data), fate: 'forwarded', hex: Buffer.from(x.data).toString('hex'), ...(ids ? { scid: ids.scid, dcid: ids.dcid } : {}) } as SimRecord;
+  });
+}
+
+test('decrypted checks: key phase 1 both ways (keyupdate); the server stream limit (multiplexing)', () => {
+  const provider = providers[0]!;
+  const run = (update: boolean, maxStreamsBidi?: number) => {
+    const p = new Pair({ provider, delay: 10, server: maxStreamsBidi ? { maxStreamsBidi } : {} });
+    assert.ok(p.handshake());
+    p.runFor(300);
+    if (update) assert.ok(p.client.updateKeys());
+    const id = p.client.openStream(true)!;
+    p.client.write(id, new Uint8Array(5000).fill(1), true);
+    let got = 0;
+    assert.ok(p.runUntil(() => (got += readAll(p.server!, id).data.length) >= 5000, 2000));
+    p.runFor(200);
+    return p;
+  };
+  const updated = run(true);
+  const seen: string[] = [];
+  assert.is(checkDecrypted('keyupdate', pairLog(updated), updated.keyLog, seen), null);
+  assert.match(seen.join(), /key phase 1: [1-9]\d* client \/ [1-9]\d* server/);
+  const plain = run(false);
+  assert.match(checkDecrypted('keyupdate', pairLog(plain), plain.keyLog) ?? '', /never sent a 1-RTT packet with key phase 1/);
+  assert.match(checkDecrypted('keyupdate', pairLog(plain), []) ?? '', /no 1-RTT secrets/);
+  assert.is(checkDecrypted('multiplexing', pairLog(plain), plain.keyLog), null);
+  const wide = run(false, 2000);
+  assert.match(checkDecrypted('multiplexing', pairLog(wide), wide.keyLog) ?? '', /initial_max_streams_bidi is 2000/);
+});
+
+test('decrypted checks: the first packet on a new path carries PATH_CHALLENGE (rebind: server; migration: client)', () => {
+  const provider = providers[0]!;
+  const p = new Pair({ provider, delay: 10 });
+  assert.ok(p.handshake());
+  p.runFor(300);
+  // NAT rebinding: the client's datagrams now come from a new port; the server must challenge it.
+  const mark = p.log.length;
+  p.clientAddr = { ...p.clientAddr, port: p.clientAddr.port + 1 };
+  p.client.ping();
+  p.runFor(500);
+  const log = pairLog(p);
+  const firstUp = log.findIndex((r, i) => i >= mark && r.dir === 'up');
+  const withEvent = [...log.slice(0, firstUp), { t: log[firstUp]!.t - 0.001, event: 'rebind', side: 'server', from: 'a', to: 'b' } as SimRecord, ...log.slice(firstUp)];
+  const seen: string[] = [];
+  assert.is(checkDecrypted('rebind-port', withEvent, p.keyLog, seen), null);
+  assert.match(seen.join(), /1 of 1 rebindings/);
+  // The same log with the event placed before a server packet that is not the challenge: caught.
+  const plainDown = log.findIndex((r, i) => i < mark && r.dir === 'down' && r.type === '1rtt');
+  const wrong = [...log.slice(0, plainDown), { t: log[plainDown]!.t - 0.001, event: 'rebind', side: 'server', from: 'a', to: 'b' } as SimRecord, ...log.slice(plainDown)];
+  assert.match(checkDecrypted('rebind-port', wrong, p.keyLog) ?? '', /carries no PATH_CHALLENGE/);
 });
 
 test('test names and scenarios follow testcases.py; peer limits are explicit', () => {

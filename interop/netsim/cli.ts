@@ -11,6 +11,7 @@
  *     [--rebind-first MS --rebind-every MS (rebinds timed from the client's first datagram)]
  *     [--rebind-address A,B,... (cycled per rebind)] [--upstream-host ADDR] [--cross MBPS]
  *     [--follow-migration (a client address change moves the server-facing socket too)]
+ *     [--log-payload (whole datagrams in the log, field hex: for decrypting with a key log)]
  *
  * Every shaping option applies to both directions; prefix it with up- (client → server) or
  * down- (server → client) for one direction only, e.g. --up-loss 0.1 --down-delay 30.
@@ -36,6 +37,7 @@ let quiet = false;
 let upstreamHost: string | undefined;
 let crossMbps = 0;
 let followMigration = false;
+let logPayload = false;
 let rebindFirst = -1;
 let rebindEvery = 0;
 let rebindAddresses: string[] = [];
@@ -98,6 +100,7 @@ for (let i = 0; i < argv.length; i++) {
   const key = a.slice(2);
   if (key === 'quiet') { quiet = true; continue; }
   if (key === 'follow-migration') { followMigration = true; continue; }
+  if (key === 'log-payload') { logPayload = true; continue; }
   if (key === 'help') usage();
   const v = argv[++i];
   if (key === 'listen') {
@@ -135,6 +138,7 @@ const relay = await startRelay({
   upstreamHost,
   crossMbps,
   followMigration,
+  logPayload,
 });
 // The port on stdout's first line, for scripts that pass --listen 0.
 console.log(`netsim listening on ${relay.address.host}:${relay.port} -> ${target.host}:${target.port} (upstream ${relay.upstreamAddress.host}:${relay.upstreamAddress.port})`);

@@ -13,7 +13,7 @@
  *
  * `up` is client → server, `down` is server → client. The client is whoever sent the last
  * datagram to the listening socket (a client that migrates is followed). Every datagram is
- * logged as one JSON line: {t, dir, n, size, type, first, fate, reason?, at?, dup?, reorder?}
+ * logged as one JSON line: {t, dir, n, size, type, first, fate, reason?, at?, dup?, reorder?, hex?}
  * (t and at in ms since start, first = first 8 bytes in hex), plus {t, event: 'rebind', ...}
  * and {t, event: 'client', addr} lines.
  */
@@ -59,6 +59,8 @@ export interface RelayOptions {
    * old address go to the old address, as through a NAT.
    */
   followMigration?: boolean;
+  /** Log every datagram whole (hex, as delivered), for checks that decrypt with a key log. */
+  logPayload?: boolean;
 }
 
 export interface RebindOptions {
@@ -227,6 +229,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       if (d.duplicated) rec.dup = true;
       if (d.reordered) rec.reorder = true;
       if (d.fate !== 'dropped') rec.q = d.queueLen;
+      if (opts.logPayload && !cross) rec.hex = Buffer.from(d.data).toString('hex');
       log(rec);
     }
     for (const at of d.deliverAtMs) enqueue({ at, dir, data: d.data, cross, to });
