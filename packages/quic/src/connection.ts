@@ -1630,6 +1630,18 @@ export class Connection implements QuicConnection {
             if (level === 2) this.pingPending = false;
           }
         }
+      } else if (level === 2 && !zeroRtt && this.pathFramesDue()) {
+        // Path validation does not wait for the congestion window (a NAT rebinding in the middle of
+        // a transfer finds it full, of packets the old address may never acknowledge): the peer's
+        // new address is challenged, or its challenge answered, in the first packet sent to it
+        // (RFC 9000 §9.3; the interop runner's rebind checks look at exactly that packet). Still
+        // within the anti-amplification budget of the new path (§8.2.1).
+        const before = o;
+        o = this.writePathFrames(buf, o, fend, info);
+        if (o > before) {
+          ackEliciting = true;
+          pathProbe = true;
+        }
       }
       if (reliableAck && ackDue && !ackEliciting && o + 1 <= fend) {
         buf[o++] = FrameType.PING;
@@ -1773,6 +1785,31 @@ export class Connection implements QuicConnection {
   /** Sending on an unvalidated new path: only path probes, ACKs and PINGs (see buildDatagram). */
   private pathProbeOnly = false;
 
+  /** Path validation frames due: PATH_RESPONSE to the current path, PATH_CHALLENGE for it. */
+  private pathFramesDue(): boolean {
+    return (this.path.challengePending && !!this.path.challenge) || (this.pathResponses.length > 0 && addressKey(this.pathResponses[0]!.remote) === this.path.key);
+  }
+
+  /** PATH_RESPONSE on the current path, PATH_CHALLENGE for the current path. */
+  private writePathFrames(buf: Uint8Array, o: number, end: number, info: SentInfo): number {
+    while (this.pathResponses.length > 0 && end - o >= 9 && addressKey(this.pathResponses[0]!.remote) === this.path.key) {
+      const pr = this.pathResponses.shift()!;
+      o = writeVarint(buf, o, FrameType.PATH_RESPONSE);
+      buf.set(pr.data, o);
+      o += 8;
+    }
+    if (this.path.challengePending && this.path.challenge && end - o >= 9) {
+      o = writeVarint(buf, o, FrameType.PATH_CHALLENGE);
+      buf.set(this.path.challenge, o);
+      o += 8;
+      this.path.challengePending = false;
+      // Sent again if the packet is lost, or if no answer came within 2 PTO (the PATH_RESPONSE may be lost).
+      this.path.challengeRetry = this.now + 2 * this.recovery.ptoPeriod();
+      info.add(R_PATH_CHALLENGE);
+    }
+    return o;
+  }
+
   private writeAppFrames(buf: Uint8Array, o: number, end: number, info: SentInfo, zeroRtt: boolean, now: number): number {
     let pathProbe = false;
     if (!zeroRtt) {
@@ -1781,24 +1818,9 @@ export class Connection implements QuicConnection {
         info.add(R_HANDSHAKE_DONE);
         this.handshakeDonePending = false;
       }
-      // PATH_RESPONSE on the current path, PATH_CHALLENGE for the current path.
-      while (this.pathResponses.length > 0 && end - o >= 9 && addressKey(this.pathResponses[0]!.remote) === this.path.key) {
-        const pr = this.pathResponses.shift()!;
-        o = writeVarint(buf, o, FrameType.PATH_RESPONSE);
-        buf.set(pr.data, o);
-        o += 8;
-        pathProbe = true;
-      }
-      if (this.path.challengePending && this.path.challenge && end - o >= 9) {
-        o = writeVarint(buf, o, FrameType.PATH_CHALLENGE);
-        buf.set(this.path.challenge, o);
-        o += 8;
-        this.path.challengePending = false;
-        // Sent again if the packet is lost, or if no answer came within 2 PTO (the PATH_RESPONSE may be lost).
-        this.path.challengeRetry = this.now + 2 * this.recovery.ptoPeriod();
-        info.add(R_PATH_CHALLENGE);
-        pathProbe = true;
-      }
+      const before = o;
+      o = this.writePathFrames(buf, o, end, info);
+      if (o > before) pathProbe = true;
       if (this.pathProbeOnly) {
         this.wrotePathProbe = pathProbe;
         return o;
