@@ -6,6 +6,7 @@
  *   tls/tcp-resumed-handshakes  resumed handshakes/s, `openssl s_time -reuse`
  *   tls/tcp-client-handshakes   sequential full handshakes/s of our client vs node's client (against a node:tls server)
  *   tls/tcp-bulk                MB/s over one connection, server → client (petrel↔petrel vs node↔node)
+ *   tls/tcp-bulk-4k-writes      the same with the server writing 4 KiB per write() (write coalescing)
  *
  *   node scripts/run-ts.mjs bench/tls.ts [--quick] [--filter SUBSTRING]
  *
@@ -51,13 +52,13 @@ const srv = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync
   let got = '';
   s.on('data', (d) => {
     got += d;
-    const m = /^bulk (\\d+)\\n/.exec(got);
-    if (m) { sendBulk(s, Number(m[1])); got = ''; return; }
+    const m = /^bulk (\\d+)(?: (\\d+))?\\n/.exec(got);
+    if (m) { sendBulk(s, Number(m[1]), Number(m[2] || 65536)); got = ''; return; }
     if (got.includes('\\n')) s.end('HTTP/1.0 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok');
   });
 });
-function sendBulk(s, n) {
-  const chunk = Buffer.alloc(65536, 0x61); let sent = 0;
+function sendBulk(s, n, size) {
+  const chunk = Buffer.alloc(size, 0x61); let sent = 0;
   const pump = () => { while (sent < n) { const k = Math.min(chunk.length, n - sent); sent += k; if (!s.write(k === chunk.length ? chunk : chunk.subarray(0, k))) return void s.once('drain', pump); } s.end(); };
   pump();
 }
@@ -71,9 +72,9 @@ function serveMode(kind: string, cert: string, key: string): void {
     let got = '';
     s.on('data', (d: Buffer) => {
       got += d.toString('latin1');
-      const m = /^bulk (\d+)\n/.exec(got);
+      const m = /^bulk (\d+)(?: (\d+))?\n/.exec(got);
       if (m) {
-        sendBulk(s, Number(m[1]));
+        sendBulk(s, Number(m[1]), Number(m[2] ?? 65536));
         got = '';
         return;
       }
@@ -86,8 +87,9 @@ function serveMode(kind: string, cert: string, key: string): void {
   process.on('SIGTERM', () => process.exit(0));
 }
 
-function sendBulk(s: TlsSocket | tls.TLSSocket, n: number): void {
-  const chunk = Buffer.alloc(65536, 0x61);
+/** Streams `n` bytes in writes of `size` bytes (the application's write size), honouring backpressure. */
+function sendBulk(s: TlsSocket | tls.TLSSocket, n: number, size: number): void {
+  const chunk = Buffer.alloc(size, 0x61);
   let sent = 0;
   const pump = (): void => {
     while (sent < n) {
@@ -206,8 +208,8 @@ function nodeHandshake(port: number, ca: string): Promise<void> {
   });
 }
 
-/** MB/s received over one connection after asking for `bytes`. */
-function bulk(kind: 'petrel' | 'node', port: number, ca: string, bytes: number): Promise<number> {
+/** MB/s received over one connection after asking for `bytes`, written by the server in `writeSize`-byte writes. */
+function bulk(kind: 'petrel' | 'node', port: number, ca: string, bytes: number, writeSize = 65536): Promise<number> {
   return new Promise((resolve, reject) => {
     const s: net.Socket | TlsSocket =
       kind === 'petrel' ? connect({ port, servername: 'localhost', ca }) : tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca, minVersion: 'TLSv1.3' });
@@ -215,7 +217,7 @@ function bulk(kind: 'petrel' | 'node', port: number, ca: string, bytes: number):
     let t0 = 0;
     s.on('secureConnect', () => {
       t0 = performance.now();
-      s.write(`bulk ${bytes}\n`);
+      s.write(`bulk ${bytes} ${writeSize}\n`);
     });
     s.on('data', (d: Buffer) => (got += d.length));
     s.on('end', () => {
@@ -311,6 +313,21 @@ export async function runTlsBench(opts: { quick: boolean; filter?: string | stri
       }
       // the first round is warm-up
       rows.push(row(bulkCase, 'MB/s', p.slice(1), n.slice(1), `${bytes >> 20} MB server → client over one connection, AES-128-GCM; Petrel client+server vs node:tls client+server`));
+    }
+
+    // The same with the server application writing 4 KiB at a time: measures write coalescing
+    // (node:tls seals one record per write; Petrel stages small writes into full records).
+    const smallCase = 'tls/tcp-bulk-4k-writes';
+    if (want(smallCase)) {
+      const bytes = (quick ? 16 : 64) * 1024 * 1024;
+      const p: number[] = [];
+      const n: number[] = [];
+      for (let i = 0; i < reps + 1; i++) {
+        log(`${smallCase}: ${bytes >> 20} MB in 4 KiB writes, petrel↔petrel and node↔node (${i + 1}/${reps + 1}) ...`);
+        p.push(await bulk('petrel', petrel.port, g.certPem, bytes, 4096));
+        n.push(await bulk('node', node.port, g.certPem, bytes, 4096));
+      }
+      rows.push(row(smallCase, 'MB/s', p.slice(1), n.slice(1), `${bytes >> 20} MB server → client over one connection, the server writing 4 KiB per write() call, AES-128-GCM; first round is warm-up`));
     }
   } finally {
     for (const s of servers) await s.stop();

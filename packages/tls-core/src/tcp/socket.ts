@@ -88,9 +88,17 @@ export interface KeyUpdateLimits {
 /** Default for {@link KeyUpdateLimits.perSecond}. */
 export const MAX_KEY_UPDATES_PER_SECOND = 100;
 
-/** Staging buffer for small writes: one full record. Writes of this size or more are sealed at once. */
-const STAGE_SIZE = 16384;
-const STAGE_BELOW = 4096;
+/**
+ * Staging buffer for writes smaller than this: four full records, sealed together in one transport
+ * write when full and at the end of the tick. Writes of this size or more are sealed at once.
+ */
+const STAGE_SIZE = 4 * 16384;
+/**
+ * Staging buffers are lent to a socket only while it has staged data (until its end-of-tick
+ * flush): idle connections hold none. A few are kept for reuse, shared by all sockets.
+ */
+const stagePool: Uint8Array[] = [];
+const STAGE_POOL_MAX = 16;
 /** Application writes complete at once while the transport buffers less than this. */
 const TRANSPORT_BUFFER = 256 * 1024;
 
@@ -469,19 +477,27 @@ export class TlsSocket extends Duplex {
   }
 
   /**
-   * Application data out. Small writes are copied into a staging buffer and sealed together at the
-   * end of the tick (full records instead of one record per write; one transport write); a large
-   * write (or a full stage) is sealed at once, together with what is staged. The write completes
-   * while the transport holds less than {@link TRANSPORT_BUFFER} bytes, else at its 'drain'.
+   * Application data out. Writes smaller than {@link STAGE_SIZE} are copied into a staging buffer;
+   * each time it fills up it is sealed as four full records in one transport write, and the rest is
+   * sealed at the end of the tick (full records instead of one record per write, whatever the
+   * application's write size). A large write is sealed at once, together with what is staged. The
+   * write completes while the transport holds less than {@link TRANSPORT_BUFFER} bytes, else at its
+   * 'drain'.
    */
   private writeApp(data: Uint8Array | null, cb: (err?: Error | null) => void, parts?: Uint8Array[]): void {
     if (this.dead) return cb(new Error('TLS socket is closed'));
     try {
-      if (data && data.length < STAGE_BELOW && this.stagedLen + data.length <= STAGE_SIZE) {
-        this.staged ??= new Uint8Array(STAGE_SIZE);
-        this.staged.set(data, this.stagedLen);
-        this.stagedLen += data.length;
-        if (!this.flushScheduled) {
+      if (data && data.length < STAGE_SIZE) {
+        const stage = (this.staged ??= stagePool.pop() ?? new Uint8Array(STAGE_SIZE));
+        for (let off = 0; off < data.length; ) {
+          const k = Math.min(STAGE_SIZE - this.stagedLen, data.length - off);
+          stage.set(k === data.length ? data : data.subarray(off, off + k), this.stagedLen);
+          this.stagedLen += k;
+          off += k;
+          if (this.stagedLen === STAGE_SIZE) this.sealStage(false);
+          if (this.dead) break;
+        }
+        if (this.stagedLen > 0 && !this.flushScheduled) {
           this.flushScheduled = true;
           process.nextTick(() => {
             this.flushScheduled = false;
@@ -495,6 +511,7 @@ export class TlsSocket extends Duplex {
         if (parts) for (const p of parts) all.push(p);
         this.stagedLen = 0;
         this.sendApp(all);
+        this.returnStage();
       }
     } catch (e) {
       this.guard(() => {
@@ -508,10 +525,25 @@ export class TlsSocket extends Duplex {
 
   /** Seals and writes what is staged (before any other record goes out, and at the end of a tick). */
   private flushStaged(): void {
-    if (this.stagedLen === 0 || this.dead) return;
-    const n = this.stagedLen;
-    this.stagedLen = 0; // a KeyUpdate sent from sendApp() must not flush it again
-    this.sendApp([this.staged!.subarray(0, n)]);
+    this.sealStage(true);
+  }
+
+  /** Seals and writes the staged bytes; `release`: give the staging buffer back to the pool afterwards. */
+  private sealStage(release: boolean): void {
+    if (this.stagedLen > 0) {
+      const n = this.stagedLen;
+      this.stagedLen = 0; // a KeyUpdate sent from sendApp() must not flush it again
+      // Sealing copies the bytes into a new buffer: the stage is free again once sendApp returns.
+      if (!this.dead) this.sendApp([this.staged!.subarray(0, n)]);
+    }
+    if (release) this.returnStage();
+  }
+
+  private returnStage(): void {
+    const stage = this.staged;
+    if (!stage || this.stagedLen > 0) return;
+    this.staged = null;
+    if (stagePool.length < STAGE_POOL_MAX) stagePool.push(stage);
   }
 
   private sendApp(parts: Uint8Array[]): void {
