@@ -88,6 +88,7 @@ export class TlsTcpServer extends EventEmitter {
     this.server = net.createServer({ allowHalfOpen: false }, (c) => this.onConnection(c));
     this.server.on('error', (e) => this.emit('error', e));
     this.server.on('close', () => this.emit('close'));
+    this.server.on('listening', () => this.emit('listening'));
   }
 
   private onConnection(c: net.Socket): void {
