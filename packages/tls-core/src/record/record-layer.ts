@@ -553,15 +553,24 @@ export class RecordLayer {
 
   /**
    * Records carrying the concatenation of `parts` as application data, in one buffer (full-size
-   * records across part boundaries; no intermediate concatenation).
+   * records across part boundaries; no intermediate concatenation). With `out` of at least
+   * {@link appDataSize}(total) bytes the records are written there (a subarray of `out` is
+   * returned), so a driver can recycle its output buffers; otherwise a new buffer is allocated.
    */
-  writeAppDataV(parts: readonly Uint8Array[]): Uint8Array {
-    if (parts.length === 1) return this.writeAppData(parts[0]!);
+  writeAppDataV(parts: readonly Uint8Array[], out?: Uint8Array): Uint8Array {
     const key = this.writeKeys.application ?? this.writeKeys.early;
     if (!key) throw new Error('record layer: application data before keys are available');
+    if (parts.length === 1) return this.seal(ContentType.application_data, parts[0]!, key, undefined, undefined, out);
     let total = 0;
     for (const p of parts) total += p.length;
-    return this.seal(ContentType.application_data, null, key, parts, total);
+    return this.seal(ContentType.application_data, null, key, parts, total, out);
+  }
+
+  /** Bytes that {@link writeAppDataV} produces now for `total` bytes of application data. */
+  appDataSize(total: number): number {
+    const key = this.writeKeys.application ?? this.writeKeys.early;
+    const n = total === 0 ? 1 : Math.ceil(total / this.maxFragment);
+    return total + n * (HEADER + 1 + this.padding + TAG) + (key && this.compat && !this.ccsSent ? 6 : 0);
   }
 
   /** Copies `len` bytes of the concatenated parts, from the cursor on, to out[o..]; advances the cursor. */
@@ -582,7 +591,7 @@ export class RecordLayer {
   private partIdx = 0;
   private partOff = 0;
 
-  private seal(type: number, single: Uint8Array | null, key: RecordKey | null, parts: readonly Uint8Array[] = [], total = single?.length ?? 0): Uint8Array {
+  private seal(type: number, single: Uint8Array | null, key: RecordKey | null, parts: readonly Uint8Array[] = [], total = single?.length ?? 0, dst?: Uint8Array): Uint8Array {
     const frag = this.maxFragment;
     this.partIdx = 0;
     this.partOff = 0;
@@ -592,7 +601,10 @@ export class RecordLayer {
     }
     const ccs = key !== null && this.compat && !this.ccsSent;
     const overhead = key ? HEADER + 1 + this.padding + TAG : HEADER;
-    const out = new Uint8Array(total + n * overhead + (ccs ? 6 : 0));
+    const size = total + n * overhead + (ccs ? 6 : 0);
+    // A caller's buffer holds old bytes: padding is then zeroed explicitly (below).
+    const reused = dst !== undefined && dst.length >= size;
+    const out = reused ? dst.subarray(0, size) : new Uint8Array(size);
     let o = 0;
     if (ccs) {
       this.ccsSent = true;
@@ -631,7 +643,8 @@ export class RecordLayer {
       if (single) out.set(single.subarray(from, from + len), o + HEADER);
       else this.copyParts(parts, out, o + HEADER, len);
       out[o + HEADER + len] = type;
-      // padding bytes are already zero
+      // Padding (§5.4) is zeros: a fresh buffer already is.
+      if (reused && this.padding > 0) out.fill(0, o + HEADER + len + 1, o + HEADER + innerLen);
       const body = out.subarray(o + HEADER, o + HEADER + recLen);
       key.aead.seal(key.nonceFor(key.seq), out.subarray(o, o + HEADER), body.subarray(0, innerLen), body);
       key.seq++;

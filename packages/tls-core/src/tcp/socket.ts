@@ -8,7 +8,7 @@
  * 'error' event carrying a {@link TlsAlertError}; nothing throws out of a transport callback.
  */
 import { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { Alert, ProtocolViolation, alertName } from '../errors.js';
 import type { NamedGroup, SignatureScheme } from '../crypto/provider.js';
 import type { CipherSuite, HandshakeInfo, SessionTicket, TlsSession } from '../handshake/api.js';
@@ -94,6 +94,13 @@ export const MAX_KEY_UPDATES_PER_SECOND = 100;
  */
 const STAGE_SIZE = 4 * 16384;
 /**
+ * Output buffers for sealed application data (see sendApp): room for one full stage as records.
+ * Only for a net.Socket transport, whose writableLength tells whether it still holds the chunk.
+ */
+const OUT_BUFFER_SIZE = STAGE_SIZE + 4 * (5 + 1 + 16) + 6;
+const outPool: Uint8Array[] = [];
+const OUT_POOL_MAX = 4;
+/**
  * Staging buffers are lent to a socket only while it has staged data (until its end-of-tick
  * flush): idle connections hold none. A few are kept for reuse, shared by all sockets.
  */
@@ -145,6 +152,8 @@ export class TlsSocket extends Duplex {
   private flushScheduled = false;
   /** The last transport write returned false and no 'drain' came yet. */
   private transportFull = false;
+  /** Whether sealed output may go through the shared output buffers (see sendApp). */
+  private readonly recycleOut: boolean;
   private readonly keyUpdatesPerSecond: number;
   private keyUpdatesSeen = 0;
   private keyUpdateWindowStart = 0;
@@ -154,6 +163,7 @@ export class TlsSocket extends Duplex {
     super({ allowHalfOpen: false });
     this.role = opts.role;
     this.transport = transport;
+    this.recycleOut = transport instanceof Socket;
     this.provider = opts.provider;
     this.opts = opts;
     this.record = new RecordLayer({
@@ -551,7 +561,20 @@ export class TlsSocket extends Duplex {
       this.tls.updateKeys(false);
       this.drainSession();
     }
-    if (!this.transport.write(this.record.writeAppDataV(parts))) this.transportFull = true;
+    let total = 0;
+    for (const p of parts) total += p.length;
+    if (!this.recycleOut || this.record.appDataSize(total) > OUT_BUFFER_SIZE) {
+      if (!this.transport.write(this.record.writeAppDataV(parts))) this.transportFull = true;
+      return;
+    }
+    // Sealed into a shared scratch buffer. When the socket hands the bytes to the kernel within
+    // write() (nothing left queued: writableLength 0), it keeps no reference and the buffer is
+    // reused at once: a bulk sender then allocates no output buffer per write, which keeps Node's
+    // external-memory-driven GCs off the write path. Otherwise the socket owns it (a new one next time).
+    const buf = outPool.pop() ?? new Uint8Array(OUT_BUFFER_SIZE);
+    const ok = this.transport.write(this.record.writeAppDataV(parts, buf));
+    if (!ok) this.transportFull = true;
+    if (this.transport.writableLength === 0 && outPool.length < OUT_POOL_MAX) outPool.push(buf);
   }
 
   override _final(cb: (err?: Error | null) => void): void {
