@@ -222,6 +222,31 @@ export class RecordLayer {
     this.queued += data.length;
   }
 
+  /**
+   * Copies the input not parsed yet into a buffer of its own. A driver that passed a buffer it will
+   * reuse (`receive(buf, true)` of a read buffer) calls this before reusing it. Events never alias
+   * the input (decrypted records are new buffers, unprotected handshake records are copied), so
+   * only this unparsed rest (usually a partial record) needs copying.
+   */
+  detachInput(): void {
+    const n = this.queued;
+    if (n === 0) {
+      this.chunks.length = 0;
+      this.headOff = 0;
+      return;
+    }
+    const copy = new Uint8Array(n);
+    let o = 0;
+    let off = this.headOff;
+    for (const c of this.chunks) {
+      copy.set(off === 0 ? c : c.subarray(off), o);
+      o += c.length - off;
+      off = 0;
+    }
+    this.chunks = [copy];
+    this.headOff = 0;
+  }
+
   /** Bytes received but not yet parsed into records. */
   get bufferedBytes(): number {
     return this.queued;

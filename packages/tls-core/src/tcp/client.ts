@@ -57,6 +57,14 @@ export interface TlsConnectOptions {
   tlsConfig?: Partial<TlsClientConfig>;
 }
 
+let readBuffer: Uint8Array | null = null;
+/** The read buffer of every client socket created by {@link connect} (see there). */
+function sharedReadBuffer(): Uint8Array {
+  return (readBuffer ??= new Uint8Array(READ_BUFFER_SIZE));
+}
+/** Bytes per socket read (Node's default allocates 64 KiB per read). */
+const READ_BUFFER_SIZE = 128 * 1024;
+
 export function connect(options: TlsConnectOptions, onSecureConnect?: () => void): TlsSocket {
   const provider = resolveProvider(options.provider);
   const host = options.host ?? '127.0.0.1';
@@ -90,9 +98,25 @@ export function connect(options: TlsConnectOptions, onSecureConnect?: () => void
   };
   // Validate now (ConfigError at the call site, not later as an 'error' event).
   normalizeClientConfig(config);
-  const transport = options.socket ?? net.connect({ host, port: options.port ?? 443 });
+  // Our own TCP socket reads into one buffer shared by all client sockets (`onread`): no buffer is
+  // allocated per read. Safe because each read is handled synchronously and TlsSocket copies what
+  // it keeps (onBorrowedRead) before the next read, of any socket, reuses the buffer.
+  let sock: TlsSocket | null = null;
+  const transport =
+    options.socket ??
+    net.connect({
+      host,
+      port: options.port ?? 443,
+      onread: {
+        buffer: sharedReadBuffer,
+        callback: (n: number, buf: Uint8Array) => {
+          sock?.onBorrowedRead(buf.subarray(0, n));
+          return true; // TlsSocket pauses the transport itself when its reader is blocked
+        },
+      },
+    });
   if (transport instanceof net.Socket) transport.setNoDelay(true);
-  const sock = new TlsSocket(transport, {
+  sock = new TlsSocket(transport, {
     role: 'client',
     provider,
     session: (keyLog) => new TlsClient({ ...config, ...(keyLog ? { keyLog } : {}) }),

@@ -270,6 +270,18 @@ export class TlsSocket extends Duplex {
     }
   }
 
+  /**
+   * Bytes read into a buffer that the caller reuses after this returns (net.Socket `onread`, see
+   * client.ts): processed in place, and what is left unparsed is copied (RecordLayer.detachInput).
+   * Spares the allocation of a buffer per socket read.
+   */
+  onBorrowedRead(view: Uint8Array): void {
+    if (this.dead) return;
+    this.record.receive(view, true);
+    this.guard(() => this.pump());
+    this.record.detachInput();
+  }
+
   private onTransportData(chunk: Buffer): void {
     if (this.dead) return;
     // A socket chunk is a fresh buffer nobody writes to again: the record layer reads it in place.
