@@ -89,10 +89,15 @@ export interface KeyUpdateLimits {
 export const MAX_KEY_UPDATES_PER_SECOND = 100;
 
 /**
- * Staging buffer for writes smaller than this: four full records, sealed together in one transport
- * write when full and at the end of the tick. Writes of this size or more are sealed at once.
+ * Staging buffer: four full records, sealed together in one transport write when full and at the
+ * end of the tick.
  */
 const STAGE_SIZE = 4 * 16384;
+/**
+ * Writes smaller than one full record are staged; larger ones already make mostly full records
+ * and are sealed at once (together with what is staged) rather than copied.
+ */
+const STAGE_BELOW = 16384;
 /**
  * Output buffers for sealed application data (see sendApp): room for one full stage as records.
  * Only for a net.Socket transport, whose writableLength tells whether it still holds the chunk.
@@ -499,7 +504,7 @@ export class TlsSocket extends Duplex {
   }
 
   /**
-   * Application data out. Writes smaller than {@link STAGE_SIZE} are copied into a staging buffer;
+   * Application data out. Writes smaller than {@link STAGE_BELOW} are copied into a staging buffer;
    * each time it fills up it is sealed as four full records in one transport write, and the rest is
    * sealed at the end of the tick (full records instead of one record per write, whatever the
    * application's write size). A large write is sealed at once, together with what is staged. The
@@ -509,7 +514,7 @@ export class TlsSocket extends Duplex {
   private writeApp(data: Uint8Array | null, cb: (err?: Error | null) => void, parts?: Uint8Array[]): void {
     if (this.dead) return cb(new Error('TLS socket is closed'));
     try {
-      if (data && data.length < STAGE_SIZE) {
+      if (data && data.length < STAGE_BELOW) {
         const stage = (this.staged ??= stagePool.pop() ?? new Uint8Array(STAGE_SIZE));
         for (let off = 0; off < data.length; ) {
           const k = Math.min(STAGE_SIZE - this.stagedLen, data.length - off);
