@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 import https from 'node:https';
 import net from 'node:net';
 import nodeTls from 'node:tls';
-import petrelTls, * as named from '../src/compat/node-tls.js';
+import petrelTls, * as named from '@petrel/tls-core/compat/node-tls';
 import { Rng } from '../../../test/support/rng.js';
 import { OpensslPki, hasOpenssl, type PkiCert } from './x509-openssl.js';
 
