@@ -383,6 +383,79 @@ differential('ALPNCallback picks the protocol; undefined refuses the connection'
   }
 });
 
+differential('server.addContext (wildcard) and the server keylog event', async (srvTls, cliTls) => {
+  const srv = await listen(srvTls, SRV);
+  srv.server.addContext('*.example', { ...B });
+  const labels = new Set<string>();
+  let sameSocket = true;
+  srv.server.on('keylog', (line: Buffer, s: nodeTls.TLSSocket) => {
+    labels.add(line.toString().split(' ')[0]!);
+    sameSocket &&= typeof s.getProtocol === 'function' && line.toString().endsWith('\n');
+  });
+  try {
+    const b = strip(await talk(cliTls, { port: srv.port, servername: 'b.example', ca: CA.pem }));
+    const a = strip(await talk(cliTls, { port: srv.port, servername: 'localhost', ca: CA.pem }));
+    return { b: b.peerCN, a: a.peerCN, labels: [...labels].sort(), sameSocket };
+  } finally {
+    await srv.close();
+  }
+});
+
+differential('connect({ socket }) over an existing connection, and STARTTLS with new TLSSocket', async (srvTls, cliTls) => {
+  // A plaintext greeting, then TLS on the same TCP connection (both sides upgrade a net.Socket).
+  const ctx = srvTls.createSecureContext(SRV);
+  const seen: unknown[] = [];
+  const plain = net.createServer((c) => {
+    c.once('data', () => {
+      const t = new srvTls.TLSSocket(c, { isServer: true, secureContext: ctx, ALPNProtocols: ['x'] });
+      t.on('secure', () => seen.push(['secure', t.alpnProtocol, t.getProtocol()]));
+      t.on('error', () => {});
+      t.on('data', (d: Buffer) => t.end(`tls ${d}`));
+      c.write('go\n');
+    });
+  });
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', () => r()));
+  try {
+    const c = net.connect((plain.address() as net.AddressInfo).port, '127.0.0.1');
+    await new Promise<void>((r) => c.once('connect', () => r()));
+    c.write('STARTTLS\n');
+    await new Promise<void>((r) => c.once('data', () => r()));
+    const r = strip(await talk(cliTls, { socket: c, servername: 'localhost', ca: CA.pem, ALPNProtocols: ['x'] }));
+    await new Promise((res) => setTimeout(res, 20));
+    return { r, seen };
+  } finally {
+    plain.close();
+  }
+});
+
+test('hostile servers: garbage answers to the compat client end in an error event, never an exception', async () => {
+  const rng = new Rng(11);
+  const answers: Buffer[] = [Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'), Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 2, 40]), Buffer.alloc(0)];
+  for (let i = 0; i < 12; i++) answers.push(Buffer.from(rng.bytes(1 + rng.int(400))));
+  for (const answer of answers) {
+    const srv = net.createServer((c) => {
+      c.on('error', () => {});
+      c.once('data', () => c.end(answer));
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    try {
+      const code = await deadline(
+        new Promise<string>((resolve) => {
+          const s = petrelTls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false });
+          s.on('secureConnect', () => resolve('connected?!'));
+          s.on('error', (e: Error & { code?: string }) => resolve(e.code ?? 'no code'));
+        }),
+        5000,
+        'hostile server',
+      );
+      assert.is.not(code, 'connected?!');
+      assert.ok(/^(ERR_|ECONN)/.test(code), code);
+    } finally {
+      srv.close();
+    }
+  }
+});
+
 test('named exports and constants match node:tls where they apply', () => {
   assert.is(named.DEFAULT_MIN_VERSION, 'TLSv1.3');
   assert.is(named.DEFAULT_MAX_VERSION, 'TLSv1.3');
