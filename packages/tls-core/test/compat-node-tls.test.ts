@@ -27,7 +27,7 @@ interface Pem {
   key: string;
 }
 let CA: PkiCert, OTHER_CA: PkiCert;
-let SRV: Pem, B: Pem, CLIENT: Pem, SELF: Pem, STRANGER: Pem, SELF_CLIENT: Pem;
+let SRV: Pem, B: Pem, CLIENT: Pem, SELF: Pem, STRANGER: Pem, SELF_CLIENT: Pem, RSA: Pem;
 if (pki) {
   const caExt = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];
   const leaf = (san: string, eku = 'serverAuth'): string[] => ['basicConstraints=CA:FALSE', `subjectAltName=${san}`, `extendedKeyUsage=${eku}`];
@@ -40,6 +40,9 @@ if (pki) {
   SELF = pem(pki.issue('self', { subj: '/CN=localhost', ext: leaf('DNS:localhost,IP:127.0.0.1') }));
   STRANGER = pem(pki.issue('stranger', { subj: '/CN=localhost', issuer: OTHER_CA, ext: leaf('DNS:localhost') }));
   SELF_CLIENT = pem(pki.issue('self-client', { subj: '/CN=self client', ext: leaf('DNS:x.example', 'clientAuth') }));
+  pki.key('rsa-key', 'rsa');
+  const rsa = pki.issue('rsa', { subj: '/CN=localhost/OU=rsa', issuer: CA, key: 'rsa-key', ext: leaf('DNS:localhost') });
+  RSA = { cert: rsa.pem, key: pki.keyPem('rsa-key') };
 }
 
 const PAIRS: [string, Tls, Tls][] = [
@@ -122,6 +125,8 @@ interface ClientResult {
   reply?: string;
   reused?: boolean;
   peerCN?: unknown;
+  servername?: unknown;
+  ownCN?: unknown;
   session?: Buffer;
   socket?: nodeTls.TLSSocket;
 }
@@ -156,6 +161,8 @@ function talk(tls: Tls, options: nodeTls.ConnectionOptions, opts: { waitSession?
           protocol: s.getProtocol(),
           reused: s.isSessionReused(),
           peerCN: peer && 'subject' in peer && peer.subject ? peer.subject.CN : null,
+          servername: (s as unknown as { servername: unknown }).servername,
+          ownCN: (s.getCertificate() as nodeTls.PeerCertificate | null)?.subject?.CN ?? null,
         };
         s.write('ping');
       });
@@ -378,6 +385,20 @@ differential('ALPNCallback picks the protocol; undefined refuses the connection'
     const ok = strip(await talk(cliTls, { port: srv.port, servername: 'localhost', ca: CA.pem, ALPNProtocols: ['a', 'b'] }));
     const refused = await talk(cliTls, { port: srv.port, servername: 'localhost', ca: CA.pem, ALPNProtocols: ['c'] });
     return { ok, refused: refused.event, offers };
+  } finally {
+    await srv.close();
+  }
+});
+
+differential('cert/key arrays (RSA + ECDSA): the certificate follows the client\'s signature algorithms', async (srvTls, cliTls) => {
+  const srv = await listen(srvTls, { cert: [RSA.cert, SRV.cert], key: [SRV.key, RSA.key] });
+  try {
+    const kind = async (sigalgs?: string): Promise<unknown> => {
+      const r = await talk(cliTls, { port: srv.port, servername: 'localhost', ca: CA.pem, ...(sigalgs ? { sigalgs } : {}) }, { keep: true });
+      const c = r.socket!.getPeerCertificate();
+      return [r.event, c.subject?.OU ?? null, c.bits, c.asn1Curve ?? null];
+    };
+    return { rsa: await kind('rsa_pss_rsae_sha256'), ec: await kind('ecdsa_secp256r1_sha256') };
   } finally {
     await srv.close();
   }

@@ -236,7 +236,8 @@ function loadKeys(provider: CryptoProvider, x: KeyInput | KeyInput[] | undefined
       const ko = crypto.createPrivateKey({ key: typeof pem === 'string' ? pem : Buffer.from(pem), format: 'pem', ...(pass !== undefined ? { passphrase: pass } : {}) });
       der = ko.export({ type: 'pkcs8', format: 'der' });
     } catch (e) {
-      throw coded(`key: cannot read the private key (${(e as Error).message})`, 'ERR_OSSL_BAD_DECRYPT' in Object(e) ? 'ERR_OSSL_BAD_DECRYPT' : 'ERR_INVALID_ARG_VALUE');
+      // node:crypto's own code (e.g. ERR_OSSL_BAD_DECRYPT for a wrong passphrase) is what node:tls reports too.
+      throw coded(`key: cannot read the private key (${(e as Error).message})`, (e as { code?: string }).code ?? 'ERR_INVALID_ARG_VALUE');
     }
     return provider.loadPrivateKey(Uint8Array.from(der));
   });
@@ -654,6 +655,7 @@ export class TLSSocket extends Base {
   private lastSession: Buffer | undefined;
   private sessionTicketObj: SessionTicket | null = null;
   private peerCache: Uint8Array[] | null = null;
+  private readonly ownLeaf: Uint8Array | null;
 
   constructor(socket: Duplex, opts: TLSSocketOptions = {}) {
     const options = opts as unknown as SockOpts;
@@ -668,7 +670,8 @@ export class TLSSocket extends Base {
     this.anchors = plan.anchors;
     this.rejectUnauthorizedFlag = plan.rejectUnauthorized;
     this.requestCertFlag = plan.requestCert;
-    if (!options.isServer) this.servername = plan.sni;
+    this.ownLeaf = plan.ownLeaf;
+    if (!options.isServer) this.servername = plan.sni ?? false;
     const t = this.transport;
     if (t instanceof net.Socket) {
       t.on('timeout', () => this.emit('timeout'));
@@ -716,8 +719,10 @@ export class TLSSocket extends Base {
   }
 
   /** Our own certificate in node's format ({} if none). */
+  /** Our own certificate in node's format: a client's certificate, or the server's default one ({} if none). */
   getCertificate(): PeerCertificate | object | null {
-    return {};
+    const own = this.ownLeaf;
+    return (own && legacyObject(own)) ?? {};
   }
 
   /** node:tls `getCipher()`: the negotiated TLS 1.3 suite (IANA name, which OpenSSL also uses for TLS 1.3). */
@@ -758,8 +763,9 @@ export class TLSSocket extends Base {
   disableRenegotiation(): void {
     // Always disabled.
   }
+  /** Records are always up to 16384 bytes here (the size is fixed when the socket is made): only that size "succeeds". */
   setMaxSendFragment(size: number): boolean {
-    return size >= 512 && size <= 16384 && size === 16384;
+    return size === 16384;
   }
   setServername(name: string): void {
     throw unsupported(`setServername("${name}")`, 'pass servername to connect() (the ClientHello is built when the socket is created)');
@@ -843,7 +849,6 @@ export class TLSSocket extends Base {
   private settle(): void {
     this.peerCache = this.getPeerCertificates().length > 0 ? this.getPeerCertificates() : null;
     if (this.role === 'client') {
-      this.servername = this.servername ?? null;
       if (this.isSessionReused() && this.resumeEnv && !this.verify.done) {
         this.authorized = this.resumeEnv.authorized;
         this.authorizationError = this.resumeEnv.authorizationError;
@@ -897,6 +902,7 @@ interface Plan {
   rejectUnauthorized: boolean;
   requestCert: boolean;
   sni: string | null;
+  ownLeaf: Uint8Array | null;
 }
 
 function defaultRejectUnauthorized(): boolean {
@@ -980,6 +986,7 @@ function clientPlan(options: ConnOpts, holder: Holder, verify: VerifyState): Pla
     rejectUnauthorized: reject,
     requestCert: false,
     sni: serverName && net.isIP(serverName) === 0 ? serverName : null,
+    ownLeaf: ids[0]?.chain[0] ?? null,
   };
 }
 
@@ -1003,6 +1010,7 @@ function serverPlan(options: SockOpts, holder: Holder, verify: VerifyState): Pla
     rejectUnauthorized: shared.rejectUnauthorized,
     requestCert: shared.requestCert,
     sni: null,
+    ownLeaf: shared.ctx().identities[0]?.chain[0] ?? null,
   };
   void holder;
 }
