@@ -223,7 +223,7 @@ differential('ALPN in wire format (Buffer) and no common protocol', async (srvTl
   try {
     const wire = await talk(cliTls, { port: srv.port, servername: 'localhost', ca: CA.pem, ALPNProtocols: Buffer.from('\x08http/1.1') as unknown as string[] });
     const none = await talk(cliTls, { port: srv.port, servername: 'localhost', ca: CA.pem, ALPNProtocols: ['spdy/1'] });
-    return { wire: strip(wire), none: none.event, noneCode: none.code, serverErrors: srv.clientErrors.length };
+    return { wire: strip(wire), none: none.event, noneCode: none.code, serverErrors: srv.clientErrors };
   } finally {
     await srv.close();
   }
@@ -321,12 +321,34 @@ differential('client certificates with requestCert', async (srvTls, cliTls) => {
       laxGood: laxGood.reply,
       // The client may finish its side of the handshake before the server refuses (TLS 1.3): only the reply matters.
       strictNoneReplied: !!strictNone.reply,
+      // The server's alert, as the client reports it (node: the OpenSSL reason code).
+      strictNoneCode: strictNone.code,
       strictServer: strict.seen,
       strictRefused: strict.clientErrors.length,
+      strictServerErrors: strict.clientErrors,
       laxServer: lax.seen,
     };
   } finally {
     await Promise.all([strict.close(), lax.close()]);
+  }
+});
+
+test('a refused client certificate: the compat server aborts the handshake and reports the node verify code', async () => {
+  if (!HAVE) return;
+  // node:tls finishes the handshake, then destroys the socket (its client sees a plain close, its
+  // server a tlsClientError ECONNRESET); Petrel refuses in the handshake with the alert instead.
+  const srv = await listen(petrel, { ...SRV, requestCert: true, rejectUnauthorized: true, ca: CA.pem });
+  try {
+    for (const cli of [nodeTls, petrel]) {
+      const r = await talk(cli, { port: srv.port, servername: 'localhost', ca: CA.pem, ...SELF_CLIENT });
+      assert.is(r.code, 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA');
+      assert.ok(!r.reply);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(srv.clientErrors, ['DEPTH_ZERO_SELF_SIGNED_CERT', 'DEPTH_ZERO_SELF_SIGNED_CERT']);
+    assert.is(srv.seen.length, 0);
+  } finally {
+    await srv.close();
   }
 });
 

@@ -882,11 +882,25 @@ export class TLSSocket extends Base {
   }
 }
 
+const SENT_ALERT_CODES: Record<number, string> = {
+  [Alert.no_application_protocol]: 'ERR_SSL_NO_APPLICATION_PROTOCOL',
+  [Alert.certificate_required]: 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE',
+  [Alert.protocol_version]: 'ERR_SSL_UNSUPPORTED_PROTOCOL',
+};
+
 /** TlsSocket errors as node:tls reports them. */
 function translateError(e: Error | null): Error | null {
   if (!(e instanceof TlsAlertError)) return e;
   const pv = e.protocolError;
   if (!e.remote && pv && (pv as unknown as Record<symbol, boolean>)[VERIFY_FAILURE] && pv.cause instanceof Error) return pv.cause;
+  if (!e.remote) {
+    // Alerts we sent, with the OpenSSL reason node:tls reports for them.
+    const code = SENT_ALERT_CODES[e.alertCode];
+    if (!code) return e;
+    const err = coded(e.message, code, { alert: e.alert });
+    err.cause = e;
+    return err;
+  }
   if (e.remote) {
     const err = coded(`${e.message} (OpenSSL reason: ${alertName(e.alertCode).replace(/_/g, ' ')})`, alertCode(e.alertCode), { alert: e.alert, library: 'SSL routines', reason: `tlsv1 alert ${alertName(e.alertCode).replace(/_/g, ' ')}` });
     err.cause = e;
@@ -1126,7 +1140,19 @@ function buildServerShared(options: SrvOpts, sniContexts?: () => [RegExp, Secure
   /** A lenient client verifier for requestCert without rejectUnauthorized: failures become authorizationError. */
   const verifierFor = (c: SecureContext, verify: VerifyState | null): CertificateVerifier => {
     const inner = c.verifier();
-    if (reject || !verify) return inner;
+    if (reject || !verify) {
+      // Refused in the handshake with the alert; the server reports the node:tls verify error
+      // ('tlsClientError'). node:tls finishes the handshake and then destroys the socket instead.
+      return {
+        verifyServer: () => new ProtocolViolation('tls', Alert.internal_error, 'not a client'),
+        verifyClient(chain, nowMs, prov) {
+          const r = inner.verify({ chain, purpose: 'clientAuth', serverName: null, nowMs, provider: prov });
+          if (!(r instanceof CertificateError)) return null;
+          if (r.kind === 'empty-chain') return r.toProtocolViolation();
+          return verifyViolation(nodeVerifyError(r, chain), r.alert);
+        },
+      };
+    }
     return {
       verifyServer: () => new ProtocolViolation('tls', Alert.internal_error, 'not a client'),
       verifyClient(chain, nowMs, prov) {
