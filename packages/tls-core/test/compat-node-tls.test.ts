@@ -9,6 +9,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import nodeTls from 'node:tls';
@@ -626,6 +628,54 @@ test('https.request through an https.Agent whose createConnection is the compat 
   } finally {
     agent.destroy();
     server.close();
+  }
+});
+
+test('http2.connect with createConnection = compat connect; node:http serving compat server sockets', async () => {
+  if (!HAVE) return;
+  const h2 = http2.createSecureServer({ ...SRV }, (req, res) => res.end(`h2 ${req.url} ${(req.socket as unknown as nodeTls.TLSSocket).alpnProtocol}`));
+  await new Promise<void>((r) => h2.listen(0, '127.0.0.1', () => r()));
+  const h2port = (h2.address() as net.AddressInfo).port;
+  // HTTPS served by node:http on the layer's TLS sockets: the usual way to put a TLS server under http.
+  const web = http.createServer((req, res) => res.end(`http ${req.url}`));
+  const srv = petrelTls.createServer({ ...SRV, ALPNProtocols: ['http/1.1'] }, (s) => web.emit('connection', s));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  try {
+    const session = http2.connect(`https://localhost:${h2port}`, {
+      createConnection: () => petrelTls.connect({ port: h2port, host: '127.0.0.1', servername: 'localhost', ca: CA.pem, ALPNProtocols: ['h2'] }) as unknown as net.Socket,
+    });
+    const body = await deadline(
+      new Promise<string>((resolve, reject) => {
+        session.on('error', reject);
+        const req = session.request({ ':path': '/h2' });
+        let b = '';
+        req.on('data', (d: Buffer) => (b += d));
+        req.on('end', () => resolve(b));
+        req.on('error', reject);
+      }),
+      5000,
+      'http2',
+    );
+    session.close();
+    assert.is(body, 'h2 /h2 h2');
+    const got = await deadline(
+      new Promise<string>((resolve, reject) => {
+        https
+          .get({ host: '127.0.0.1', port: (srv.address() as net.AddressInfo).port, path: '/x', servername: 'localhost', ca: CA.pem, agent: false }, (res) => {
+            let b = '';
+            res.on('data', (d) => (b += d));
+            res.on('end', () => resolve(`${res.statusCode} ${b}`));
+          })
+          .on('error', reject);
+      }),
+      5000,
+      'https over node:http on compat sockets',
+    );
+    assert.is(got, '200 http /x');
+  } finally {
+    h2.close();
+    srv.close();
+    web.close();
   }
 });
 
