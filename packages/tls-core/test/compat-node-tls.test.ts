@@ -501,6 +501,43 @@ test('hostile servers: garbage answers to the compat client end in an error even
   }
 });
 
+test('typical node:tls code compiles and runs against the layer without casts', async () => {
+  if (!HAVE) return;
+  // Typed as a node:tls user writes it (types from node:tls, module from Petrel).
+  const contexts = new Map<string, nodeTls.SecureContext>([['b.example', petrelTls.createSecureContext({ cert: B.cert, key: B.key })]]);
+  const options: nodeTls.TlsOptions = {
+    cert: SRV.cert,
+    key: SRV.key,
+    minVersion: 'TLSv1.3',
+    ALPNProtocols: ['http/1.1'],
+    SNICallback: (name, cb) => cb(null, contexts.get(name)),
+  };
+  const server = petrelTls.createServer(options, (socket) => {
+    const peer: nodeTls.PeerCertificate = socket.getPeerCertificate();
+    socket.end(`${socket.servername} ${socket.alpnProtocol} ${Object.keys(peer).length}`);
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const { port } = server.address() as net.AddressInfo;
+  try {
+    const connectOptions: nodeTls.ConnectionOptions = { host: '127.0.0.1', port, servername: 'b.example', ca: [CA.pem], ALPNProtocols: ['http/1.1'] };
+    const socket = petrelTls.connect(connectOptions, () => {
+      const cert: nodeTls.DetailedPeerCertificate = socket.getPeerCertificate(true);
+      const cipher: nodeTls.CipherNameAndProtocol = socket.getCipher();
+      lines.push(`${socket.authorized} ${cert.subject.CN} ${cert.issuerCertificate.subject.CN} ${cipher.version} ${socket.getProtocol()}`);
+    });
+    const lines: string[] = [];
+    let reply = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (reply += d));
+    await deadline(new Promise((r) => socket.on('end', r)), 5000, 'typed client');
+    assert.equal(lines, ['true b.example Petrel Test CA TLSv1.3 TLSv1.3']);
+    assert.is(reply, 'b.example http/1.1 0');
+  } finally {
+    server.close();
+  }
+});
+
 test('named exports and constants match node:tls where they apply', () => {
   assert.is(named.DEFAULT_MIN_VERSION, 'TLSv1.3');
   assert.is(named.DEFAULT_MAX_VERSION, 'TLSv1.3');

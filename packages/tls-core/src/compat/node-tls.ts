@@ -632,8 +632,6 @@ export interface VerifyState {
   error: CodedError | null;
 }
 
-type Holder = { sock: TLSSocket | null };
-
 type BaseInstance = Duplex & Omit<TlsSocket, keyof Duplex | 'getSession' | 'session' | 'getCipher'>;
 // TlsSocket's getSession() returns a SessionTicket; node's returns a Buffer. The base is typed without it.
 const Base = TlsSocket as unknown as new (transport: Duplex, opts: TlsSocketOptions) => BaseInstance;
@@ -660,11 +658,9 @@ export class TLSSocket extends Base {
   constructor(socket: Duplex, opts: TLSSocketOptions = {}) {
     const options = opts as unknown as SockOpts;
     if (!socket) throw coded('TLSSocket: pass the connection to run TLS over (tls.connect() opens one for you)', 'ERR_INVALID_ARG_TYPE');
-    const holder: Holder = { sock: null };
     const verify: VerifyState = { done: false, error: null };
-    const plan = options.isServer ? serverPlan(options, holder, verify) : clientPlan(options as ConnOpts, holder, verify);
+    const plan = options.isServer ? serverPlan(options, verify) : clientPlan(options as ConnOpts, verify);
     super(socket, plan.socketOptions);
-    holder.sock = this;
     this.verify = verify;
     this.resumeEnv = plan.resumeEnv;
     this.anchors = plan.anchors;
@@ -923,7 +919,7 @@ function defaultRejectUnauthorized(): boolean {
   return process.env.NODE_TLS_REJECT_UNAUTHORIZED !== '0';
 }
 
-function clientPlan(options: ConnOpts, holder: Holder, verify: VerifyState): Plan {
+function clientPlan(options: ConnOpts, verify: VerifyState): Plan {
   checkUnsupported(options);
   const ctx = options.secureContext instanceof SecureContext ? options.secureContext : new SecureContext(options as SecureContextOptions);
   const provider = ctx.provider;
@@ -987,7 +983,6 @@ function clientPlan(options: ConnOpts, holder: Holder, verify: VerifyState): Pla
   } catch (e) {
     throw coded((e as Error).message, 'ERR_INVALID_ARG_VALUE');
   }
-  void holder;
   return {
     socketOptions: {
       role: 'client',
@@ -1004,7 +999,7 @@ function clientPlan(options: ConnOpts, holder: Holder, verify: VerifyState): Pla
   };
 }
 
-function serverPlan(options: SockOpts, holder: Holder, verify: VerifyState): Plan {
+function serverPlan(options: SockOpts, verify: VerifyState): Plan {
   const server = options.server instanceof Server ? options.server : null;
   const shared = server ? server.shared : buildServerShared(options);
   const keyLogWanted = server ? server.listenerCount('keylog') > 0 : false;
@@ -1026,7 +1021,6 @@ function serverPlan(options: SockOpts, holder: Holder, verify: VerifyState): Pla
     sni: null,
     ownLeaf: shared.ctx().identities[0]?.chain[0] ?? null,
   };
-  void holder;
 }
 
 // -------------------------------------------------------------------------------------------------
