@@ -9,6 +9,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import crypto from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -428,6 +429,27 @@ differential('cert/key arrays (RSA + ECDSA): the certificate follows the client\
   }
 });
 
+differential('encrypted private keys with passphrase (top level and per key)', async (srvTls, cliTls) => {
+  const encrypted = crypto.createPrivateKey(SRV.key).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }) as string;
+  const a = await listen(srvTls, { cert: SRV.cert, key: encrypted, passphrase: 'secret' });
+  const b = await listen(srvTls, { cert: SRV.cert, key: [{ pem: encrypted, passphrase: 'secret' }] });
+  let wrong: string | undefined;
+  try {
+    srvTls.createServer({ cert: SRV.cert, key: encrypted, passphrase: 'wrong' });
+  } catch (e) {
+    wrong = (e as { code?: string }).code;
+  }
+  try {
+    return {
+      a: strip(await talk(cliTls, { port: a.port, servername: 'localhost', ca: CA.pem })),
+      b: strip(await talk(cliTls, { port: b.port, servername: 'localhost', ca: CA.pem })),
+      wrong,
+    };
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
 differential('server.addContext (wildcard) and the server keylog event', async (srvTls, cliTls) => {
   const srv = await listen(srvTls, SRV);
   srv.server.addContext('*.example', { ...B });
@@ -499,6 +521,23 @@ test('hostile servers: garbage answers to the compat client end in an error even
       srv.close();
     }
   }
+});
+
+test('ticket lifetime: sessionTimeout, and the same default as node:tls servers', async () => {
+  if (!HAVE) return;
+  const lifetime = async (srvTls: Tls, o: nodeTls.TlsOptions): Promise<number> => {
+    const srv = await listen(srvTls, { ...SRV, ...o });
+    try {
+      const r = await talk(petrel, { port: srv.port, servername: 'localhost', ca: CA.pem }, { waitSession: true });
+      const env = JSON.parse(r.session!.toString()) as { ticket: string };
+      return (JSON.parse(env.ticket) as { lifetimeSeconds: number }).lifetimeSeconds;
+    } finally {
+      await srv.close();
+    }
+  };
+  assert.is(await lifetime(petrel, {}), await lifetime(nodeTls, {}));
+  assert.is(await lifetime(nodeTls, { sessionTimeout: 60 }), 60);
+  assert.is(await lifetime(petrel, { sessionTimeout: 60 }), 60);
 });
 
 test('typical node:tls code compiles and runs against the layer without casts', async () => {

@@ -1207,7 +1207,9 @@ function buildServerShared(options: SrvOpts, sniContexts?: () => [RegExp, Secure
     resolve: resolveWith(verify),
     ...(alpn ? { alpn } : {}),
     ...(requestCert ? { clientAuth, clientVerifier: verifierFor(base, verify) } : {}),
-    tickets: { ...(base.sessionTimeout !== undefined ? { lifetimeSeconds: Math.max(1, Math.min(604800, Math.floor(base.sessionTimeout))) } : {}) },
+    // Ticket lifetime: sessionTimeout; default 7200 s, the lifetime node:tls servers put in their tickets
+    // (RFC 8446 §4.6.1 caps it at 7 days).
+    tickets: { lifetimeSeconds: Math.max(1, Math.min(604800, Math.floor(base.sessionTimeout ?? 7200))) },
     ...(base.cipherSuites ? { cipherSuites: base.cipherSuites } : {}),
     ...(base.groups ? { groups: base.groups } : {}),
     ...(base.signatureSchemes ? { signatureSchemes: base.signatureSchemes } : {}),
