@@ -523,6 +523,39 @@ test('hostile servers: garbage answers to the compat client end in an error even
   }
 });
 
+differential('8 MiB each way with backpressure (pipe through an echo server)', async (srvTls, cliTls) => {
+  const srv = srvTls.createServer({ ...SRV }, (s) => s.pipe(s));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  try {
+    const data = crypto.createHash('sha256');
+    const payload = Buffer.alloc(8 << 20);
+    for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
+    const s = cliTls.connect({ port: (srv.address() as net.AddressInfo).port, host: '127.0.0.1', servername: 'localhost', ca: CA.pem });
+    let n = 0;
+    s.on('data', (d: Buffer) => {
+      n += d.length;
+      data.update(d);
+    });
+    s.once('secureConnect', () => {
+      // Many writes, honouring write() === false.
+      let off = 0;
+      const pump = (): void => {
+        while (off < payload.length) {
+          const chunk = payload.subarray(off, off + 100_000);
+          off += chunk.length;
+          if (!s.write(chunk)) return void s.once('drain', pump);
+        }
+        s.end();
+      };
+      pump();
+    });
+    await deadline(new Promise((r) => s.once('end', r)), 20_000, 'bulk echo');
+    return { n, same: data.digest('hex') === crypto.createHash('sha256').update(payload).digest('hex') };
+  } finally {
+    srv.close();
+  }
+});
+
 test('ticket lifetime: sessionTimeout, and the same default as node:tls servers', async () => {
   if (!HAVE) return;
   const lifetime = async (srvTls: Tls, o: nodeTls.TlsOptions): Promise<number> => {
