@@ -341,6 +341,27 @@ function legacyObject(der: Uint8Array): DetailedPeerCertificate | null {
   }
 }
 
+/** Just what checkServerIdentity reads (subject and subjectaltname), from one parse of the certificate. */
+function namesOf(der: Uint8Array): PeerCertificate | null {
+  let x: crypto.X509Certificate;
+  try {
+    x = new crypto.X509Certificate(Buffer.from(der));
+  } catch {
+    return null;
+  }
+  const subject: Record<string, string | string[]> = {};
+  // X509Certificate.subject: one "KEY=value" per line, node's escaping (as in the legacy object).
+  for (const line of x.subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const k = line.slice(0, eq);
+    const v = line.slice(eq + 1);
+    const have = subject[k];
+    subject[k] = have === undefined ? v : Array.isArray(have) ? [...have, v] : [have, v];
+  }
+  return { subject, ...(x.subjectAltName !== undefined ? { subjectaltname: x.subjectAltName } : {}) } as unknown as PeerCertificate;
+}
+
 let rootX509: crypto.X509Certificate[] | null = null;
 function rootsAsX509(): crypto.X509Certificate[] {
   if (rootX509) return rootX509;
@@ -943,10 +964,17 @@ function clientPlan(options: ConnOpts, verify: VerifyState): Plan {
         err = nodeVerifyError(r, chain);
         alert = r.alert;
       } else {
-        const cert = detailedChain(chain, anchors);
         let res: unknown;
         try {
-          res = cert ? check(identityName, cert) : coded('the server certificate cannot be read', 'CERT_REJECTED');
+          if (check === checkServerIdentity) {
+            // The default check needs only the names: one parse; the full object only for the error.
+            const light = namesOf(chain[0]!);
+            res = light ? checkServerIdentity(identityName, light) : coded('the server certificate cannot be read', 'CERT_REJECTED');
+            if (res instanceof Error && (res as CodedError).cert) (res as CodedError).cert = detailedChain(chain, anchors);
+          } else {
+            const cert = detailedChain(chain, anchors);
+            res = cert ? check(identityName, cert) : coded('the server certificate cannot be read', 'CERT_REJECTED');
+          }
         } catch (e) {
           res = e;
         }
