@@ -30,7 +30,7 @@ interface Pem {
   key: string;
 }
 let CA: PkiCert, OTHER_CA: PkiCert;
-let SRV: Pem, B: Pem, CLIENT: Pem, SELF: Pem, STRANGER: Pem, SELF_CLIENT: Pem, RSA: Pem;
+let SRV: Pem, B: Pem, CLIENT: Pem, SELF: Pem, STRANGER: Pem, SELF_CLIENT: Pem, RSA: Pem, CN_ONLY: Pem;
 if (pki) {
   const caExt = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];
   const leaf = (san: string, eku = 'serverAuth'): string[] => ['basicConstraints=CA:FALSE', `subjectAltName=${san}`, `extendedKeyUsage=${eku}`];
@@ -43,6 +43,8 @@ if (pki) {
   SELF = pem(pki.issue('self', { subj: '/CN=localhost', ext: leaf('DNS:localhost,IP:127.0.0.1') }));
   STRANGER = pem(pki.issue('stranger', { subj: '/CN=localhost', issuer: OTHER_CA, ext: leaf('DNS:localhost') }));
   SELF_CLIENT = pem(pki.issue('self-client', { subj: '/CN=self client', ext: leaf('DNS:x.example', 'clientAuth') }));
+  const cnOnly = pki.issue('cn-only', { subj: '/O=Petrel/CN=localhost', issuer: CA, ext: ['basicConstraints=CA:FALSE', 'extendedKeyUsage=serverAuth'] });
+  CN_ONLY = pem(cnOnly);
   pki.key('rsa-key', 'rsa');
   const rsa = pki.issue('rsa', { subj: '/CN=localhost/OU=rsa', issuer: CA, key: 'rsa-key', ext: leaf('DNS:localhost') });
   RSA = { cert: rsa.pem, key: pki.keyPem('rsa-key') };
@@ -255,8 +257,12 @@ differential('rejectUnauthorized (default true): node error codes', async (srvTl
   const self = await listen(srvTls, SELF);
   const stranger = await listen(srvTls, STRANGER);
   const good = await listen(srvTls, SRV);
+  const cnOnly = await listen(srvTls, CN_ONLY);
   try {
     return {
+      // No subjectAltName: node:tls falls back to the subject CN.
+      cnOnly: strip(await talk(cliTls, { port: cnOnly.port, servername: 'localhost', ca: CA.pem })),
+      cnOnlyWrong: await talk(cliTls, { port: cnOnly.port, servername: 'other', ca: CA.pem }),
       selfSigned: await talk(cliTls, { port: self.port, servername: 'localhost', ca: CA.pem }),
       unknownIssuer: await talk(cliTls, { port: stranger.port, servername: 'localhost', ca: CA.pem }),
       wrongName: await talk(cliTls, { port: good.port, servername: 'wrong.example', ca: CA.pem }),
@@ -265,7 +271,7 @@ differential('rejectUnauthorized (default true): node error codes', async (srvTl
       defaultRoots: await talk(cliTls, { port: good.port, servername: 'localhost' }),
     };
   } finally {
-    await Promise.all([self.close(), stranger.close(), good.close()]);
+    await Promise.all([self.close(), stranger.close(), good.close(), cnOnly.close()]);
   }
 });
 
