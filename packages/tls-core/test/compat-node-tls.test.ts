@@ -95,6 +95,7 @@ async function listen(tls: Tls, options: nodeTls.TlsOptions): Promise<Listening>
       servername: (s as unknown as { servername: unknown }).servername,
       protocol: s.getProtocol(),
       peerCN: peer && 'subject' in peer && peer.subject ? peer.subject.CN : null,
+      ownCN: (s.getCertificate() as nodeTls.PeerCertificate | null)?.subject?.CN ?? null,
       encrypted: s.encrypted,
     });
     s.on('error', () => {});
@@ -247,7 +248,7 @@ differential('SNICallback chooses between two certificates', async (srvTls, cliT
   try {
     const b = await talk(cliTls, { port: srv.port, servername: 'b.example', ca: CA.pem });
     const a = await talk(cliTls, { port: srv.port, servername: 'localhost', ca: CA.pem });
-    return { b: strip(b), a: strip(a), names, server: srv.seen.map((s) => s.servername) };
+    return { b: strip(b), a: strip(a), names, server: srv.seen.map((s) => [s.servername, s.ownCN]) };
   } finally {
     await srv.close();
   }

@@ -651,6 +651,8 @@ interface SockOpts extends CtxOpts {
 export interface VerifyState {
   done: boolean;
   error: CodedError | null;
+  /** Server: the leaf certificate chosen for this connection (SNI, key type). */
+  ownLeaf?: Uint8Array;
 }
 
 type BaseInstance = Duplex & Omit<TlsSocket, keyof Duplex | 'getSession' | 'session' | 'getCipher'>;
@@ -738,7 +740,7 @@ export class TLSSocket extends Base {
   /** Our own certificate in node's format ({} if none). */
   /** Our own certificate in node's format: a client's certificate, or the server's default one ({} if none). */
   getCertificate(): PeerCertificate | object | null {
-    const own = this.ownLeaf;
+    const own = this.verify.ownLeaf ?? this.ownLeaf;
     return (own && legacyObject(own)) ?? {};
   }
 
@@ -1191,6 +1193,7 @@ function buildServerShared(options: SrvOpts, sniContexts?: () => [RegExp, Secure
     const finish = (c: SecureContext, hello: ClientHelloInfo): ServerIdentity => {
       const id = c.pick(hello.signatureSchemes) ?? base.pick(hello.signatureSchemes);
       if (!id) throw new ProtocolViolation('tls', Alert.internal_error, 'server misconfiguration: no certificate (pass cert and key, or answer SNICallback with a context that has them)');
+      if (verify) verify.ownLeaf = id.chain[0]!;
       let chosen: string[] | undefined;
       if (alpnCallback && hello.alpn.length > 0) {
         const p = alpnCallback({ servername: hello.serverName ?? '', protocols: [...hello.alpn] });
@@ -1256,8 +1259,8 @@ function buildServerShared(options: SrvOpts, sniContexts?: () => [RegExp, Secure
     rejectUnauthorized: reject,
     requestCert,
     configFor(verify: VerifyState): TlsServerConfig {
-      if (!requestCert || reject) return config;
-      // Per connection (its own verification result), with the shared ticket keys and anti-replay state.
+      // Per connection (its certificate choice and verification result, for getCertificate() and
+      // authorizationError), with the shared ticket keys and anti-replay state.
       return { ...make(verify), tickets: { ...config.tickets, keys: settings.ticketKeys }, antiReplay: settings.antiReplay };
     },
   };
