@@ -624,6 +624,14 @@ test('named exports and constants match node:tls where they apply', () => {
   assert.is(petrelTls.createServer, named.createServer);
   assert.is(petrelTls.TLSSocket, named.TLSSocket);
   assert.equal([...named.rootCertificates], [...nodeTls.rootCertificates]);
+  // Everything node:tls exports is there (parseCertString: deprecated and removed from node since).
+  const missing = Object.keys(nodeTls).filter((k) => k !== 'parseCertString' && !(k in petrelTls) && !(k in named));
+  assert.equal(missing, []);
+  const mine: { ALPNProtocols?: Buffer } = {};
+  const theirs: { ALPNProtocols?: Buffer } = {};
+  named.convertALPNProtocols(['h2', 'http/1.1'], mine);
+  nodeTls.convertALPNProtocols(['h2', 'http/1.1'], theirs);
+  assert.equal(mine.ALPNProtocols, theirs.ALPNProtocols);
   for (const c of named.getCiphers()) assert.ok(nodeTls.getCiphers().includes(c), c);
   // checkServerIdentity on node's own certificate objects, same verdicts as node's.
   const cert = { subject: { CN: 'localhost' }, subjectaltname: 'DNS:localhost, DNS:*.a.example, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1' } as unknown as nodeTls.PeerCertificate;
