@@ -564,12 +564,12 @@ export function nodeVerifyError(e: CertificateError, chain: Uint8Array[]): Coded
   return err;
 }
 
-/** OpenSSL's reason code for an alert from the peer (node:tls error codes such as ERR_SSL_TLSV1_ALERT_UNKNOWN_CA). */
-function alertCode(alert: number): string {
-  const name = alertName(alert).toUpperCase();
-  const sslv3 = [10, 20, 30, 40, 41, 42, 43, 44, 45, 46, 47];
-  const prefix = sslv3.includes(alert) ? 'SSLV3_ALERT_' : alert === 109 || alert === 116 ? 'TLSV13_ALERT_' : 'TLSV1_ALERT_';
-  return `ERR_SSL_${prefix}${name === 'USER_CANCELED' ? 'USER_CANCELLED' : name}`;
+/** OpenSSL's reason for an alert from the peer: node:tls codes such as ERR_SSL_TLSV1_ALERT_UNKNOWN_CA. */
+function receivedAlertReason(alert: number): { code: string; reason: string } {
+  const name = alertName(alert) === 'user_canceled' ? 'user_cancelled' : alertName(alert);
+  // OpenSSL groups alerts by the version that defined them: SSL 3.0, TLS 1.0 and TLS 1.3.
+  const family = [10, 20, 30, 40, 41, 42, 43, 44, 45, 46, 47].includes(alert) ? 'sslv3' : alert === 109 || alert === 116 ? 'tlsv13' : 'tlsv1';
+  return { code: `ERR_SSL_${family.toUpperCase()}_ALERT_${name.toUpperCase()}`, reason: `${family} alert ${name.replace(/_/g, ' ')}` };
 }
 
 /** Marks a ProtocolViolation whose cause is a node-style verification error to report as is. */
@@ -913,19 +913,17 @@ function translateError(e: Error | null): Error | null {
   const pv = e.protocolError;
   if (!e.remote && pv && (pv as unknown as Record<symbol, boolean>)[VERIFY_FAILURE] && pv.cause instanceof Error) return pv.cause;
   if (!e.remote) {
-    // Alerts we sent, with the OpenSSL reason node:tls reports for them.
+    // Alerts we sent, with the OpenSSL reason node:tls reports for them (others keep Petrel's code).
     const code = SENT_ALERT_CODES[e.alertCode];
     if (!code) return e;
     const err = coded(e.message, code, { alert: e.alert });
     err.cause = e;
     return err;
   }
-  if (e.remote) {
-    const err = coded(`${e.message} (OpenSSL reason: ${alertName(e.alertCode).replace(/_/g, ' ')})`, alertCode(e.alertCode), { alert: e.alert, library: 'SSL routines', reason: `tlsv1 alert ${alertName(e.alertCode).replace(/_/g, ' ')}` });
-    err.cause = e;
-    return err;
-  }
-  return e;
+  const { code, reason } = receivedAlertReason(e.alertCode);
+  const err = coded(`${e.message} (${reason})`, code, { alert: e.alert, library: 'SSL routines', reason });
+  err.cause = e;
+  return err;
 }
 
 interface Plan {
