@@ -72,6 +72,11 @@ function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
+/** Waits until `cond()` holds (events on the other side of a connection arrive a little later), at most 3 s. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let t = 0; t < 300 && !cond(); t++) await new Promise((r) => setTimeout(r, 10));
+}
+
 interface Listening {
   server: nodeTls.Server;
   port: number;
@@ -323,7 +328,7 @@ differential('client certificates with requestCert', async (srvTls, cliTls) => {
     const laxSelf = strip(await talk(cliTls, { port: lax.port, servername: 'localhost', ca: CA.pem, ...SELF_CLIENT }));
     const laxGood = strip(await talk(cliTls, { port: lax.port, servername: 'localhost', ca: CA.pem, ...CLIENT }));
     const strictNone = await talk(cliTls, { port: strict.port, servername: 'localhost', ca: CA.pem });
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => strict.clientErrors.length >= 1);
     return {
       withCert: withCert.reply,
       laxNone: laxNone.reply,
@@ -354,7 +359,7 @@ test('a refused client certificate: the compat server aborts the handshake and r
       assert.is(r.code, 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA');
       assert.ok(!r.reply);
     }
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => srv.clientErrors.length >= 2);
     assert.equal(srv.clientErrors, ['DEPTH_ZERO_SELF_SIGNED_CERT', 'DEPTH_ZERO_SELF_SIGNED_CERT']);
     assert.is(srv.seen.length, 0);
   } finally {
@@ -495,7 +500,7 @@ differential('connect({ socket }) over an existing connection, and STARTTLS with
     c.write('STARTTLS\n');
     await new Promise<void>((r) => c.once('data', () => r()));
     const r = strip(await talk(cliTls, { socket: c, servername: 'localhost', ca: CA.pem, ALPNProtocols: ['x'] }));
-    await new Promise((res) => setTimeout(res, 20));
+    await until(() => seen.length >= 1);
     return { r, seen };
   } finally {
     plain.close();
@@ -833,7 +838,7 @@ test('hostile peers: garbage and truncated handshakes end in tlsClientError, nev
         'garbage connection',
       );
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => errors.length >= inputs.length);
     assert.is(errors.length, inputs.length, `one tlsClientError per bad connection: ${errors.join(', ')}`);
   } finally {
     srv.close();
