@@ -19,20 +19,7 @@ import { generateSelfSigned } from '../packages/tls-core/src/x509/selfsigned.js'
 import { serve } from '../packages/h3/src/node.js';
 import type { NodeQuicConnection } from '../packages/quic/src/node/index.js';
 import { staticFiles } from './h3-static.js';
-
-function args(argv: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) continue;
-    const next = argv[i + 1];
-    if (next !== undefined && !next.startsWith('--')) {
-      m.set(a.slice(2), next);
-      i++;
-    } else m.set(a.slice(2), 'true');
-  }
-  return m;
-}
+import { args } from './cli-args.js';
 
 const usage = 'usage: pnpm h3-server -- --root DIR [--port 4433] [--host 127.0.0.1] [--cert F --key F] [--cert-out F] [--provider node|noble] [--quiet]';
 const a = args(process.argv.slice(2));

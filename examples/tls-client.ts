@@ -11,20 +11,8 @@
 import fs from 'node:fs';
 import { connect, parseSession, serializeSession, type TlsSocket } from '../packages/tls-core/src/tcp/index.js';
 import type { SessionTicket } from '../packages/tls-core/src/handshake/api.js';
+import { args } from './cli-args.js';
 
-function args(argv: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) continue;
-    const next = argv[i + 1];
-    if (next !== undefined && !next.startsWith('--')) {
-      m.set(a.slice(2), next);
-      i++;
-    } else m.set(a.slice(2), 'true');
-  }
-  return m;
-}
 const a = args(process.argv.slice(2));
 if (a.has('help') || !a.has('port')) {
   console.log('usage: pnpm tls-client -- --host H --port P [--servername N] [--ca F | --insecure] [--alpn a,b] [--provider node|noble] [--resume] [--early-data STR] [--keylog F] [--sess-out F] [--sess-in F] [--path /] [--cert F --key F]');

@@ -14,20 +14,7 @@ import { getProvider } from '../packages/tls-core/src/crypto/index.js';
 import { generateSelfSigned } from '../packages/tls-core/src/x509/selfsigned.js';
 import { createServer } from '../packages/tls-core/src/tcp/index.js';
 import type { TlsSocket } from '../packages/tls-core/src/tcp/socket.js';
-
-function args(argv: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) continue;
-    const next = argv[i + 1];
-    if (next !== undefined && !next.startsWith('--')) {
-      m.set(a.slice(2), next);
-      i++;
-    } else m.set(a.slice(2), 'true');
-  }
-  return m;
-}
+import { args } from './cli-args.js';
 
 const a = args(process.argv.slice(2));
 if (a.has('help')) {
