@@ -216,6 +216,42 @@ test('relay followMigration: a new client address gets its own server-facing soc
     await wait(() => gotA.length + gotB.length === 2);
     assert.equal(gotA, ['late-for-a']);
     assert.equal(gotB, ['for-b']);
+    // A late datagram from the old address (a previous connection's socket) leaves through the old
+    // address's own mapping and does not take the current client's mapping away.
+    a.send('late-from-a', relay.port, '127.0.0.1');
+    await wait(() => seen.length === 3);
+    b.send('from-b-again', relay.port, '127.0.0.1');
+    await wait(() => seen.length === 4);
+    assert.equal(seen.slice(2), [{ port: seen[0]!.port, data: 'late-from-a' }, { port: seen[1]!.port, data: 'from-b-again' }]);
+    server.send('for-b-again', seen[1]!.port, '127.0.0.1');
+    await wait(() => gotB.length === 2);
+    assert.equal(gotB, ['for-b', 'for-b-again']);
+  } finally {
+    await relay.close();
+    for (const s of [server, a, b]) s.close();
+  }
+});
+
+test('relay followMigration: a datagram still in flight when the client address changes leaves through its sender\'s mapping', async () => {
+  const bindUdp = () => new Promise<dgram.Socket>((res) => { const s = dgram.createSocket('udp4'); s.bind(0, '127.0.0.1', () => res(s)); });
+  const server = await bindUdp();
+  const a = await bindUdp();
+  const b = await bindUdp();
+  const seen: { port: number; data: string }[] = [];
+  server.on('message', (m, r) => seen.push({ port: r.port, data: m.toString() }));
+  // 40 ms one way: b's first datagram arrives while a's second is still on the link.
+  const relay = await startRelay({ listen: 0, target: { host: '127.0.0.1', port: server.address().port }, up: { delayMs: 40, rateMbps: 0 }, down: { delayMs: 1, rateMbps: 0 }, followMigration: true });
+  const wait = async (cond: () => boolean) => { for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5)); };
+  try {
+    a.send('a1', relay.port, '127.0.0.1');
+    await wait(() => seen.length === 1);
+    a.send('a2', relay.port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 5));
+    b.send('b1', relay.port, '127.0.0.1');
+    await wait(() => seen.length === 3);
+    const port = (d: string) => seen.find((x) => x.data === d)?.port;
+    assert.is(port('a2'), port('a1'), 'a2 was sent from a: it leaves through a\'s mapping');
+    assert.is.not(port('b1'), port('a1'));
   } finally {
     await relay.close();
     for (const s of [server, a, b]) s.close();

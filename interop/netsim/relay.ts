@@ -96,6 +96,8 @@ interface Pending {
   cross?: boolean;
   /** Down: the client address this datagram goes to (followMigration: the one mapped to the socket it came in on). */
   to?: Addr;
+  /** Up (followMigration): the server-facing socket of the client address it came from, fixed when it arrived. */
+  via?: dgram.Socket;
 }
 
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
@@ -137,17 +139,32 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
 
   const fromClient = (m: Buffer, r: dgram.RemoteInfo) => {
     if (closed) return;
+    const data = new Uint8Array(m.buffer, m.byteOffset, m.byteLength);
+    if (opts.followMigration && (!client || client.port !== r.port || client.host !== r.address)) {
+      // A NAT keeps a mapping per client address: a datagram from an address seen before (say, a
+      // previous connection's socket sending late) leaves through that address's own socket and
+      // moves nothing (the current client stays the current client).
+      const known = clientSocks.get(`${r.address}:${r.port}`);
+      if (known) {
+        handle('up', data, false, undefined, known);
+        return;
+      }
+    }
     if (!client || client.port !== r.port || client.host !== r.address) {
       client = { host: r.address, port: r.port };
       clientCount++;
       if (logging) log({ t: round(now()), event: 'client', addr: `${r.address}:${r.port}` });
-      if (clientCount === 1) sockClient.set(upSock, client);
+      if (clientCount === 1) {
+        sockClient.set(upSock, client);
+        clientSocks.set(`${client.host}:${client.port}`, upSock);
+      }
       if (clientCount > 1 && spareUp) {
         const from = addrOf(upSock);
         retiredUp.push(upSock);
         upSock = spareUp;
         spareUp = undefined;
         sockClient.set(upSock, client);
+        clientSocks.set(`${client.host}:${client.port}`, upSock);
         rebinds++;
         if (logging) log({ t: round(now()), event: 'rebind', side: 'server', follow: true, from: `${from.host}:${from.port}`, to: `${addrOf(upSock).host}:${addrOf(upSock).port}` });
         void bind(opts.upstreamHost ?? '127.0.0.1', 0, upHandler).then((s) => {
@@ -156,11 +173,16 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         });
       }
     }
-    handle('up', new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
+    // followMigration: the datagram leaves through its client's socket even if another client
+    // address takes over before it is delivered (it was sent from this address).
+    handle('up', data, false, undefined, opts.followMigration ? upSock : undefined);
   };
   // followMigration: each server-facing socket belongs to one client address, like a NAT mapping
   // (late server packets for a client's previous address go there, not to its current one).
   const sockClient = new Map<dgram.Socket, Addr>();
+  const clientSocks = new Map<string, dgram.Socket>();
+  /** Server-facing sockets closed by a NAT rebinding: what was still on its way to them takes the new one. */
+  const rebound = new WeakSet<dgram.Socket>();
   const upHandler = function (this: dgram.Socket, m: Buffer, r: dgram.RemoteInfo) {
     if (closed || r.port !== opts.target.port) return; // only the server talks to the upstream socket
     handle('down', new Uint8Array(m.buffer, m.byteOffset, m.byteLength), false, opts.followMigration ? sockClient.get(this) : undefined);
@@ -192,7 +214,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     while (pending.length && pending[0]!.at <= n) {
       const p = pending.shift()!;
       if (p.cross) continue;
-      if (p.dir === 'up') upSock.send(p.data, opts.target.port, opts.target.host);
+      if (p.dir === 'up') (p.via && !rebound.has(p.via) ? p.via : upSock).send(p.data, opts.target.port, opts.target.host);
       else {
         const dest = p.to ?? client;
         if (dest) downSock.send(p.data, dest.port, dest.host);
@@ -212,7 +234,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     arm();
   };
 
-  const handle = (dir: Direction, data: Uint8Array, cross = false, to?: Addr) => {
+  const handle = (dir: Direction, data: Uint8Array, cross = false, to?: Addr, via?: dgram.Socket) => {
     const d: Decision = links[dir].decide(data.slice(), now());
     if (logging) {
       const rec: LogRecord = { t: round(d.info.timeMs), dir, n: d.info.index, size: d.info.size, type: cross ? 'cross' : d.info.type, first: hexPrefix(data), fate: d.fate };
@@ -232,7 +254,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
       if (opts.logPayload && !cross) rec.hex = Buffer.from(d.data).toString('hex');
       log(rec);
     }
-    for (const at of d.deliverAtMs) enqueue({ at, dir, data: d.data, cross, to });
+    for (const at of d.deliverAtMs) enqueue({ at, dir, data: d.data, cross, to, via });
   };
 
   // Constant-rate cross traffic through the down bottleneck (short-header-looking 1200-byte datagrams).
@@ -282,6 +304,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         upSock = next;
         if (client) sockClient.set(next, client);
         sockClient.delete(old);
+        rebound.add(old);
+        for (const [k, v] of clientSocks) if (v === old) clientSocks.set(k, next);
         // The old mapping is gone: datagrams still addressed to it are lost, as after a NAT rebinding.
         old.close();
         to = addrOf(next);
