@@ -885,7 +885,19 @@ function checkWire(test: string, log: SimRecord[], sim: boolean, c: WireCtx): st
   if (expectHs >= 0 && hs !== expectHs) return `expected ${expectHs} handshakes (server Initial SCIDs in the relay log), saw ${hs}`;
   const versions = serverVersions(log);
   const wantV = test === 'v2' ? '6b3343cf' : '1';
-  if (test !== 'versionnegotiation' && (versions.length !== 1 || versions[0] !== wantV)) return `server Initial versions [${versions.join(',')}], expected [${wantV}]`;
+  if (test === 'v2') {
+    // RFC 9368 §2.3 (compatible version negotiation): when the client's Version Information spans
+    // several packets (a two-datagram ClientHello), "the server might acknowledge the first packet
+    // in the client's Chosen Version and later switch": v1 Initials are accepted only before the
+    // first v2 one and only ACK-sized (no ServerHello fits in 100 bytes).
+    const ini = log.filter((r) => r.dir === 'down' && r.type === 'initial' && r.v);
+    const firstV2 = ini.findIndex((r) => r.v === wantV);
+    if (firstV2 < 0) return `server Initial versions [${versions.join(',')}], expected [${wantV}]`;
+    const early = ini.slice(0, firstV2);
+    const late = ini.slice(firstV2);
+    if (late.some((r) => r.v !== wantV)) return `server Initial versions [${versions.join(',')}] after switching to v2, expected [${wantV}] only`;
+    if (early.some((r) => r.v !== '1' || (r.size ?? 0) >= 100)) return `server Initial versions [${versions.join(',')}]: a v1 Initial before v2 larger than an ACK (${early.map((r) => r.size).join(',')} bytes)`;
+  } else if (test !== 'versionnegotiation' && (versions.length !== 1 || versions[0] !== wantV)) return `server Initial versions [${versions.join(',')}], expected [${wantV}]`;
   if (test === 'handshake' || test === 'transfer') {
     if (log.some((r) => r.dir === 'down' && r.type === 'retry')) return 'unexpected Retry';
   }
