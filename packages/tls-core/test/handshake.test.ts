@@ -506,10 +506,10 @@ for (const p of providers) {
     const client = new TlsClient(clientCfg(p));
     const server = new TlsServer(serverCfg(p));
     ok(await runPair(client, server), 'exp');
-    const a = client.exportKeyingMaterial('EXPORTER-test', Uint8Array.of(1), 32);
-    const b = server.exportKeyingMaterial('EXPORTER-test', Uint8Array.of(1), 32);
+    const a = client.exportKeyingMaterial('EXPORTER-test', 32, Uint8Array.of(1));
+    const b = server.exportKeyingMaterial('EXPORTER-test', 32, Uint8Array.of(1));
     assert.ok(bytesEqual(a, b));
-    assert.not.ok(bytesEqual(a, client.exportKeyingMaterial('EXPORTER-other', Uint8Array.of(1), 32)));
+    assert.not.ok(bytesEqual(a, client.exportKeyingMaterial('EXPORTER-other', 32, Uint8Array.of(1))));
   });
 
   test(`${p.name}: fragmented delivery (1 byte at a time)`, async () => {

@@ -789,9 +789,9 @@ export class TLSSocket extends Base {
   setServername(name: string): void {
     throw unsupported(`setServername("${name}")`, 'pass servername to connect() (the ClientHello is built when the socket is created)');
   }
-  exportKeyingMaterial(): never {
-    throw unsupported('exportKeyingMaterial()', 'TLS exporters are not exposed by the TCP socket yet');
-  }
+  // exportKeyingMaterial(length, label, context), getFinished() and getPeerFinished() come from
+  // TlsSocket, which has node:tls's signatures, argument checks, error codes and return values
+  // (Buffers; undefined before the Finished messages): RFC 8446 §7.5 exporters equal OpenSSL's.
 
   // ---- net.Socket pass-through (http and friends call these) -----------------------------------
 

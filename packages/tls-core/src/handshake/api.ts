@@ -100,6 +100,17 @@ export interface TlsSession {
    * `requestPeer` the peer is asked to update too. Emits 'send' then 'secret' (application/write).
    */
   updateKeys(requestPeer: boolean): void;
+  /**
+   * TLS-Exporter(label, context, length) (RFC 8446 §7.5) from exporter_master_secret; throws until
+   * the handshake completed. Without `context` the result equals that of an empty context (§7.5).
+   */
+  exportKeyingMaterial(label: string, length: number, context?: Uint8Array): Uint8Array;
+  /** The same from early_exporter_master_secret: only with 0-RTT (client: offered and not rejected; server: accepted). */
+  exportEarlyKeyingMaterial(label: string, length: number, context?: Uint8Array): Uint8Array;
+  /** Our Finished verify_data (RFC 8446 §4.4.4) once sent, else null. */
+  readonly finished: Uint8Array | null;
+  /** The peer's Finished verify_data once verified, else null. */
+  readonly peerFinished: Uint8Array | null;
 }
 
 /** A certificate chain presented by a peer, checked by the configured verifier. */

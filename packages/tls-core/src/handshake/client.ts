@@ -102,7 +102,7 @@ type State =
   | { kind: 'waitCertificate'; n: Negotiated; cr: CertRequest | null }
   | { kind: 'waitCertificateVerify'; n: Negotiated; cr: CertRequest | null; leafSpki: Uint8Array }
   | { kind: 'waitFinished'; n: Negotiated; cr: CertRequest | null }
-  | { kind: 'connected'; suite: CipherSuite; ks: KeySchedule; readSecret: Uint8Array; writeSecret: Uint8Array; resMaster: Uint8Array; exporter: Uint8Array }
+  | { kind: 'connected'; suite: CipherSuite; ks: KeySchedule; readSecret: Uint8Array; writeSecret: Uint8Array; resMaster: Uint8Array }
   | { kind: 'closed' };
 
 /**
@@ -129,12 +129,6 @@ export class TlsClient extends SessionCore implements TlsSession {
 
   get handshakeComplete(): boolean {
     return this.state.kind === 'connected';
-  }
-
-  /** The exporter (RFC 8446 §7.5) once connected. */
-  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
-    if (this.state.kind !== 'connected') throw new Error('exportKeyingMaterial before the handshake completed');
-    return this.state.ks.exporter(this.state.exporter, label, context, length);
   }
 
   start(): void {
@@ -201,8 +195,10 @@ export class TlsClient extends SessionCore implements TlsSession {
     this.transcript.add(ch);
     this.emit({ type: 'send', level: 'initial', data: ch });
     if (psk?.earlyData) {
-      const cets = psk.ks.clientEarlyTrafficSecret(psk.early, p.digest(psk.ks.hash, ch));
+      const chHash = p.digest(psk.ks.hash, ch);
+      const cets = psk.ks.clientEarlyTrafficSecret(psk.early, chHash);
       this.log('CLIENT_EARLY_TRAFFIC_SECRET', cets);
+      this.setEarlyExporter(psk.ks, psk.ks.earlyExporterMasterSecret(psk.early, chHash));
       this.emit({ type: 'secret', level: 'early', direction: 'write', suite: psk.ticket.suite, secret: cets });
     }
     return offer;
@@ -262,8 +258,10 @@ export class TlsClient extends SessionCore implements TlsSession {
     this.transcript.add(raw);
     this.emit({ type: 'send', level: 'initial', data: raw });
     if (psk?.earlyData) {
-      const cets = psk.ks.clientEarlyTrafficSecret(psk.early, this.provider.digest(psk.ks.hash, raw));
+      const chHash = this.provider.digest(psk.ks.hash, raw);
+      const cets = psk.ks.clientEarlyTrafficSecret(psk.early, chHash);
       this.log('CLIENT_EARLY_TRAFFIC_SECRET', cets);
+      this.setEarlyExporter(psk.ks, psk.ks.earlyExporterMasterSecret(psk.early, chHash));
       this.emit({ type: 'secret', level: 'early', direction: 'write', suite: psk.ticket.suite, secret: cets });
     }
     return offer;
@@ -404,7 +402,10 @@ export class TlsClient extends SessionCore implements TlsSession {
     this.transcript.add(msg.raw);
     // Keep the PSK only if its hash matches the suite the server chose (RFC 8446 §4.1.4).
     const psk = offer.psk && offer.psk.ks.hash === hash ? { ...offer.psk, earlyData: false } : null;
-    if (offer.psk?.earlyData) this.emit({ type: 'earlyData', accepted: false });
+    if (offer.psk?.earlyData) {
+      this.emit({ type: 'earlyData', accepted: false });
+      this.setEarlyExporter(offer.psk.ks, null);
+    }
     let offer2: Offer = { ...offer, shares, cookie, psk };
     let ch2: Uint8Array;
     const override = this.cfg.raw.clientHello2Override;
@@ -465,6 +466,8 @@ export class TlsClient extends SessionCore implements TlsSession {
       if (!s.n.resumed || s.n.suite !== t.suite || alpn !== t.alpn) throw tlsError(Alert.illegal_parameter, 'server accepted 0-RTT with parameters that differ from the ticket');
     }
     if (s.n.earlyOffered) this.emit({ type: 'earlyData', accepted });
+    // Rejected 0-RTT: the server never derived the early exporter secret; it must not be used (§7.5).
+    if (s.n.earlyOffered && !accepted) this.setEarlyExporter(s.n.ks, null);
     this.transcript.add(msg.raw);
     this.info = { ...this.info, alpn, peerTransportParameters: tp, earlyDataAccepted: accepted };
     const n = { ...s.n, earlyAccepted: accepted };
@@ -518,6 +521,7 @@ export class TlsClient extends SessionCore implements TlsSession {
     const expected = n.ks.finishedMac(n.sHs, this.transcript.digest());
     if (!bytesEqual(expected, msg.body)) throw tlsError(Alert.decrypt_error, 'server Finished does not verify');
     this.transcript.add(msg.raw);
+    this.setPeerFinished(msg.body);
     const master = n.ks.masterSecret(n.hsSecret);
     const th = this.transcript.digest();
     const cAp = n.ks.clientApplicationTrafficSecret(master, th);
@@ -546,8 +550,10 @@ export class TlsClient extends SessionCore implements TlsSession {
         out.push(cvMsg);
       }
     }
-    const fin = encodeFinished(n.ks.finishedMac(n.cHs, this.transcript.digest()));
+    const verifyData = n.ks.finishedMac(n.cHs, this.transcript.digest());
+    const fin = encodeFinished(verifyData);
     this.transcript.add(fin);
+    this.setOwnFinished(verifyData);
     out.push(fin);
     for (const m of out) this.emit({ type: 'send', level: 'handshake', data: m });
     const resMaster = n.ks.resumptionMasterSecret(master, this.transcript.digest());
@@ -561,8 +567,9 @@ export class TlsClient extends SessionCore implements TlsSession {
       peerTransportParameters: this.info.peerTransportParameters ?? null,
       alpn: this.info.alpn ?? null,
     };
+    this.setExporter(n.ks, exporter);
     this.emit({ type: 'handshakeComplete', info: this.info as Required<typeof this.info> });
-    return { kind: 'connected', suite: n.suite, ks: n.ks, readSecret: sAp, writeSecret: cAp, resMaster, exporter };
+    return { kind: 'connected', suite: n.suite, ks: n.ks, readSecret: sAp, writeSecret: cAp, resMaster };
   }
 
   // ------------------------------------------------------------------ post-handshake

@@ -83,6 +83,24 @@ export function codeToName<T extends string>(table: Record<T, number>, code: num
 
 export type Message = { type: number; body: Uint8Array; raw: Uint8Array };
 
+interface ExporterState {
+  ks: KeySchedule;
+  secret: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+function runExporter(st: ExporterState, label: string, length: number, context: Uint8Array | undefined): Uint8Array {
+  if (typeof label !== 'string') throw new TypeError('exporter label must be a string');
+  // HkdfLabel.label is <7..255> including the "tls13 " prefix (RFC 8446 §7.1).
+  if (enc.encode(label).length > 249) throw new RangeError('exporter label is longer than 249 bytes');
+  // HKDF-Expand yields at most 255 * HashLen bytes (RFC 5869 §2.3).
+  if (!Number.isInteger(length) || length < 0 || length > 255 * st.ks.hashLen)
+    throw new RangeError(`exporter length must be an integer from 0 to ${255 * st.ks.hashLen}`);
+  if (context !== undefined && !(context instanceof Uint8Array)) throw new TypeError('exporter context must be a Uint8Array');
+  return st.ks.exporter(st.secret, label, context ?? EMPTY, length);
+}
+
 /**
  * The receive() boundary shared by both roles. Subclasses implement `expectedLevel()` (null when
  * parked) and `handle(level, msg)`, which pushes events with `emit` — they reach the queue only
@@ -109,6 +127,14 @@ export abstract class SessionCore {
   protected dead = false;
   protected clientRandom: Uint8Array | null = null;
   info: Partial<HandshakeInfo> = {};
+  /**
+   * What the exporters (RFC 8446 §7.5) keep: the (early_)exporter_master_secret and the key
+   * schedule's hash (KeySchedule holds no secrets) — no other secret survives for them.
+   */
+  private exporterState: ExporterState | null = null;
+  private earlyExporterState: ExporterState | null = null;
+  private ownFinishedData: Uint8Array | null = null;
+  private peerFinishedData: Uint8Array | null = null;
 
   constructor(
     protected readonly provider: CryptoProvider,
@@ -133,6 +159,55 @@ export abstract class SessionCore {
 
   poll(): TlsEvent | undefined {
     return this.events.shift();
+  }
+
+  /**
+   * TLS-Exporter(label, context_value, length) (RFC 8446 §7.5), available once the handshake
+   * completed (both roles; still after the connection closed). `label` is UTF-8 encoded. In TLS 1.3
+   * no context and an empty context give the same output: both hash the empty string.
+   */
+  exportKeyingMaterial(label: string, length: number, context?: Uint8Array): Uint8Array {
+    if (!this.exporterState) throw new Error('exportKeyingMaterial: the TLS handshake has not completed');
+    return runExporter(this.exporterState, label, length, context);
+  }
+
+  /**
+   * The early exporter (RFC 8446 §7.5, early_exporter_master_secret over the ClientHello): on a
+   * client from the moment it offers 0-RTT until the server rejects it, on a server once it
+   * accepted 0-RTT. Throws otherwise.
+   */
+  exportEarlyKeyingMaterial(label: string, length: number, context?: Uint8Array): Uint8Array {
+    if (!this.earlyExporterState) throw new Error('exportEarlyKeyingMaterial: no 0-RTT was offered and accepted on this connection');
+    return runExporter(this.earlyExporterState, label, length, context);
+  }
+
+  /** Our Finished verify_data (RFC 8446 §4.4.4) once sent, else null. */
+  get finished(): Uint8Array | null {
+    return this.ownFinishedData?.slice() ?? null;
+  }
+
+  /** The peer's Finished verify_data once received and verified, else null. */
+  get peerFinished(): Uint8Array | null {
+    return this.peerFinishedData?.slice() ?? null;
+  }
+
+  protected setOwnFinished(verifyData: Uint8Array): void {
+    this.ownFinishedData = verifyData.slice();
+  }
+
+  protected setPeerFinished(verifyData: Uint8Array): void {
+    this.peerFinishedData = verifyData.slice();
+  }
+
+  /** Called when the handshake completes: keeps exporter_master_secret for exportKeyingMaterial. */
+  protected setExporter(ks: KeySchedule, secret: Uint8Array): void {
+    this.exporterState = { ks, secret };
+  }
+
+  /** early_exporter_master_secret (null: 0-RTT rejected, drop it). Logged as EARLY_EXPORTER_SECRET. */
+  protected setEarlyExporter(ks: KeySchedule, secret: Uint8Array | null): void {
+    this.earlyExporterState = secret ? { ks, secret } : null;
+    if (secret) this.log('EARLY_EXPORTER_SECRET', secret);
   }
 
   receive(level: EncryptionLevel, data: Uint8Array): void {

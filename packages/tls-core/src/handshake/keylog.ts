@@ -11,6 +11,7 @@ export const KeyLogLabel = {
   clientTraffic0: 'CLIENT_TRAFFIC_SECRET_0',
   serverTraffic0: 'SERVER_TRAFFIC_SECRET_0',
   exporter: 'EXPORTER_SECRET',
+  earlyExporter: 'EARLY_EXPORTER_SECRET',
 } as const;
 export type KeyLogLabel = (typeof KeyLogLabel)[keyof typeof KeyLogLabel];
 

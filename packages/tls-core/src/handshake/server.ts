@@ -120,7 +120,7 @@ type State =
   | { kind: 'waitClientCertificate'; n: Negotiated }
   | { kind: 'waitClientCertificateVerify'; n: Negotiated; spki: Uint8Array }
   | { kind: 'waitClientFinished'; n: Negotiated }
-  | { kind: 'connected'; suite: CipherSuite; ks: KeySchedule; readSecret: Uint8Array; writeSecret: Uint8Array; exporter: Uint8Array }
+  | { kind: 'connected'; suite: CipherSuite; ks: KeySchedule; readSecret: Uint8Array; writeSecret: Uint8Array }
   | { kind: 'closed' };
 
 const identityCache = new WeakMap<object, LoadedIdentity>();
@@ -160,11 +160,6 @@ export class TlsServer extends SessionCore implements TlsSession {
 
   start(): void {
     // Nothing to do: the server speaks when the ClientHello arrives.
-  }
-
-  exportKeyingMaterial(label: string, context: Uint8Array, length: number): Uint8Array {
-    if (this.state.kind !== 'connected') throw new Error('exportKeyingMaterial before the handshake completed');
-    return this.state.ks.exporter(this.state.exporter, label, context, length);
   }
 
   protected override onDead(): void {
@@ -501,8 +496,10 @@ export class TlsServer extends SessionCore implements TlsSession {
     }
     if (hello.earlyData) this.emit({ type: 'earlyData', accepted: earlyAccepted });
     if (earlyAccepted) {
-      const cets = ks.clientEarlyTrafficSecret(early, this.transcript.digest());
+      const chHash = this.transcript.digest();
+      const cets = ks.clientEarlyTrafficSecret(early, chHash);
       this.log('CLIENT_EARLY_TRAFFIC_SECRET', cets);
+      this.setEarlyExporter(ks, ks.earlyExporterMasterSecret(early, chHash));
       this.emit({ type: 'secret', level: 'early', direction: 'read', suite, secret: cets });
     }
 
@@ -575,8 +572,10 @@ export class TlsServer extends SessionCore implements TlsSession {
       this.transcript.add(cv);
       flight.push(cv);
     }
-    const fin = encodeFinished(ks.finishedMac(sHs, this.transcript.digest()));
+    const verifyData = ks.finishedMac(sHs, this.transcript.digest());
+    const fin = encodeFinished(verifyData);
     this.transcript.add(fin);
+    this.setOwnFinished(verifyData);
     flight.push(fin);
     for (const m of flight) this.emit({ type: 'send', level: 'handshake', data: m });
     const master = ks.masterSecret(hs);
@@ -670,13 +669,15 @@ export class TlsServer extends SessionCore implements TlsSession {
     const expected = n.ks.finishedMac(n.cHs, this.transcript.digest());
     if (!bytesEqual(expected, msg.body)) throw tlsError(Alert.decrypt_error, 'client Finished does not verify');
     this.transcript.add(msg.raw);
+    this.setPeerFinished(msg.body);
     const resMaster = n.ks.resumptionMasterSecret(n.master, this.transcript.digest());
     this.log('CLIENT_TRAFFIC_SECRET_0', n.cAp);
     this.emit({ type: 'secret', level: 'application', direction: 'read', suite: n.suite, secret: n.cAp });
     this.info = { ...this.info, peerCertificates: this.info.peerCertificates ?? [] };
+    this.setExporter(n.ks, n.exporter);
     this.emit({ type: 'handshakeComplete', info: this.info as Required<typeof this.info> });
     if (n.ticketsWanted) this.sendTickets(n, resMaster);
-    return { kind: 'connected', suite: n.suite, ks: n.ks, readSecret: n.cAp, writeSecret: n.sAp, exporter: n.exporter };
+    return { kind: 'connected', suite: n.suite, ks: n.ks, readSecret: n.cAp, writeSecret: n.sAp };
   }
 
   private sendTickets(n: Negotiated, resMaster: Uint8Array): void {

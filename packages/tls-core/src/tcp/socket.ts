@@ -116,6 +116,25 @@ const TRANSPORT_BUFFER = 256 * 1024;
 
 type PendingWrite = { data: Uint8Array; cb: (err?: Error | null) => void };
 
+function codedError(message: string, code: string, Ctor: new (m: string) => Error = Error): Error {
+  return Object.assign(new Ctor(message), { code });
+}
+
+function toBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Argument checks as node:tls's exportKeyingMaterial (same codes; length 1 .. 2^32-1); returns the context as bytes. */
+function checkExporterArgs(length: unknown, label: unknown, context: unknown): Uint8Array | undefined {
+  if (typeof length !== 'number') throw codedError(`The "length" argument must be of type number. Received type ${typeof length}`, 'ERR_INVALID_ARG_TYPE', TypeError);
+  if (!Number.isInteger(length) || length < 1 || length > 0xffffffff)
+    throw codedError(`The value of "length" is out of range. It must be >= 1 && <= 4294967295. Received ${length}`, 'ERR_OUT_OF_RANGE', RangeError);
+  if (typeof label !== 'string') throw codedError(`The "label" argument must be of type string. Received type ${typeof label}`, 'ERR_INVALID_ARG_TYPE', TypeError);
+  if (context !== undefined && !ArrayBuffer.isView(context))
+    throw codedError('The "context" argument must be an instance of Buffer, TypedArray, or DataView.', 'ERR_INVALID_ARG_TYPE', TypeError);
+  return context === undefined ? undefined : new Uint8Array(context.buffer, context.byteOffset, context.byteLength);
+}
+
 export class TlsSocket extends Duplex {
   readonly role: 'client' | 'server';
   readonly encrypted = true;
@@ -236,6 +255,39 @@ export class TlsSocket extends Duplex {
   }
   isSessionReused(): boolean {
     return !!this.info?.resumed;
+  }
+  /**
+   * Keying material exported from the connection (RFC 8446 §7.5 TLS-Exporter; RFC 5705 use), with
+   * node:tls's argument order: the same bytes as node:tls / OpenSSL give for the same connection.
+   * Throws ERR_TLS_INVALID_STATE until the handshake completed. In TLS 1.3 an omitted and an empty
+   * `context` give the same output.
+   */
+  exportKeyingMaterial(length: number, label: string, context?: ArrayBufferView): Buffer {
+    const ctx = checkExporterArgs(length, label, context);
+    if (!this.secure) throw codedError('TLS socket connection must be securely established', 'ERR_TLS_INVALID_STATE');
+    return toBuffer(this.tls.exportKeyingMaterial(label, length, ctx));
+  }
+  /**
+   * The early exporter (RFC 8446 §7.5, early_exporter_master_secret): only on a connection with 0-RTT
+   * (client: offered and not rejected; server: accepted), from the moment 0-RTT keys exist.
+   */
+  exportEarlyKeyingMaterial(length: number, label: string, context?: ArrayBufferView): Buffer {
+    const ctx = checkExporterArgs(length, label, context);
+    try {
+      return toBuffer(this.tls.exportEarlyKeyingMaterial(label, length, ctx));
+    } catch (e) {
+      throw codedError((e as Error).message, 'ERR_TLS_INVALID_STATE');
+    }
+  }
+  /** Our Finished message's verify_data (RFC 8446 §4.4.4), undefined until sent (as node:tls). */
+  getFinished(): Buffer | undefined {
+    const f = this.tls.finished;
+    return f ? toBuffer(f) : undefined;
+  }
+  /** The peer's Finished verify_data, undefined until received and verified (as node:tls). */
+  getPeerFinished(): Buffer | undefined {
+    const f = this.tls.peerFinished;
+    return f ? toBuffer(f) : undefined;
   }
   /** Sends a KeyUpdate (RFC 8446 §4.6.3); with requestPeer the peer updates its keys too. */
   keyUpdate(requestPeer = true): void {
