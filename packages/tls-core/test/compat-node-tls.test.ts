@@ -568,6 +568,68 @@ differential('8 MiB each way with backpressure (pipe through an echo server)', a
   }
 });
 
+differential('exportKeyingMaterial and getFinished/getPeerFinished agree across the connection, full and resumed', async (srvTls, cliTls) => {
+  const accepted: nodeTls.TLSSocket[] = [];
+  const server = srvTls.createServer({ ...SRV }, (s) => {
+    s.on('error', () => {});
+    accepted.push(s);
+  });
+  const conns = new Set<net.Socket>();
+  server.on('connection', (c: net.Socket) => (conns.add(c), c.on('close', () => conns.delete(c))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const codeOf = (f: () => unknown): string => {
+    try {
+      f();
+      return 'no error';
+    } catch (e) {
+      return (e as { code?: string }).code ?? 'no code';
+    }
+  };
+  // node's typings make context mandatory; node:tls itself accepts it omitted.
+  type Ekm = (length: number, label: string, context?: Buffer) => Buffer;
+  const ekm = (s: nodeTls.TLSSocket): Ekm => s.exportKeyingMaterial.bind(s) as Ekm;
+  const cases: [string, number, Buffer | undefined][] = [
+    ['EXPORTER-Channel-Binding', 32, undefined],
+    ['EXPORTER-compat', 64, Buffer.alloc(0)],
+    ['EXPORTER-compat', 100, Buffer.from('some context')],
+  ];
+  const one = async (session?: Buffer): Promise<{ obs: Record<string, unknown>; session: Buffer | undefined }> => {
+    const n0 = accepted.length;
+    const c = cliTls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: CA.pem, ...(session ? { session } : {}) });
+    c.on('error', () => {});
+    let got: Buffer | undefined;
+    c.on('session', (b: Buffer) => (got ??= b));
+    const before = { ekm: codeOf(() => ekm(c)(32, 'EXPORTER-x')), badLength: codeOf(() => ekm(c)(0, 'EXPORTER-x')), finished: c.getFinished(), peerFinished: c.getPeerFinished() };
+    await deadline(new Promise((r) => c.once('secureConnect', r)), 10_000, 'secureConnect');
+    await until(() => accepted.length > n0);
+    const s = accepted[n0]!;
+    if (!session) await until(() => got !== undefined);
+    const cOut = cases.map(([l, n2, ctx]) => ekm(c)(n2, l, ctx).toString('hex'));
+    const sOut = cases.map(([l, n2, ctx]) => ekm(s)(n2, l, ctx).toString('hex'));
+    const obs = {
+      reused: c.isSessionReused(),
+      before,
+      agree: cOut.map((x, i) => x === sOut[i]),
+      lengths: cOut.map((x) => x.length / 2),
+      distinct: new Set(cOut).size,
+      noContextIsEmpty: ekm(c)(64, 'EXPORTER-compat').toString('hex') === cOut[1],
+      finishedCross: c.getFinished()!.equals(s.getPeerFinished()!) && c.getPeerFinished()!.equals(s.getFinished()!),
+      finishedDiffer: !c.getFinished()!.equals(c.getPeerFinished()!),
+    };
+    c.destroy();
+    return { obs, session: got };
+  };
+  try {
+    const full = await one();
+    const resumed = await one(full.session);
+    return { full: full.obs, resumed: resumed.obs };
+  } finally {
+    for (const c of conns) c.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
 test('ticket lifetime: sessionTimeout, and the same default as node:tls servers', async () => {
   if (!HAVE) return;
   const lifetime = async (srvTls: Tls, o: nodeTls.TlsOptions): Promise<number> => {
