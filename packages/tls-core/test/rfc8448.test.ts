@@ -207,6 +207,10 @@ for (const p of providers) {
     const cr = toHex(parseClientHello(ch.subarray(4)).random);
     assert.ok(keylog.includes(`EXPORTER_SECRET ${cr} ${toHex(c.exp())}`));
     assert.ok(keylog.includes(`SERVER_HANDSHAKE_TRAFFIC_SECRET ${cr} ${toHex(c.sHs())}`));
+    // Finished verify_data (RFC 8446 §4.4.4): the bodies of the RFC's Finished messages.
+    eq(client.finished!, c.cf().subarray(4), 'our verify_data');
+    eq(client.peerFinished!, c.sf().subarray(4), 'peer verify_data');
+    assert.not.ok(keylog.some((l) => l.startsWith('EARLY_EXPORTER_SECRET ')), 'no early exporter without 0-RTT');
     if (sec !== s3) return; // §7 has no NewSessionTicket
     client.receive('application', c.f('{server}  construct a NewSessionTicket', 'NewSessionTicket'));
     ev = drain(client);
@@ -276,6 +280,7 @@ for (const p of providers) {
       alpn: null,
       transportParameters: null,
     };
+    const keylog: string[] = [];
     const client = new TlsClient({
       provider: p,
       serverName: 'server',
@@ -285,6 +290,7 @@ for (const p of providers) {
       resumption: ticket,
       earlyData: true,
       now: () => 1_000_100,
+      keyLog: (l) => keylog.push(l),
     });
     client.start();
     let ev = drain(client);
@@ -304,6 +310,11 @@ for (const p of providers) {
     eq(sendsOf(ev, 'handshake')[0]!, c.cf(), 'client Finished byte for byte');
     assert.is(client.info.resumed, true);
     assert.is(client.info.earlyDataAccepted, true);
+    // early_exporter_master_secret from the RFC (NSS key log label EARLY_EXPORTER_SECRET).
+    const cr = toHex(parseClientHello(ch.subarray(4)).random);
+    assert.ok(keylog.includes(`EARLY_EXPORTER_SECRET ${cr} ${toHex(field(s4, '{client}  derive secret "tls13 e exp master"', 'expanded'))}`));
+    eq(client.finished!, c.cf().subarray(4), 'our verify_data (resumed)');
+    eq(client.peerFinished!, c.sf().subarray(4), 'peer verify_data (resumed)');
     // Resumption master secret from the RFC transcript.
     const master = ks.masterSecret(ks.handshakeSecret(early, c.hsIkm()));
     eq(master, c.master(), 'master');
