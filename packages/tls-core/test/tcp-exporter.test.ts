@@ -6,12 +6,18 @@
  * for several labels, lengths and contexts (none, empty, short, long); getFinished() on one side
  * must equal getPeerFinished() on the other. The EXPORTER_SECRET key-log line must equal the one
  * OpenSSL logs, and deriving TLS-Exporter from it must give node's value. The early exporter
- * (0-RTT; node:tls has none) is checked between our own client and server through their key logs.
+ * (0-RTT; node:tls has none) is checked between our own client and server through their key logs,
+ * and against OpenSSL (s_server / s_client with -early_data): the EARLY_EXPORTER_SECRET lines are
+ * equal and exportEarlyKeyingMaterial equals TLS-Exporter from OpenSSL's logged secret.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import fs from 'node:fs';
 import net from 'node:net';
 import nodeTls from 'node:tls';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, requirePeer, runBounded, spawnPeer, waitForPort } from '../../../test/support/peers.js';
 import { providers } from '../../../test/support/providers.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
 import { CipherSuites, type CipherSuite, type SessionTicket } from '../src/handshake/api.js';
@@ -346,5 +352,66 @@ for (const p of providers) {
     }
   });
 }
+
+test('early exporter against OpenSSL: our 0-RTT client -> s_server, s_client 0-RTT -> our server', async () => {
+  const openssl = requirePeer('openssl');
+  if (!openssl) return;
+  const p = providers[0]!;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'petrel-ekm-'));
+  try {
+    const [certFile, keyFile, klFile, sessFile, edFile] = ['c.pem', 'k.pem', 'kl.txt', 'sess.pem', 'ed.txt'].map((f) => path.join(dir, f)) as [string, string, string, string, string];
+    fs.writeFileSync(certFile, CERT.certPem);
+    fs.writeFileSync(keyFile, CERT.keyPem);
+    const logged = (label: string): { random: string; secret: string } => hexField(fs.readFileSync(klFile, 'utf8').split('\n'), label);
+
+    // Our client, 0-RTT on a ticket from s_server.
+    const port = await freePort('tcp');
+    const proc = spawnPeer(openssl, ['s_server', '-accept', `127.0.0.1:${port}`, '-tls1_3', '-cert', certFile, '-key', keyFile, '-early_data', '-keylogfile', klFile, '-quiet'], { lifetimeMs: 20_000 });
+    try {
+      await waitForPort(port, 'tcp', { proc });
+      const first = await ourClient({ port, provider: p }, true);
+      first.s.destroy();
+      const keylog: string[] = [];
+      const { s } = await ourClient({ port, provider: p, session: first.ticket, earlyData: 'early hello', keylog: (l) => keylog.push(l) });
+      assert.is(s.info?.earlyData, 'accepted', 's_server accepted 0-RTT');
+      const mine = hexField(keylog, 'EARLY_EXPORTER_SECRET');
+      const theirs = logged('EARLY_EXPORTER_SECRET');
+      assert.is(theirs.random, mine.random);
+      assert.is(theirs.secret, mine.secret, 'EARLY_EXPORTER_SECRET equals OpenSSL');
+      const suite = s.getCipher()!.name as CipherSuite;
+      assert.is(s.exportEarlyKeyingMaterial(48, 'EXPORTER-early', Buffer.from('c')).toString('hex'), fromSecret(p, suite, theirs.secret, 'EXPORTER-early', 48, Buffer.from('c')));
+      s.destroy();
+    } finally {
+      await proc.kill();
+    }
+
+    // s_client: a ticket from our server, then 0-RTT with it (-ign_eof: it stays until we close).
+    fs.rmSync(klFile, { force: true });
+    fs.writeFileSync(edFile, 'early from openssl');
+    const srv = await ourServer({ provider: p, maxEarlyData: 1024 });
+    try {
+      const common = ['s_client', '-connect', `127.0.0.1:${srv.port}`, '-servername', 'localhost', '-tls1_3', '-ign_eof'];
+      const closeSoon = (sock: TlsSocket): void => void setTimeout(() => sock.end(), 300);
+      const run1 = runBounded(openssl, [...common, '-sess_out', sessFile], { timeoutMs: 8000 });
+      closeSoon(await srv.accepted.next());
+      await run1;
+      assert.ok(fs.existsSync(sessFile), 's_client saved the session');
+      const run2 = runBounded(openssl, [...common, '-sess_in', sessFile, '-early_data', edFile, '-keylogfile', klFile], { timeoutMs: 8000 });
+      const peer = await srv.accepted.next();
+      assert.is(peer.info?.earlyData, 'accepted', 'we accepted s_client 0-RTT');
+      const fromUs = peer.exportEarlyKeyingMaterial(40, 'EXPORTER-early').toString('hex');
+      closeSoon(peer);
+      const r = await run2;
+      assert.match(r.stdout, /Early data was accepted/);
+      const theirs = logged('EARLY_EXPORTER_SECRET');
+      assert.is(hexField(srv.keylog, 'EARLY_EXPORTER_SECRET', theirs.random).secret, theirs.secret, 'EARLY_EXPORTER_SECRET equals OpenSSL');
+      assert.is(fromUs, fromSecret(p, peer.getCipher()!.name as CipherSuite, theirs.secret, 'EXPORTER-early', 40));
+    } finally {
+      await srv.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test.run();
