@@ -243,6 +243,11 @@ export class WatchedConnection implements QuicConnection {
   sendDatagram(data: Uint8Array): boolean {
     return this.w('sendDatagram', () => this.inner.sendDatagram(data));
   }
+  exportKeyingMaterial(label: string, length: number, context?: Uint8Array): Uint8Array {
+    // Not through w(): throwing before the handshake completes is the API, not a bug.
+    if (!this.inner.exportKeyingMaterial) throw new Error('no exporter');
+    return this.inner.exportKeyingMaterial(label, length, context);
+  }
   updateKeys(): boolean {
     return this.w('updateKeys', () => this.inner.updateKeys());
   }

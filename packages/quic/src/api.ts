@@ -115,6 +115,11 @@ export interface QuicConnection {
   updateKeys(): boolean;
   /** Client: moves to a new local path (active migration, RFC 9000 §9); the driver rebinds the socket. */
   migrate(now: number): boolean;
+  /**
+   * TLS exporter (RFC 8446 §7.5, which QUIC keeps: RFC 9001 §4) once the handshake is complete;
+   * throws before. Optional: test doubles need not implement it.
+   */
+  exportKeyingMaterial?(label: string, length: number, context?: Uint8Array): Uint8Array;
   /** Closes with an application error code (CONNECTION_CLOSE 0x1d). */
   close(code: number, reason: string, now: number): void;
 }

@@ -2189,6 +2189,11 @@ export class Connection implements QuicConnection {
     return true;
   }
 
+  exportKeyingMaterial(label: string, length: number, context?: Uint8Array): Uint8Array {
+    if (!this.tls || !this.handshakeDone) throw new Error('exportKeyingMaterial: the handshake is not complete yet');
+    return this.tls.exportKeyingMaterial(label, length, context);
+  }
+
   updateKeys(): boolean {
     const k = this.oneRtt;
     if (!k || !this.handshakeConfirmed || !k.canInitiateUpdate() || this.keyDiscardDeadline !== Infinity) return false;

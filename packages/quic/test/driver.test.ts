@@ -332,4 +332,20 @@ test('RFC 9368 §8: v1 after VN without server version_information is accepted',
   validateServerVersionInformation(null, QUIC_V1, [QUIC_V1, QUIC_V2], true);
 });
 
+test('exportKeyingMaterial: node:tls argument order, equal on both ends over UDP', async () => {
+  let serverConn: NodeQuicConnection | null = null;
+  const srv = await listen({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem, alpn: ALPN }, (c) => (serverConn = c));
+  try {
+    const c = await connect(`https://127.0.0.1:${srv.address().port}`, { alpn: ALPN, ca: cert.certPem });
+    for (let i = 0; i < 100 && !serverConn?.handshake; i++) await new Promise((r) => setTimeout(r, 10));
+    const a = c.exportKeyingMaterial(40, 'EXPORTER-petrel', new TextEncoder().encode('ctx'));
+    assert.ok(Buffer.isBuffer(a) && a.length === 40);
+    assert.is(serverConn!.exportKeyingMaterial(40, 'EXPORTER-petrel', new TextEncoder().encode('ctx')).toString('hex'), a.toString('hex'));
+    assert.is.not(c.exportKeyingMaterial(40, 'EXPORTER-other').toString('hex'), a.toString('hex'));
+    await c.close();
+  } finally {
+    await srv.close();
+  }
+});
+
 test.run();

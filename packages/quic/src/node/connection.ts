@@ -271,6 +271,17 @@ export class NodeQuicConnection extends EventEmitter {
     return ok;
   }
 
+  /**
+   * Keying material from the TLS exporter (RFC 8446 §7.5; RFC 9001 §4), with node:tls's argument
+   * order (`TLSSocket.exportKeyingMaterial(length, label, context)`). Throws before the handshake
+   * completes.
+   */
+  exportKeyingMaterial(length: number, label: string, context?: Uint8Array): Buffer {
+    if (!this.conn.exportKeyingMaterial) throw new Error('exportKeyingMaterial: not supported by this connection');
+    const k = this.conn.exportKeyingMaterial(label, length, context);
+    return Buffer.from(k.buffer, k.byteOffset, k.length);
+  }
+
   /** Starts a key update (RFC 9001 §6); false if not allowed yet. */
   updateKeys(): boolean {
     const ok = this.conn.updateKeys();
