@@ -333,11 +333,13 @@ test('RFC 9368 §8: v1 after VN without server version_information is accepted',
 });
 
 test('exportKeyingMaterial: node:tls argument order, equal on both ends over UDP', async () => {
-  let serverConn: NodeQuicConnection | null = null;
-  const srv = await listen({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem, alpn: ALPN }, (c) => (serverConn = c));
+  const seen: NodeQuicConnection[] = [];
+  const srv = await listen({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem, alpn: ALPN }, (c) => void seen.push(c));
   try {
     const c = await connect(`https://127.0.0.1:${srv.address().port}`, { alpn: ALPN, ca: cert.certPem });
-    for (let i = 0; i < 100 && !serverConn?.handshake; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && !seen[0]?.handshake; i++) await new Promise((r) => setTimeout(r, 10));
+    const serverConn = seen[0];
+    assert.ok(serverConn?.handshake, 'server handshake complete');
     const a = c.exportKeyingMaterial(40, 'EXPORTER-petrel', new TextEncoder().encode('ctx'));
     assert.ok(Buffer.isBuffer(a) && a.length === 40);
     assert.is(serverConn!.exportKeyingMaterial(40, 'EXPORTER-petrel', new TextEncoder().encode('ctx')).toString('hex'), a.toString('hex'));
