@@ -155,9 +155,28 @@ class WritableWaiters {
   }
 }
 
-/** Streams a web body into an HTTP/3 request stream. Returns when done or abandoned. */
-async function sendBody(conn: H3Connection, id: number, body: ReadableStream<Uint8Array>, isGone: () => boolean, waiters: WritableWaiters, wake?: () => void): Promise<void> {
+/** What {@link sendBody} exposes to its caller while a body is being sent. */
+interface BodySending {
+  /** Cancels the body's stream (the peer went away): a pending read ends, the source's cancel runs. */
+  cancel?: (reason: unknown) => void;
+}
+
+/**
+ * Streams a web body into an HTTP/3 request stream. Returns when done or abandoned. A body that
+ * errors resets the stream with H3_INTERNAL_ERROR and is reported to `onError`.
+ */
+async function sendBody(
+  conn: H3Connection,
+  id: number,
+  body: ReadableStream<Uint8Array>,
+  isGone: () => boolean,
+  waiters: WritableWaiters,
+  wake?: () => void,
+  sending: BodySending = {},
+  onError?: (e: unknown) => void,
+): Promise<void> {
   const reader = body.getReader();
+  sending.cancel = (reason) => void reader.cancel(reason).catch(() => {});
   try {
     for (;;) {
       while (!isGone() && conn.bufferedAmount(id) > BODY_HIGH_WATER_MARK) await waiters.wait(id);
@@ -180,14 +199,23 @@ async function sendBody(conn: H3Connection, id: number, body: ReadableStream<Uin
         wake?.();
       }
     }
-  } catch {
-    if (!isGone()) conn.cancel(id, H3Error.H3_INTERNAL_ERROR);
+  } catch (e) {
+    if (!isGone()) {
+      conn.cancel(id, H3Error.H3_INTERNAL_ERROR);
+      onError?.(e);
+    }
     wake?.();
+  } finally {
+    sending.cancel = undefined;
   }
 }
 
 interface ServerStream {
   body: Body | undefined;
+  /** Aborts `request.signal`: the client reset the stream or the connection closed. */
+  abort: AbortController;
+  /** The response body being sent, if any. */
+  sending: BodySending;
   gone: boolean;
   requestDone: boolean;
   responseDone: boolean;
@@ -229,8 +257,7 @@ export class H3ServerSession {
         case 'stopSending': {
           const s = this.streams.get(ev.streamId);
           if (s) {
-            s.gone = true;
-            bodyError(s.body, new Error(`request stream reset (0x${ev.code.toString(16)})`));
+            this.abandon(s, new Error(`request stream reset (0x${ev.code.toString(16)})`));
             this.streams.delete(ev.streamId);
           }
           this.waiters.wake(ev.streamId);
@@ -238,14 +265,40 @@ export class H3ServerSession {
         }
         case 'closed':
         case 'connectionError':
-          for (const s of this.streams.values()) {
-            s.gone = true;
-            bodyError(s.body, new Error('connection closed'));
-          }
+          for (const s of this.streams.values()) this.abandon(s, new Error('connection closed'));
           this.streams.clear();
           this.waiters.wakeAll();
           break;
       }
+    }
+  }
+
+  /**
+   * The client is gone (stream reset, connection closed): the request body errors, `request.signal`
+   * aborts and the response body stream is cancelled, so the application can stop its work.
+   */
+  private abandon(s: ServerStream, reason: Error): void {
+    s.gone = true;
+    bodyError(s.body, reason);
+    const abort = s.abort;
+    const cancel = s.sending.cancel;
+    // Application code runs in abort listeners and cancel(): outside our event handling.
+    queueMicrotask(() => {
+      try {
+        abort.abort(reason);
+      } catch (e) {
+        this.reportError(e);
+      }
+      cancel?.(reason);
+    });
+  }
+
+  /** Hands an error to `onError`; an onError that throws is not our caller's problem. */
+  private reportError(e: unknown): void {
+    try {
+      this.opts.onError?.(e);
+    } catch {
+      /* the application's error reporter failed: nothing left to tell */
     }
   }
 
@@ -273,7 +326,7 @@ export class H3ServerSession {
     const method = pseudo.get(':method')!;
     const headers = fieldsToHeaders(fields);
     const authority = pseudo.get(':authority') ?? headers.get('host') ?? 'localhost';
-    const s: ServerStream = { body: undefined, gone: false, requestDone: false, responseDone: false };
+    const s: ServerStream = { body: undefined, abort: new AbortController(), sending: {}, gone: false, requestDone: false, responseDone: false };
     const hasBody = method !== 'GET' && method !== 'HEAD';
     if (hasBody) {
       // The handler does not want the rest of the request body: stop reading, keep responding.
@@ -286,14 +339,14 @@ export class H3ServerSession {
     this.streams.set(id, s);
     let request: Request;
     try {
-      const init: RequestInit & { duplex?: string } = { method, headers };
+      const init: RequestInit & { duplex?: string } = { method, headers, signal: s.abort.signal };
       if (hasBody) {
         init.body = s.body!.stream;
         init.duplex = 'half';
       }
       request = new Request(`${pseudo.get(':scheme')}://${authority}${pseudo.get(':path') ?? '/'}`, init);
     } catch (e) {
-      this.opts.onError?.(e);
+      this.reportError(e);
       this.respond(id, s, new Response(null, { status: 400 }), method);
       return;
     }
@@ -301,8 +354,12 @@ export class H3ServerSession {
       let response: Response;
       try {
         response = await this.handler(request);
+        if (!(response instanceof Response)) {
+          const what = response === null ? 'null' : typeof response === 'object' ? `a ${(response as object).constructor?.name ?? 'object'}` : typeof response;
+          throw new TypeError(`the request handler returned ${what} instead of a Response`);
+        }
       } catch (e) {
-        this.opts.onError?.(e);
+        this.reportError(e);
         response = new Response(null, { status: 500 });
       }
       this.respond(id, s, response, method);
@@ -319,7 +376,7 @@ export class H3ServerSession {
     try {
       this.conn.sendHeaders(id, fields, body === null);
     } catch (e) {
-      this.opts.onError?.(e);
+      this.reportError(e);
       this.conn.cancel(id, H3Error.H3_INTERNAL_ERROR);
       this.streams.delete(id);
       this.opts.wake?.();
@@ -331,7 +388,7 @@ export class H3ServerSession {
       this.settle(id, s);
       return;
     }
-    void sendBody(this.conn, id, body, () => s.gone || this.conn.closed, this.waiters, this.opts.wake).finally(() => {
+    void sendBody(this.conn, id, body, () => s.gone || this.conn.closed, this.waiters, this.opts.wake, s.sending, (e) => this.reportError(e)).finally(() => {
       s.responseDone = true;
       this.settle(id, s);
     });
@@ -391,7 +448,12 @@ export class H3ClientSession {
         this.conn.cancel(id);
         this.opts.wake?.();
       });
-      if (req.body) void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.waiters, this.opts.wake);
+      if (req.body) {
+        const bodyFailed = (e: unknown): void => {
+          if (!s.gone) this.fail(id, s, new TypeError(`fetch failed: the request body stream errored: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+        };
+        void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.waiters, this.opts.wake, {}, bodyFailed);
+      }
     });
   }
 
