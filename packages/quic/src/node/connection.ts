@@ -466,12 +466,28 @@ export class NodeQuicConnection extends EventEmitter {
     try {
       this.emit(name, ...args);
     } catch (e) {
-      // An application listener threw: report it asynchronously, never into the protocol path.
-      queueMicrotask(() => {
-        throw e;
-      });
+      reportListenerError(this, e, `a '${name}' listener of a QUIC connection`);
     }
   }
+}
+
+/**
+ * An application callback or listener threw. It must reach neither the protocol path (the driver
+ * would be left half-way through a step) nor the process (an uncaught exception would end every
+ * connection): it goes to the emitter's 'error' listeners, or, when there are none, becomes a
+ * process warning (printed on stderr with its stack).
+ */
+export function reportListenerError(emitter: EventEmitter, e: unknown, what: string): void {
+  if (emitter.listenerCount('error') > 0) {
+    try {
+      emitter.emit('error', e);
+      return;
+    } catch (e2) {
+      e = e2; // the 'error' listener threw as well
+    }
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.emitWarning(`${what} threw: ${err.stack ?? err.message}`, { type: 'PetrelListenerError', code: 'PETREL_LISTENER_ERROR' });
 }
 
 function codeOf(reason: unknown): number {

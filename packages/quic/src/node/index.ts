@@ -20,7 +20,7 @@ import { ConfigError, WebPkiVerifier, getProvider, loadPemChain, loadPemKey } fr
 import type { Address, CloseInfo } from '../api.js';
 import type { ClientConnectionConfig, TransportConfig } from '../config.js';
 import { Endpoint, type ConnectionFactory, type EndpointServerConfig } from '../endpoint.js';
-import { NodeQuicConnection, describeClose } from './connection.js';
+import { NodeQuicConnection, describeClose, reportListenerError } from './connection.js';
 import { UdpDriver, bindSocket, now, type DriverOptions } from './driver.js';
 import { QlogWriter } from './qlog.js';
 
@@ -210,17 +210,21 @@ export async function listen(opts: ListenOptions, onConnection?: (c: NodeQuicCon
   driver.onSocketError = (e) => {
     if (srv.listenerCount('error') > 0) srv.emit('error', e);
   };
+  // Application code runs here inside the driver's receive path: whatever it throws goes to the
+  // server's 'error' listeners (or a process warning), never into the driver or the process.
   driver.onConnection = (c) => {
     if (onConnection) {
       try {
         onConnection(c);
       } catch (e) {
-        queueMicrotask(() => {
-          throw e;
-        });
+        reportListenerError(srv, e, 'the QUIC server connection callback');
       }
     }
-    srv.emit('connection', c);
+    try {
+      srv.emit('connection', c);
+    } catch (e) {
+      reportListenerError(srv, e, "a QUIC server 'connection' listener");
+    }
   };
   return server;
 }

@@ -1,0 +1,197 @@
+/**
+ * The application-facing edges of the QUIC node driver: callbacks and listeners that throw,
+ * streams used after the connection closed, cancelled or stopped midway, close() twice, a port in
+ * use. Nothing may escape to the process (unhandled rejection / uncaught exception), the server
+ * keeps serving, and every pending promise settles.
+ */
+import dgram from 'node:dgram';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { generateSelfSigned } from '../../tls-core/src/x509/selfsigned.js';
+import { nodeProvider } from '../../tls-core/src/crypto/node.js';
+import { connect, listen, QuicStreamError, type NodeQuicConnection, type QuicServer } from '../src/node/index.js';
+
+const cert = generateSelfSigned({ provider: nodeProvider, names: ['localhost', '127.0.0.1'] });
+const ALPN = ['petrel-edges'];
+
+const escaped: unknown[] = [];
+process.on('unhandledRejection', (e) => escaped.push(e));
+process.on('uncaughtException', (e) => escaped.push(e));
+const warnings: Error[] = [];
+process.on('warning', (w) => warnings.push(w));
+const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function t(name: string, fn: () => Promise<void>): void {
+  test(name, async () => {
+    try {
+      await fn();
+    } finally {
+      await tick(30);
+      const e = escaped.splice(0);
+      if (e.length) assert.unreachable(`escaped to the process: ${e.map((x) => (x instanceof Error ? x.stack : String(x))).join('\n')}`);
+    }
+  });
+}
+
+function within<T>(ms: number, p: Promise<T>, what = 'result'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`no ${what} after ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
+}
+
+async function settleError(p: Promise<unknown>, ms = 3000): Promise<unknown> {
+  try {
+    await within(ms, p, 'settlement');
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith('no settlement')) throw e;
+    return e;
+  }
+  return assert.unreachable('expected a rejection');
+}
+
+const server = (onConn?: (c: NodeQuicConnection) => void, extra: Record<string, unknown> = {}): Promise<QuicServer> =>
+  listen({ host: '127.0.0.1', port: 0, cert: cert.certPem, key: cert.keyPem, alpn: ALPN, ...extra }, onConn);
+const client = (s: QuicServer, extra: Record<string, unknown> = {}): Promise<NodeQuicConnection> =>
+  connect({ host: '127.0.0.1', port: s.address().port }, { alpn: ALPN, insecureSkipVerify: true, handshakeTimeoutMs: 3000, ...extra });
+
+t('a throwing onConnection callback or "connection" listener does not kill the server; reported as "error"', async () => {
+  let n = 0;
+  const s = await server(() => {
+    if (++n === 1) throw new Error('onConnection bug');
+  });
+  const errors: unknown[] = [];
+  s.on('error', (e) => errors.push(e));
+  let m = 0;
+  s.on('connection', () => {
+    if (++m === 2) throw new Error('listener bug');
+  });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = await within(5000, client(s), `connection ${i}`);
+      await c.close();
+    }
+    assert.is(n, 3);
+    assert.is(m, 3);
+    assert.equal(
+      errors.map((e) => (e as Error).message),
+      ['onConnection bug', 'listener bug'],
+    );
+  } finally {
+    await s.close();
+  }
+});
+
+t('without an "error" listener a throwing callback becomes a process warning, not a crash', async () => {
+  warnings.length = 0;
+  const s = await server(() => {
+    throw new Error('unobserved bug');
+  });
+  try {
+    const c = await within(5000, client(s));
+    c.on('handshakeConfirmed', () => {
+      throw new Error('client listener bug');
+    });
+    await tick(100);
+    const c2 = await within(5000, client(s));
+    await c.close();
+    await c2.close();
+    assert.ok(warnings.some((w) => /unobserved bug/.test(w.message)), warnings.map((w) => w.message).join('; '));
+    assert.ok(warnings.some((w) => /handshakeConfirmed' listener .* client listener bug/.test(w.message)), warnings.map((w) => w.message).join('; '));
+  } finally {
+    await s.close();
+  }
+});
+
+t('writes after the connection closed reject with QuicStreamError; close() twice; cancel after close', async () => {
+  const s = await server();
+  try {
+    const c = await within(5000, client(s));
+    const st = await c.openBidirectionalStream();
+    const w = st.writable.getWriter();
+    await w.write(new Uint8Array(10));
+    const r = st.readable.getReader();
+    const pendingRead = r.read();
+    const a = c.close(5, 'done');
+    const b = c.close(6, 'again');
+    const [i1, i2] = await within(3000, Promise.all([a, b]));
+    assert.is(i1, i2);
+    assert.is(i1.code, 5);
+    const readErr = await settleError(pendingRead);
+    assert.instance(readErr, QuicStreamError);
+    assert.is((readErr as QuicStreamError).kind, 'closed');
+    const writeErr = await settleError(w.write(new Uint8Array(10)));
+    assert.instance(writeErr, QuicStreamError);
+    await settleError(w.close());
+    // cancel() on an errored stream settles (with the stream's error, as Web Streams do).
+    await within(1000, r.cancel().catch(() => {}));
+    await settleError(c.openBidirectionalStream());
+  } finally {
+    await s.close();
+  }
+});
+
+t('a pending write blocked on flow control rejects when the peer stops the stream (reader.cancel)', async () => {
+  let serverConn: NodeQuicConnection | null = null;
+  const s = await server(
+    (c) => {
+      serverConn = c;
+      void (async () => {
+        for await (const st of c.incomingBidirectionalStreams) {
+          const r = st.readable.getReader();
+          await r.read();
+          await tick(50);
+          await r.cancel(7); // STOP_SENDING with code 7
+        }
+      })().catch(() => {});
+    },
+    { streamWindow: 64 * 1024, maxStreamWindow: 64 * 1024, connectionWindow: 1 << 20 },
+  );
+  try {
+    const c = await within(5000, client(s));
+    const st = await c.openBidirectionalStream();
+    const w = st.writable.getWriter();
+    // Far more than the peer's stream window: the write stays pending until the peer stops us.
+    const err = await settleError(w.write(new Uint8Array(2_000_000)), 5000);
+    assert.instance(err, QuicStreamError);
+    assert.is((err as QuicStreamError).kind, 'stopped');
+    assert.is((err as QuicStreamError).code, 7);
+    // The connection stays usable.
+    const st2 = await c.openBidirectionalStream();
+    const w2 = st2.writable.getWriter();
+    await within(2000, w2.write(new Uint8Array(5)));
+    assert.ok(serverConn);
+    await c.close();
+  } finally {
+    await s.close();
+  }
+});
+
+t('listen on a port in use rejects with a clear error; the socket is not leaked', async () => {
+  const busy = dgram.createSocket('udp4');
+  await new Promise<void>((r) => busy.bind(0, '127.0.0.1', () => r()));
+  const port = busy.address().port;
+  try {
+    const err = await settleError(listen({ host: '127.0.0.1', port, cert: cert.certPem, key: cert.keyPem, alpn: ALPN }));
+    assert.instance(err, Error);
+    assert.is((err as NodeJS.ErrnoException).code, 'EADDRINUSE');
+    assert.match((err as Error).message, String(port));
+  } finally {
+    busy.close();
+  }
+});
+
+t('connect to a port where nobody listens rejects within the handshake timeout', async () => {
+  const probe = dgram.createSocket('udp4');
+  await new Promise<void>((r) => probe.bind(0, '127.0.0.1', () => r()));
+  const port = probe.address().port;
+  probe.close();
+  const t0 = Date.now();
+  const err = await settleError(connect({ host: '127.0.0.1', port }, { alpn: ALPN, insecureSkipVerify: true, handshakeTimeoutMs: 800 }), 5000);
+  assert.instance(err, Error);
+  assert.match((err as Error).message, /timed out|handshake/);
+  assert.match((err as Error).message, String(port));
+  assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+});
+
+test.run();
