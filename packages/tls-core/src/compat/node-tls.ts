@@ -28,7 +28,7 @@ import { TlsClient } from '../handshake/client.js';
 import { normalizeClientConfig, normalizeServerConfig, type ClientHelloInfo, type ServerIdentity, type TlsClientConfig, type TlsServerConfig } from '../handshake/config.js';
 import { TlsServer as TlsServerSession } from '../handshake/server.js';
 import { parseSession, serializeSession } from '../tcp/options.js';
-import { TlsAlertError, TlsSocket, type TlsSocketOptions } from '../tcp/socket.js';
+import { TlsAlertError, TlsSocket, reportListenerError, type TlsSocketOptions } from '../tcp/socket.js';
 import { certificateSpki } from '../x509/spki.js';
 import { CertificateError } from '../x509/errors.js';
 import { formatIp, parseIpLiteral } from '../x509/identity.js';
@@ -1317,7 +1317,13 @@ export class Server extends net.Server {
     });
     sock.once('secure', () => {
       secure = true;
-      this.emit('secureConnection', sock);
+      try {
+        this.emit('secureConnection', sock);
+      } catch (e) {
+        // Unlike node:tls (where it is an uncaught exception), a throwing handler does not end the
+        // process: the server's 'error' listeners or a process warning get it.
+        reportListenerError(this, e, "a 'secureConnection' listener");
+      }
     });
   }
 

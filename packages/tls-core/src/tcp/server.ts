@@ -15,7 +15,7 @@ import { normalizeServerConfig, type ClientAuthMode, type TlsServerConfig } from
 import { TlsServer as TlsServerSession } from '../handshake/server.js';
 import { WebPkiVerifier } from '../x509/verifier.js';
 import { certifiedKey, keyLogSink, resolveProvider, type ProviderOption } from './options.js';
-import { TlsSocket, type KeyUpdateLimits } from './socket.js';
+import { TlsSocket, reportListenerError, type KeyUpdateLimits } from './socket.js';
 
 export interface TlsServerOptions {
   /** Certificate chain (PEM, leaf first) and private key (PEM). Required unless tlsConfig.resolve is given. */
@@ -128,7 +128,13 @@ export class TlsTcpServer extends EventEmitter {
     sock.on('close', () => this.sockets.delete(sock));
     sock.once('secure', () => {
       secure = true;
-      this.emit('secureConnection', sock);
+      try {
+        this.emit('secureConnection', sock);
+      } catch (e) {
+        // The application's handler threw: the server's 'error' listeners (or a process warning)
+        // hear of it; the process, the server and this connection go on.
+        reportListenerError(this, e, "the TLS server's 'secureConnection' handler");
+      }
     });
   }
 

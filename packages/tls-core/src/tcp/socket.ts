@@ -7,6 +7,7 @@
  * Error model: everything the peer does wrong ends in an alert sent (when we detect it) and an
  * 'error' event carrying a {@link TlsAlertError}; nothing throws out of a transport callback.
  */
+import type { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { Socket } from 'node:net';
 import { Alert, ProtocolViolation, alertName } from '../errors.js';
@@ -115,6 +116,24 @@ const STAGE_POOL_MAX = 16;
 const TRANSPORT_BUFFER = 256 * 1024;
 
 type PendingWrite = { data: Uint8Array; cb: (err?: Error | null) => void };
+
+/**
+ * An application callback or listener threw. It must not end the process (an uncaught exception
+ * would take every connection with it): it goes to `emitter`'s 'error' listeners when `useError`
+ * and there are any, else becomes a process warning (printed on stderr with its stack).
+ */
+export function reportListenerError(emitter: EventEmitter, e: unknown, what: string, useError = true): void {
+  if (useError && emitter.listenerCount('error') > 0) {
+    try {
+      emitter.emit('error', e);
+      return;
+    } catch (e2) {
+      e = e2; // the 'error' listener threw as well
+    }
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.emitWarning(`${what} threw: ${err.stack ?? err.message}`, { type: 'PetrelListenerError', code: 'PETREL_LISTENER_ERROR' });
+}
 
 function codedError(message: string, code: string, Ctor: new (m: string) => Error = Error): Error {
   return Object.assign(new Ctor(message), { code });
@@ -509,7 +528,13 @@ export class TlsSocket extends Duplex {
     for (const d of resend) this.transport.write(this.record.writeAppData(d));
     process.nextTick(() => {
       if (this.dead) return;
-      this.emit(this.role === 'client' ? 'secureConnect' : 'secure');
+      try {
+        this.emit(this.role === 'client' ? 'secureConnect' : 'secure');
+      } catch (e) {
+        // An application listener threw: the connection goes on (writes queued during the
+        // handshake still go out); the error is reported, never thrown into the process.
+        reportListenerError(this, e, `a '${this.role === 'client' ? 'secureConnect' : 'secure'}' listener`, false);
+      }
       this.flushQueued();
     });
   }
