@@ -138,11 +138,15 @@ export class H3Agent {
     // A connection that turned out to be unusable while we sent (GOAWAY, closed) is retried once,
     // on a new connection, if the request has no body (a streamed body cannot be replayed).
     for (let attempt = 0; ; attempt++) {
+      // An aborted request opens no connection, and an abort while the connection is being set
+      // up (up to the handshake timeout) rejects at once: the attempt goes on for other requests.
+      req.signal.throwIfAborted();
       const e = await this.entryFor(url);
       let client: H3Client;
       try {
-        client = await e.pending;
+        client = await untilAborted(e.pending, req.signal);
       } catch (err) {
+        if (req.signal.aborted && err === req.signal.reason) throw err;
         throw new TypeError(`fetch failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
       e.requests++;
@@ -299,6 +303,25 @@ export class H3Agent {
     );
     return withUrl(new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers }), url);
   }
+}
+
+/** `p`, or a rejection with the signal's reason as soon as `signal` aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 function withDuplex(init: RequestInit | undefined): RequestInit | undefined {

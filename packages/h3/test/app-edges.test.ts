@@ -9,7 +9,8 @@ import { H3Connection, type H3Event } from '../src/connection.js';
 import { memoryTransportPair } from '../src/memory-transport.js';
 import { driveMemoryTransport } from '../src/memory-session.js';
 import { H3ClientSession } from '../src/web.js';
-import { connectH3, serve } from '../src/node.js';
+import dgram from 'node:dgram';
+import { connectH3, serve, H3Agent } from '../src/node.js';
 import { makeCert } from '../../../test/support/certs.js';
 
 // Any unhandled rejection or uncaught exception fails the test that is running (and the file).
@@ -367,6 +368,28 @@ t('serve/connectH3 over UDP: bad handlers → 500, reset mid-body cancels the bo
     await c2.close();
   } finally {
     await server.close();
+  }
+});
+
+t('H3Agent fetch: aborted before → no connection attempt; abort while connecting rejects at once with AbortError', async () => {
+  const silent = dgram.createSocket('udp4'); // receives the Initials, never answers
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  const port = silent.address().port;
+  const agent = new H3Agent({ insecure: true, connect: { handshakeTimeoutMs: 1500 } });
+  try {
+    const ac = new AbortController();
+    ac.abort();
+    await rejects(agent.fetch(`https://127.0.0.1:${port}/`, { signal: ac.signal }), (e) => assert.is((e as Error).name, 'AbortError'));
+    assert.is(agent.connectionsOpened, 0);
+    const ac2 = new AbortController();
+    const t0 = Date.now();
+    const p = agent.fetch(`https://127.0.0.1:${port}/`, { signal: ac2.signal });
+    setTimeout(() => ac2.abort(), 100);
+    await rejects(p, (e) => assert.is((e as Error).name, 'AbortError'), 3000);
+    assert.ok(Date.now() - t0 < 1500, `abort took ${Date.now() - t0} ms`);
+  } finally {
+    await agent.close();
+    silent.close();
   }
 });
 
