@@ -206,4 +206,45 @@ t('node:tls compat: a throwing secureConnection listener does not kill the serve
   }
 });
 
+t('tcp: throwing session / keylog listeners and a throwing keylog callback do not break the connection', async () => {
+  warnings.length = 0;
+  const srv = createServer(
+    {
+      cert: CERT.certPem,
+      key: CERT.keyPem,
+      keylog: () => {
+        throw new Error('server keylog callback bug');
+      },
+    },
+    (sock: TlsSocket) => sock.on('data', (d: Buffer) => sock.end(`echo:${d.toString()}`)),
+  );
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  try {
+    const reply = await within(
+      3000,
+      new Promise<string>((resolve, reject) => {
+        const s = connect({ port: srv.address().port, insecureSkipVerify: true }, () => s.write('hi'));
+        s.on('session', () => {
+          throw new Error('session listener bug');
+        });
+        s.on('keylog', () => {
+          throw new Error('keylog listener bug');
+        });
+        let got = '';
+        s.on('data', (d: Buffer) => {
+          got += d.toString();
+          if (got === 'echo:hi') s.end();
+        });
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      }),
+    );
+    assert.is(reply, 'echo:hi');
+    const all = warnings.map((w) => w.message).join('; ');
+    for (const m of ['session listener bug', 'keylog listener bug', 'server keylog callback bug']) assert.ok(all.includes(m), `${m} not reported: ${all}`);
+  } finally {
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+});
+
 test.run();

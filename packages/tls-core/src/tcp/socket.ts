@@ -218,9 +218,19 @@ export class TlsSocket extends Duplex {
     });
     this.keyUpdatesPerSecond = Math.max(1, opts.keyUpdateLimits?.perSecond ?? MAX_KEY_UPDATES_PER_SECOND);
     const sink = opts.keyLog ?? null;
+    // Application code, called from inside the handshake: what it throws is reported, and must not
+    // become a handshake failure (an internal_error alert) of a healthy connection.
     const keyLog = (line: string): void => {
-      if (sink) sink(line);
-      if (this.listenerCount('keylog') > 0) this.emit('keylog', Buffer.from(`${line}\n`));
+      try {
+        if (sink) sink(line);
+      } catch (e) {
+        reportListenerError(this, e, 'the key log callback', false);
+      }
+      try {
+        if (this.listenerCount('keylog') > 0) this.emit('keylog', Buffer.from(`${line}\n`));
+      } catch (e) {
+        reportListenerError(this, e, "a 'keylog' listener", false);
+      }
     };
     this.tls = opts.session(keyLog);
 
@@ -485,7 +495,11 @@ export class TlsSocket extends Duplex {
           break;
         case 'sessionTicket':
           this.session = ev.ticket;
-          this.emit('session', ev.ticket);
+          try {
+            this.emit('session', ev.ticket);
+          } catch (e) {
+            reportListenerError(this, e, "a 'session' listener", false);
+          }
           break;
         case 'handshakeComplete':
           this.onSecure(ev.info);
