@@ -175,9 +175,9 @@ async function sendBody(
   sending: BodySending = {},
   onError?: (e: unknown) => void,
 ): Promise<void> {
-  const reader = body.getReader();
-  sending.cancel = (reason) => void reader.cancel(reason).catch(() => {});
   try {
+    const reader = body.getReader(); // throws if the stream is locked
+    sending.cancel = (reason) => void reader.cancel(reason).catch(() => {});
     for (;;) {
       while (!isGone() && conn.bufferedAmount(id) > BODY_HIGH_WATER_MARK) await waiters.wait(id);
       if (isGone()) {
@@ -370,6 +370,11 @@ export class H3ServerSession {
     if (s.gone || this.conn.closed) {
       this.streams.delete(id);
       return;
+    }
+    if (response.body?.locked) {
+      // Someone else reads this body: it cannot be sent. Say so before any header went out.
+      this.reportError(new TypeError('the response body stream is locked (already being read): it cannot be sent'));
+      response = new Response(null, { status: 500 });
     }
     const fields = headersToFields(response.headers, [[':status', String(response.status)]]);
     const body = method === 'HEAD' ? null : response.body;

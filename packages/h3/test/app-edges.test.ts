@@ -121,6 +121,27 @@ t('server: a response body that errors midway resets the stream (H3_INTERNAL_ERR
   await stillServes(h3.fetch);
 });
 
+t('server: a Response whose body is locked (already being read) → 500 and onError, no unhandled rejection', async () => {
+  const errors: unknown[] = [];
+  const h3 = connectInMemory(
+    (req) => {
+      if (new URL(req.url).pathname === '/ok') return new Response('ok');
+      const r = new Response('body someone else reads');
+      r.body!.getReader();
+      return r;
+    },
+    { onError: (e) => errors.push(e) },
+  );
+  const res = await within(2000, h3.fetch('https://example.com/locked'));
+  assert.is(res.status, 500);
+  await res.arrayBuffer();
+  assert.is(errors.length, 1);
+  assert.match(String(errors[0]), /locked/);
+  await tick();
+  assert.is(h3.serverSession.activeRequests, 0);
+  await stillServes(h3.fetch);
+});
+
 t('server: a client that resets the request aborts req.signal and cancels a response body that never ends', async () => {
   let signal = null as AbortSignal | null;
   let cancelled: unknown = null;
