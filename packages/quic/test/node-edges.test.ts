@@ -194,4 +194,28 @@ t('connect to a port where nobody listens rejects within the handshake timeout',
   assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
 });
 
+t('a throwing key log callback (tls.keyLog) does not fail the handshake on either side', async () => {
+  const bad = (): void => {
+    throw new Error('keyLog bug');
+  };
+  const s = await server(undefined, { tls: { keyLog: bad } });
+  try {
+    const c = await within(5000, client(s, { tls: { keyLog: bad } }));
+    const st = await c.openBidirectionalStream();
+    const w = st.writable.getWriter();
+    await within(2000, w.write(new Uint8Array(3)));
+    assert.ok(c.handshake);
+    await c.close();
+  } finally {
+    await s.close();
+  }
+});
+
+t('QuicServer.close() twice resolves both times', async () => {
+  const s = await server();
+  const c = await within(5000, client(s));
+  await within(3000, Promise.all([s.close(), s.close()]));
+  await within(3000, c.closed);
+});
+
 test.run();
