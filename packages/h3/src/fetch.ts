@@ -58,6 +58,8 @@ interface PoolEntry {
   key: string;
   origin: string;
   pending: Promise<H3Client>;
+  /** Gives up the connection attempt (the agent closes before the handshake completed). */
+  attempt: AbortController;
   client: H3Client | null;
   connectMs: number;
   active: number;
@@ -194,12 +196,13 @@ export class H3Agent {
     if (e) return e;
     const started = performance.now();
     this.connectionsOpened++;
-    const entry: PoolEntry = { key, origin, pending: null!, client: null, connectMs: 0, active: 0, requests: 0, idleTimer: null };
+    const entry: PoolEntry = { key, origin, pending: null!, attempt: new AbortController(), client: null, connectMs: 0, active: 0, requests: 0, idleTimer: null };
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const port = url.port ? Number(url.port) : 443;
     const o: ConnectH3Options = { ...(this.opts.connect ?? {}) };
     if (this.opts.ca !== undefined) o.ca = this.opts.ca;
     if (this.opts.insecure) o.insecureSkipVerify = true;
+    o.signal = entry.attempt.signal;
     entry.pending = connectH3({ host, port }, o).then(
       (client) => {
         entry.client = client;
@@ -252,6 +255,8 @@ export class H3Agent {
     this.drop(e);
     if (e.idleTimer) clearTimeout(e.idleTimer);
     e.idleTimer = null;
+    // A connection still being set up is given up now (not after its handshake or timeout).
+    if (!e.client) e.attempt.abort(new Error('the H3Agent was closed while connecting'));
     let client: H3Client;
     try {
       client = await e.pending;

@@ -396,7 +396,7 @@ t('H3Agent fetch: aborted before → no connection attempt; abort while connecti
   const silent = dgram.createSocket('udp4'); // receives the Initials, never answers
   await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
   const port = silent.address().port;
-  const agent = new H3Agent({ insecure: true, connect: { handshakeTimeoutMs: 1500 } });
+  const agent = new H3Agent({ insecure: true, connect: { handshakeTimeoutMs: 5000 } });
   try {
     const ac = new AbortController();
     ac.abort();
@@ -408,6 +408,19 @@ t('H3Agent fetch: aborted before → no connection attempt; abort while connecti
     setTimeout(() => ac2.abort(), 100);
     await rejects(p, (e) => assert.is((e as Error).name, 'AbortError'), 3000);
     assert.ok(Date.now() - t0 < 1500, `abort took ${Date.now() - t0} ms`);
+    // The attempt went on for other requests; closing the agent gives it up at once.
+    const t1 = Date.now();
+    await within(1000, agent.close(), 'agent close');
+    assert.ok(Date.now() - t1 < 500, `close took ${Date.now() - t1} ms`);
+    // A request waiting on that attempt fails with a clear error too.
+    const agent2 = new H3Agent({ insecure: true, connect: { handshakeTimeoutMs: 5000 } });
+    const waiting = agent2.fetch(`https://127.0.0.1:${port}/`);
+    await tick(50);
+    await within(1000, agent2.close(), 'agent close');
+    await rejects(waiting, (e) => {
+      assert.instance(e, TypeError);
+      assert.match((e as Error).message, /^fetch failed: the H3Agent was closed while connecting$/);
+    });
   } finally {
     await agent.close();
     silent.close();

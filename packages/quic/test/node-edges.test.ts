@@ -218,4 +218,23 @@ t('QuicServer.close() twice resolves both times', async () => {
   await within(3000, c.closed);
 });
 
+t('connect({ signal }): an abort during the handshake rejects at once with the reason', async () => {
+  const silent = dgram.createSocket('udp4');
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  try {
+    const ac = new AbortController();
+    const t0 = Date.now();
+    const p = connect({ host: '127.0.0.1', port: silent.address().port }, { alpn: ALPN, insecureSkipVerify: true, handshakeTimeoutMs: 5000, signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
+    const err = await settleError(p, 2000);
+    assert.is((err as Error).name, 'AbortError');
+    assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+    const pre = new AbortController();
+    pre.abort();
+    assert.is(((await settleError(connect({ host: '127.0.0.1', port: 1 }, { alpn: ALPN, signal: pre.signal }))) as Error).name, 'AbortError');
+  } finally {
+    silent.close();
+  }
+});
+
 test.run();

@@ -75,6 +75,8 @@ export interface ConnectOptions extends CommonOptions {
   localPort?: number;
   /** Give up if the handshake has not completed after this many ms (default 10 000). */
   handshakeTimeoutMs?: number;
+  /** Gives up the connection attempt when aborted (rejects with the signal's reason). */
+  signal?: AbortSignal;
   /**
    * Resolve as soon as the connection exists instead of after the handshake: with `session` +
    * `earlyData`, streams opened at once carry their data in 0-RTT. `ready` tells when the handshake is done.
@@ -251,7 +253,10 @@ export async function connect(target: string | URL | { host: string; port: numbe
     port = target.port;
   }
   if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new ConfigError(`connect: bad port ${port}`);
+  const signal = opts.signal;
+  signal?.throwIfAborted();
   const { address, family } = await dns.promises.lookup(host);
+  signal?.throwIfAborted();
   const remote: Address = { address, port, family: family === 6 ? 6 : 4 };
   const provider = providerOf(opts.provider);
   const tls: Omit<TlsClientConfig, 'provider' | 'quic'> = { ...(opts.tls ?? {}) };
@@ -276,6 +281,10 @@ export async function connect(target: string | URL | { host: string; port: numbe
   const endpoint = new Endpoint({ provider, cidLength: opts.cidLength, factory: opts.factory });
   const localHost = opts.localAddress ?? (family === 6 ? '::' : '0.0.0.0');
   const socket = await bindSocket(localHost, opts.localPort ?? 0, opts);
+  if (signal?.aborted) {
+    socket.close();
+    throw signal.reason;
+  }
   const driver = new UdpDriver(endpoint, socket);
   if (qlog) driver.onFirstLongHeader = (odcid) => qlog.setOdcid(odcid);
   let wrapper: NodeQuicConnection;
@@ -297,19 +306,25 @@ export async function connect(target: string | URL | { host: string; port: numbe
   if (opts.early) return wrapper;
   const timeoutMs = opts.handshakeTimeoutMs ?? 10_000;
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   try {
     await Promise.race([
       wrapper.ready,
       new Promise<never>((_, rej) => {
         timer = setTimeout(() => rej(new Error(`QUIC handshake with ${host}:${port} timed out after ${timeoutMs} ms`)), timeoutMs);
+        if (signal) {
+          onAbort = () => rej(signal.reason);
+          signal.addEventListener('abort', onAbort, { once: true });
+        }
       }),
     ]);
   } catch (e) {
-    wrapper.close(0, 'handshake timeout').catch(() => {});
+    wrapper.close(0, signal?.aborted ? 'aborted' : 'handshake timeout').catch(() => {});
     setTimeout(() => driver.destroy(), 100).unref();
     throw e;
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal!.removeEventListener('abort', onAbort);
   }
   return wrapper;
 }
