@@ -237,4 +237,40 @@ t('connect({ signal }): an abort during the handshake rejects at once with the r
   }
 });
 
+t('stream writes: a string chunk is a TypeError (not silently nothing); DataView and ArrayBuffer chunks carry their bytes', async () => {
+  const s = await server((c) => {
+    void (async () => {
+      for await (const st of c.incomingBidirectionalStreams) {
+        void (async () => {
+          const parts: number[] = [];
+          for await (const chunk of st.readable) parts.push(...chunk);
+          const w = st.writable.getWriter();
+          await w.write(Uint8Array.from(parts));
+          await w.close();
+        })().catch(() => {});
+      }
+    })();
+  });
+  try {
+    const c = await within(5000, client(s));
+    const st = await c.openBidirectionalStream();
+    const w = st.writable.getWriter();
+    const err = await settleError(w.write('hello' as unknown as Uint8Array));
+    assert.instance(err, TypeError);
+    assert.match((err as Error).message, /TextEncoder/);
+    const st2 = await c.openBidirectionalStream();
+    const w2 = st2.writable.getWriter();
+    const buf = Uint8Array.of(9, 1, 2, 3, 4, 9);
+    await w2.write(new DataView(buf.buffer, 1, 4) as unknown as Uint8Array);
+    await w2.write(Uint8Array.of(5, 6).buffer as unknown as Uint8Array);
+    await w2.close();
+    const got: number[] = [];
+    for await (const chunk of st2.readable) got.push(...chunk);
+    assert.equal(got, [1, 2, 3, 4, 5, 6]);
+    await c.close();
+  } finally {
+    await s.close();
+  }
+});
+
 test.run();

@@ -226,7 +226,7 @@ export class NodeQuicConnection extends EventEmitter {
   private writable(st: StreamState): WritableStream<Uint8Array> {
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
-        let data = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk as ArrayBufferLike);
+        let data = toBytes(chunk);
         for (;;) {
           if (st.writeError) throw st.writeError;
           if (this.closeInfo) throw new QuicStreamError(`connection closed: ${describeClose(this.closeInfo)}`, 'closed', this.closeInfo.code);
@@ -488,6 +488,14 @@ export function reportListenerError(emitter: EventEmitter, e: unknown, what: str
   }
   const err = e instanceof Error ? e : new Error(String(e));
   process.emitWarning(`${what} threw: ${err.stack ?? err.message}`, { type: 'PetrelListenerError', code: 'PETREL_LISTENER_ERROR' });
+}
+
+/** A written chunk as bytes: any BufferSource; anything else (a string, ...) is a TypeError, not silently nothing. */
+function toBytes(chunk: unknown): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (chunk instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && chunk instanceof SharedArrayBuffer)) return new Uint8Array(chunk);
+  throw new TypeError(`a QUIC stream takes Uint8Array (or another BufferSource) chunks, got ${chunk === null ? 'null' : typeof chunk}: encode text with TextEncoder`);
 }
 
 function codeOf(reason: unknown): number {
