@@ -408,6 +408,8 @@ interface ClientStream {
   gone: boolean;
   /** The server sent STOP_SENDING: stop sending the request body, keep reading the response. */
   sendStopped: boolean;
+  /** The request body being sent, if any. */
+  sending: BodySending;
 }
 
 export class H3ClientSession {
@@ -445,7 +447,7 @@ export class H3ClientSession {
         return;
       }
       this.opts.wake?.();
-      const s: ClientStream = { resolve, reject, body: undefined, method: req.method, gone: false, sendStopped: false };
+      const s: ClientStream = { resolve, reject, body: undefined, method: req.method, gone: false, sendStopped: false, sending: {} };
       this.streams.set(id, s);
       req.signal.addEventListener('abort', () => {
         if (s.gone) return;
@@ -457,7 +459,7 @@ export class H3ClientSession {
         const bodyFailed = (e: unknown): void => {
           if (!s.gone) this.fail(id, s, new TypeError(`fetch failed: the request body stream errored: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
         };
-        void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.waiters, this.opts.wake, {}, bodyFailed);
+        void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.waiters, this.opts.wake, s.sending, bodyFailed);
       }
     });
   }
@@ -465,8 +467,18 @@ export class H3ClientSession {
   private fail(id: number, s: ClientStream, e: unknown): void {
     s.gone = true;
     this.streams.delete(id);
+    this.stopUpload(s, e);
     if (s.body) bodyError(s.body, e instanceof Error ? e : new Error(String(e)));
     else s.reject(e);
+  }
+
+  /**
+   * The request body is no longer wanted (abort, reset, STOP_SENDING, connection closed): its
+   * source is cancelled, so a body that waits for data (a pending pull) learns it at once.
+   */
+  private stopUpload(s: ClientStream, reason: unknown): void {
+    const cancel = s.sending.cancel;
+    if (cancel) queueMicrotask(() => cancel(reason));
   }
 
   handleEvents(events: H3Event[]): void {
@@ -512,7 +524,10 @@ export class H3ClientSession {
           break;
         case 'stopSending': {
           const s = this.streams.get(ev.streamId);
-          if (s) s.sendStopped = true;
+          if (s) {
+            s.sendStopped = true;
+            this.stopUpload(s, new Error(`the server stopped the request body (0x${ev.code.toString(16)})`));
+          }
           this.waiters.wake(ev.streamId);
           break;
         }

@@ -268,6 +268,39 @@ t('client: abort while the body streams errors the body with AbortError, resets 
   await stillServes(h3.fetch);
 });
 
+t('client: abort, or STOP_SENDING from the server, while a request body is uploading cancels the body source', async () => {
+  const h3 = connectInMemory(async (req) => {
+    const p = new URL(req.url).pathname;
+    if (p === '/ok') return new Response('ok');
+    if (p === '/early') {
+      await req.body!.cancel(); // STOP_SENDING: the rest of the upload is not wanted
+      return new Response('early');
+    }
+    await req.arrayBuffer().catch(() => {});
+    return new Response('done');
+  });
+  const source = (onCancel: (r: unknown) => void): ReadableStream<Uint8Array> =>
+    new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(new Uint8Array(10)),
+      pull: () => new Promise<void>(() => {}), // the next chunk never comes
+      cancel: onCancel,
+    });
+  let cancelled: unknown = null;
+  const ac = new AbortController();
+  const p = h3.fetch('https://example.com/up', { method: 'POST', body: source((r) => (cancelled = r ?? 'cancelled')), duplex: 'half', signal: ac.signal } as RequestInit);
+  await tick();
+  ac.abort();
+  await rejects(p, (e) => assert.is((e as Error).name, 'AbortError'));
+  await tick();
+  assert.ok(cancelled !== null, 'request body source cancelled after abort');
+  cancelled = null;
+  const res = await within(2000, h3.fetch('https://example.com/early', { method: 'POST', body: source((r) => (cancelled = r ?? 'cancelled')), duplex: 'half' } as RequestInit));
+  assert.is(await res.text(), 'early');
+  await tick();
+  assert.ok(cancelled !== null, 'request body source cancelled after STOP_SENDING');
+  await stillServes(h3.fetch);
+});
+
 t('client: a request body stream that errors rejects the fetch (no hang), connection stays usable', async () => {
   let handlerSaw: unknown = null;
   const h3 = connectInMemory(async (req) => {
