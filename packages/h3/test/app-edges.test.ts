@@ -425,6 +425,24 @@ t('serve/connectH3 over UDP: bad handlers → 500, reset mid-body cancels the bo
   }
 });
 
+t('serve/connectH3: close() twice, close after the server went away, fetch on a closed client rejects with TypeError', async () => {
+  const server = await serve({ port: 0, host: '127.0.0.1', cert: leaf.certPem, key: leaf.keyPem }, () => new Response('ok'));
+  const port = server.address().port;
+  const opts = { ca: ca.certPem, serverName: 'localhost' };
+  const c1 = await connectH3({ host: '127.0.0.1', port }, opts);
+  await within(3000, Promise.all([c1.close(), c1.close()]), 'double close');
+  await within(3000, c1.close(), 'third close');
+  assert.not.ok(c1.usable);
+  await rejects(c1.fetch(`https://localhost:${port}/`), (e) => assert.instance(e, TypeError));
+  const c2 = await connectH3({ host: '127.0.0.1', port }, opts);
+  assert.is(await (await within(3000, c2.fetch(`https://localhost:${port}/`))).text(), 'ok');
+  await within(5000, Promise.all([server.close(), server.close()]), 'server double close');
+  await within(3000, c2.quic.closed);
+  assert.not.ok(c2.usable);
+  await within(3000, c2.close(), 'close after the server closed');
+  await rejects(c2.fetch(`https://localhost:${port}/`), (e) => assert.instance(e, TypeError));
+});
+
 t('H3Agent fetch: aborted before → no connection attempt; abort while connecting rejects at once with AbortError', async () => {
   const silent = dgram.createSocket('udp4'); // receives the Initials, never answers
   await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
