@@ -17,6 +17,7 @@ import { Connection } from '@petrel/quic/connection';
 import type { ConnectionFactory } from '@petrel/quic/endpoint';
 import { connect, listen, type ConnectOptions, type ListenOptions, type NodeQuicConnection, type QuicServer } from '@petrel/quic/node/index';
 import { H3Connection, type H3ConnectionOptions, type H3Event } from './connection.js';
+import { H3Error } from './errors.js';
 import { QuicH3Transport } from './quic-adapter.js';
 import { H3ClientSession, H3ServerSession, type FetchHandler } from './web.js';
 
@@ -36,11 +37,30 @@ function bindH3(inner: QuicConnection, opts: H3ConnectionOptions, onBound: (b: H
   const lifecycle: ConnectionEvent[] = [];
   const early: ConnectionEvent[] = [];
   let binding: H3Binding | null = null;
+  /** HTTP/3 could not start on this connection (it is being closed): its stream events are dropped. */
+  let failed = false;
+  // This runs inside the QUIC driver's I/O step: an exception here would be an uncaught exception
+  // (the process and every connection gone). A failure closes this one connection instead.
+  const abandon = (code: number, e: unknown): void => {
+    failed = true;
+    binding = null;
+    early.length = 0;
+    const reason = e instanceof Error ? e.message : String(e);
+    try {
+      inner.close(code, reason.slice(0, 200), performance.timeOrigin + performance.now());
+    } catch {
+      /* already closed */
+    }
+  };
   const feed = (e: ConnectionEvent): void => {
     const b = binding!;
     const out: H3Event[] = [];
-    for (const t of b.transport.translate(e)) for (const x of b.h3.handleEvent(t)) out.push(x);
-    if (out.length) b.onEvents(out);
+    try {
+      for (const t of b.transport.translate(e)) for (const x of b.h3.handleEvent(t)) out.push(x);
+      if (out.length) b.onEvents(out);
+    } catch (err) {
+      abandon(H3Error.H3_INTERNAL_ERROR, err);
+    }
   };
   // Streams resumed by a body consumer (receive backpressure): read them outside the caller's
   // stack (the consumer's pull), then the session's wake lets the driver send the credit.
@@ -50,22 +70,34 @@ function bindH3(inner: QuicConnection, opts: H3ConnectionOptions, onBound: (b: H
     const b = binding;
     if (!b) return;
     const out: H3Event[] = [];
-    for (const t of b.transport.takeResumed()) for (const x of b.h3.handleEvent(t)) out.push(x);
-    if (out.length) b.onEvents(out);
+    try {
+      for (const t of b.transport.takeResumed()) for (const x of b.h3.handleEvent(t)) out.push(x);
+      if (out.length) b.onEvents(out);
+    } catch (err) {
+      abandon(H3Error.H3_INTERNAL_ERROR, err);
+    }
   };
   const pollEvent = (): ConnectionEvent | undefined => {
     if (binding) feedResumed();
     for (let e = inner.pollEvent(); e; e = inner.pollEvent()) {
-      if (e.type === 'handshakeComplete' && !binding) {
+      if (failed) {
+        // HTTP/3 never started: only the lifecycle events (the close) go on to the driver.
+      } else if (e.type === 'handshakeComplete' && !binding) {
         const transport = new QuicH3Transport(inner, () => performance.now());
         transport.onResume = () => {
           if (resumeQueued) return;
           resumeQueued = true;
           queueMicrotask(feedResumed);
         };
-        binding = { quic: inner, transport, h3: new H3Connection(transport, opts), onEvents: () => {} };
-        onBound(binding);
-        for (const x of early.splice(0)) feed(x);
+        try {
+          binding = { quic: inner, transport, h3: new H3Connection(transport, opts), onEvents: () => {} };
+          onBound(binding);
+        } catch (err) {
+          // E.g. the peer's initial_max_streams_uni is below 3 (RFC 9114 §6.2 asks for at least 3;
+          // we open the control and both QPACK streams at once and do not wait for more credit).
+          abandon(H3Error.H3_GENERAL_PROTOCOL_ERROR, err);
+        }
+        if (binding) for (const x of early.splice(0)) feed(x);
       } else if (binding) feed(e);
       else if (!LIFECYCLE.has(e.type)) early.push(e);
       if (LIFECYCLE.has(e.type)) lifecycle.push(e);
@@ -141,7 +173,12 @@ export async function connectH3(target: string | URL | { host: string; port: num
   const { h3: _h3, ...rest } = opts;
   quic = await connect(target, { ...rest, alpn: ['h3'], factory });
   const b = binding as H3Binding | null;
-  if (!b || !session) throw new Error('HTTP/3 layer not initialised after the handshake');
+  if (!b || !session) {
+    // The HTTP/3 layer could not start (bindH3 closed the connection and says why).
+    const why = quic.closeInfo?.reason ?? (await Promise.race([quic.closed, new Promise<null>((r) => setTimeout(() => r(null), 50))]))?.reason;
+    void quic.close(H3Error.H3_GENERAL_PROTOCOL_ERROR, '').catch(() => {});
+    throw new Error(`HTTP/3 could not start on the connection${why ? `: ${why}` : ''}`);
+  }
   const s = session as H3ClientSession;
   const q = quic;
   return {

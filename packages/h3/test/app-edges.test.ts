@@ -11,6 +11,7 @@ import { driveMemoryTransport } from '../src/memory-session.js';
 import { H3ClientSession } from '../src/web.js';
 import dgram from 'node:dgram';
 import { connectH3, serve, H3Agent } from '../src/node.js';
+import { connect as quicConnect } from '../../quic/src/node/index.js';
 import { makeCert } from '../../../test/support/certs.js';
 
 // Any unhandled rejection or uncaught exception fails the test that is running (and the file).
@@ -441,6 +442,32 @@ t('serve/connectH3: close() twice, close after the server went away, fetch on a 
   assert.not.ok(c2.usable);
   await within(3000, c2.close(), 'close after the server closed');
   await rejects(c2.fetch(`https://localhost:${port}/`), (e) => assert.instance(e, TypeError));
+});
+
+t('a peer that allows fewer than 3 unidirectional streams: the connection is closed (H3_GENERAL_PROTOCOL_ERROR), no crash, the server keeps serving', async () => {
+  const server = await serve({ port: 0, host: '127.0.0.1', cert: leaf.certPem, key: leaf.keyPem }, () => new Response('ok'));
+  const port = server.address().port;
+  const opts = { ca: ca.certPem, serverName: 'localhost' };
+  try {
+    // A client that grants the server only 2 unidirectional streams: the server's HTTP/3 layer cannot start.
+    const q = await quicConnect({ host: '127.0.0.1', port }, { ...opts, alpn: ['h3'], maxStreamsUni: 2 });
+    const info = await within(3000, q.closed, 'close of the connection');
+    assert.is(info.code, 0x101);
+    assert.ok(info.remote);
+    assert.match(info.reason, /control streams/);
+    const c = await connectH3({ host: '127.0.0.1', port }, opts);
+    assert.is(await (await within(3000, c.fetch(`https://localhost:${port}/`))).text(), 'ok');
+    await c.close();
+  } finally {
+    await server.close();
+  }
+  // Our client against a server that grants only 2: connectH3 rejects and says why.
+  const stingy = await serve({ port: 0, host: '127.0.0.1', cert: leaf.certPem, key: leaf.keyPem, maxStreamsUni: 2 }, () => new Response('ok'));
+  try {
+    await rejects(connectH3({ host: '127.0.0.1', port: stingy.address().port }, opts), (e) => assert.match((e as Error).message, /HTTP\/3 could not start.*control streams/), 5000);
+  } finally {
+    await stingy.close();
+  }
 });
 
 t('H3Agent fetch: aborted before → no connection attempt; abort while connecting rejects at once with AbortError', async () => {
