@@ -500,11 +500,18 @@ export class H3ClientSession {
             }
           });
           const nullBody = NULL_BODY_STATUS.has(status) || s.method === 'HEAD';
+          let res: Response;
           try {
-            s.resolve(new Response(nullBody ? null : s.body.stream, { status, headers }));
+            res = new Response(nullBody ? null : s.body.stream, { status, headers });
           } catch (e) {
-            s.reject(e);
+            // E.g. a status outside 200..599, which a Response cannot carry (RFC 9110 §15: invalid).
+            s.body = undefined; // no Response was handed out: the fetch promise itself rejects
+            this.fail(id, s, new TypeError(`fetch failed: unusable response (status ${status}): ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+            this.conn.cancel(id, H3Error.H3_MESSAGE_ERROR);
+            this.opts.wake?.();
+            break;
           }
+          s.resolve(res);
           if (nullBody) bodyEnd(s.body);
           break;
         }

@@ -361,12 +361,15 @@ t('client: malformed response headers → fetch rejects with TypeError; other re
       if (path === '/nostatus') server.sendHeaders(ev.streamId, [['content-type', 'text/plain']], true);
       else if (path === '/badstatus') server.sendHeaders(ev.streamId, [[':status', 'abc']], true);
       else if (path === '/upper') server.sendHeaders(ev.streamId, [[':status', '200'], ['X-Upper', 'v']], true);
+      else if (path === '/700') server.sendHeaders(ev.streamId, [[':status', '700']], true); // outside 100..599 (RFC 9110 §15)
       else server.sendHeaders(ev.streamId, [[':status', '200']], true);
     }
   });
-  for (const p of ['/nostatus', '/badstatus', '/upper']) {
+  for (const p of ['/nostatus', '/badstatus', '/upper', '/700']) {
     await rejects(session.fetch(`https://example.com${p}`), (e) => assert.instance(e, TypeError, p));
   }
+  await tick();
+  assert.is(client.activeRequests, 0);
   const ok = await within(2000, session.fetch('https://example.com/fine'));
   assert.is(ok.status, 200);
 });
