@@ -273,4 +273,37 @@ t('stream writes: a string chunk is a TypeError (not silently nothing); DataView
   }
 });
 
+t('a peer that resets its sending side (writer.abort) errors our pending read with kind "reset" and its code', async () => {
+  const s = await server((c) => {
+    void (async () => {
+      for await (const st of c.incomingBidirectionalStreams) {
+        const w = st.writable.getWriter();
+        await w.write(Uint8Array.of(1, 2, 3));
+        await tick(30);
+        await w.abort(9).catch(() => {}); // RESET_STREAM with code 9
+      }
+    })().catch(() => {});
+  });
+  try {
+    const c = await within(5000, client(s));
+    const st = await c.openBidirectionalStream();
+    const w = st.writable.getWriter();
+    await w.write(Uint8Array.of(0));
+    const r = st.readable.getReader();
+    const err = await settleError(
+      (async () => {
+        for (;;) if ((await r.read()).done) return;
+      })(),
+    );
+    assert.instance(err, QuicStreamError);
+    assert.is((err as QuicStreamError).kind, 'reset');
+    assert.is((err as QuicStreamError).code, 9);
+    // Our sending side is still ours: the write direction is independent of the peer's reset.
+    await within(2000, w.write(Uint8Array.of(1)));
+    await c.close();
+  } finally {
+    await s.close();
+  }
+});
+
 test.run();
