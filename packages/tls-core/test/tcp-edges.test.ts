@@ -247,4 +247,34 @@ t('tcp: throwing session / keylog listeners and a throwing keylog callback do no
   }
 });
 
+t("tcp: a throwing 'data' listener ends that connection with the application's own error (not a TLS internal error)", async () => {
+  const peerErrors: Error[] = [];
+  const srv = createServer({ cert: CERT.certPem, key: CERT.keyPem }, (sock: TlsSocket) => {
+    sock.on('error', (e: Error) => peerErrors.push(e));
+    sock.on('data', (d: Buffer) => sock.write(d));
+    sock.write('hello');
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = srv.address().port;
+  try {
+    const bug = new Error('data listener bug');
+    const err = await within(
+      3000,
+      new Promise<Error>((resolve) => {
+        const s = connect({ port, insecureSkipVerify: true });
+        s.on('data', () => {
+          throw bug;
+        });
+        s.on('error', resolve);
+      }),
+    );
+    assert.is(err, bug);
+    await tick(50);
+    assert.ok(peerErrors.some((e) => /internal_error/.test(e.message)), peerErrors.map((e) => e.message).join('; '));
+    assert.is(await within(3000, exchange(port, 'next')), 'hellonext');
+  } finally {
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+});
+
 test.run();

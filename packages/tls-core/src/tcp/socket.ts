@@ -345,13 +345,26 @@ export class TlsSocket extends Duplex {
     }
   }
 
+  /**
+   * push() of received application data: in flowing mode it runs the application's 'data'
+   * listeners synchronously, and what they throw is marked as theirs (see guard).
+   */
+  private pushApp(chunk: Buffer): boolean {
+    try {
+      return this.push(chunk);
+    } catch (e) {
+      throw new ListenerThrew(e);
+    }
+  }
+
   /** Runs `fn` and turns any exception into a connection failure (never throws). */
   private guard(fn: () => void): void {
     if (this.dead) return;
     try {
       fn();
     } catch (e) {
-      if (e instanceof ProtocolViolation) this.failLocal(e);
+      if (e instanceof ListenerThrew) this.failApp(e.error);
+      else if (e instanceof ProtocolViolation) this.failLocal(e);
       else this.failLocal(new ProtocolViolation('tls', Alert.internal_error, `internal error: ${e instanceof Error ? e.message : String(e)}`));
     }
   }
@@ -420,7 +433,7 @@ export class TlsSocket extends Duplex {
             break;
           case 'appData':
             if (this.peerClosed) break;
-            if (ev.data.length > 0 && !this.push(Buffer.from(ev.data.buffer, ev.data.byteOffset, ev.data.length))) {
+            if (ev.data.length > 0 && !this.pushApp(Buffer.from(ev.data.buffer, ev.data.byteOffset, ev.data.length))) {
               this.readBlocked = true;
               if ('pause' in this.transport) this.transport.pause();
             }
@@ -735,11 +748,34 @@ export class TlsSocket extends Duplex {
     this.failWith(new TlsAlertError(alert, false, err.message, err));
   }
 
+  /**
+   * An application listener threw while we delivered data: the stream's state is unknown, so the
+   * connection ends (internal_error to the peer, which did nothing wrong), and the 'error' event
+   * carries the application's own error (its stack points at the listener), not a TLS error.
+   */
+  private failApp(error: unknown): void {
+    if (this.dead) return;
+    try {
+      if (this.transport.writable) {
+        this.transport.write(this.record.writeAlert(Alert.internal_error));
+        this.transport.end();
+      }
+    } catch {
+      // the alert is best effort
+    }
+    this.failWith(error instanceof Error ? error : new Error(`a 'data' listener threw ${String(error)}`));
+  }
+
   private failWith(err: Error): void {
     if (this.dead) return;
     this.dead = true;
     this.destroy(err);
   }
+}
+
+/** Wraps what an application listener threw out of push(), to tell it from our own failures. */
+class ListenerThrew {
+  constructor(readonly error: unknown) {}
 }
 
 function connectionClosed(message: string, code = 'ECONNRESET'): Error {
