@@ -1321,8 +1321,8 @@ export class Server extends net.Server {
         this.emit('secureConnection', sock);
       } catch (e) {
         // Unlike node:tls (where it is an uncaught exception), a throwing handler does not end the
-        // process: the server's 'error' listeners or a process warning get it.
-        reportListenerError(this, e, "a 'secureConnection' listener");
+        // process: it becomes a process warning (net.Server's 'error' means the server failed).
+        reportListenerError(e, "a 'secureConnection' listener");
       }
     });
   }

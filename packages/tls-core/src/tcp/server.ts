@@ -131,9 +131,10 @@ export class TlsTcpServer extends EventEmitter {
       try {
         this.emit('secureConnection', sock);
       } catch (e) {
-        // The application's handler threw: the server's 'error' listeners (or a process warning)
-        // hear of it; the process, the server and this connection go on.
-        reportListenerError(this, e, "the TLS server's 'secureConnection' handler");
+        // The application's handler threw: a process warning tells (not the server's 'error' event,
+        // which means "the server failed" and often ends the program); the process, the server
+        // and this connection go on.
+        reportListenerError(e, "the TLS server's 'secureConnection' handler");
       }
     });
   }

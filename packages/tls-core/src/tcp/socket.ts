@@ -7,7 +7,6 @@
  * Error model: everything the peer does wrong ends in an alert sent (when we detect it) and an
  * 'error' event carrying a {@link TlsAlertError}; nothing throws out of a transport callback.
  */
-import type { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { Socket } from 'node:net';
 import { Alert, ProtocolViolation, alertName } from '../errors.js';
@@ -119,18 +118,11 @@ type PendingWrite = { data: Uint8Array; cb: (err?: Error | null) => void };
 
 /**
  * An application callback or listener threw. It must not end the process (an uncaught exception
- * would take every connection with it): it goes to `emitter`'s 'error' listeners when `useError`
- * and there are any, else becomes a process warning (printed on stderr with its stack).
+ * would take every connection with it), and it is not a failure of the socket or server (their
+ * 'error' events often end the program): it becomes a process warning, printed on stderr with
+ * its stack.
  */
-export function reportListenerError(emitter: EventEmitter, e: unknown, what: string, useError = true): void {
-  if (useError && emitter.listenerCount('error') > 0) {
-    try {
-      emitter.emit('error', e);
-      return;
-    } catch (e2) {
-      e = e2; // the 'error' listener threw as well
-    }
-  }
+export function reportListenerError(e: unknown, what: string): void {
   const err = e instanceof Error ? e : new Error(String(e));
   process.emitWarning(`${what} threw: ${err.stack ?? err.message}`, { type: 'PetrelListenerError', code: 'PETREL_LISTENER_ERROR' });
 }
@@ -224,12 +216,12 @@ export class TlsSocket extends Duplex {
       try {
         if (sink) sink(line);
       } catch (e) {
-        reportListenerError(this, e, 'the key log callback', false);
+        reportListenerError(e, 'the key log callback');
       }
       try {
         if (this.listenerCount('keylog') > 0) this.emit('keylog', Buffer.from(`${line}\n`));
       } catch (e) {
-        reportListenerError(this, e, "a 'keylog' listener", false);
+        reportListenerError(e, "a 'keylog' listener");
       }
     };
     this.tls = opts.session(keyLog);
@@ -511,7 +503,7 @@ export class TlsSocket extends Duplex {
           try {
             this.emit('session', ev.ticket);
           } catch (e) {
-            reportListenerError(this, e, "a 'session' listener", false);
+            reportListenerError(e, "a 'session' listener");
           }
           break;
         case 'handshakeComplete':
@@ -560,7 +552,7 @@ export class TlsSocket extends Duplex {
       } catch (e) {
         // An application listener threw: the connection goes on (writes queued during the
         // handshake still go out); the error is reported, never thrown into the process.
-        reportListenerError(this, e, `a '${this.role === 'client' ? 'secureConnect' : 'secure'}' listener`, false);
+        reportListenerError(e, `a '${this.role === 'client' ? 'secureConnect' : 'secure'}' listener`);
       }
       this.flushQueued();
     });
