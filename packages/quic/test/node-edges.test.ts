@@ -10,6 +10,10 @@ import * as assert from 'uvu/assert';
 import { generateSelfSigned } from '../../tls-core/src/x509/selfsigned.js';
 import { nodeProvider } from '../../tls-core/src/crypto/node.js';
 import { connect, listen, QuicStreamError, type NodeQuicConnection, type QuicServer } from '../src/node/index.js';
+import { Connection } from '../src/connection.js';
+import type { ConnectionFactory } from '../src/endpoint.js';
+import type { Address } from '../src/api.js';
+import type { ClientConnectionConfig, ConnectionHost, ServerConnectionParams, ServerTransportConfig } from '../src/config.js';
 
 const cert = generateSelfSigned({ provider: nodeProvider, names: ['localhost', '127.0.0.1'] });
 const ALPN = ['petrel-edges'];
@@ -301,6 +305,58 @@ t('a peer that resets its sending side (writer.abort) errors our pending read wi
     // Our sending side is still ours: the write direction is independent of the peer's reset.
     await within(2000, w.write(Uint8Array.of(1)));
     await c.close();
+  } finally {
+    await s.close();
+  }
+});
+
+t('a connection that throws out of pollEvent (a bug) is closed alone; the server process and its other connections go on', async () => {
+  let made = 0;
+  const factory: ConnectionFactory = {
+    client: (cfg: ClientConnectionConfig, remote: Address, host: ConnectionHost, now: number) => Connection.client(cfg, remote, host, now),
+    server: (cfg: ServerTransportConfig, params: ServerConnectionParams, host: ConnectionHost, now: number) => {
+      const inner = Connection.server(cfg, params, host, now);
+      if (++made !== 1) return inner;
+      // The first connection breaks as soon as a stream is opened to it.
+      return new Proxy(inner, {
+        get(target, prop) {
+          if (prop === 'pollEvent')
+            return () => {
+              const e = target.pollEvent();
+              if (e?.type === 'streamOpened') throw new Error('injected bug');
+              return e;
+            };
+          const v = Reflect.get(target, prop, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    },
+  };
+  const internal: unknown[] = [];
+  const s = await server((c) => {
+    c.on('internalError', (e) => internal.push(e));
+    void (async () => {
+      for await (const st of c.incomingBidirectionalStreams) {
+        const w = st.writable.getWriter();
+        await w.write(Uint8Array.of(42));
+        await w.close();
+      }
+    })().catch(() => {});
+  }, { factory });
+  try {
+    const bad = await within(5000, client(s));
+    const st = await bad.openBidirectionalStream();
+    await st.writable.getWriter().write(Uint8Array.of(1));
+    const info = await within(3000, bad.closed, 'close of the broken connection');
+    assert.ok(info.remote);
+    assert.match(info.reason, /internal error: injected bug/);
+    assert.is(internal.length, 1);
+    const good = await within(5000, client(s));
+    const st2 = await good.openBidirectionalStream();
+    await st2.writable.getWriter().write(Uint8Array.of(1));
+    const r = await within(3000, st2.readable.getReader().read());
+    assert.equal([...r.value!], [42]);
+    await good.close();
   } finally {
     await s.close();
   }

@@ -307,13 +307,40 @@ export class NodeQuicConnection extends EventEmitter {
   // -------------------------------------------------------------------------------------------
   // Driver side
 
+  /** Set once the connection threw out of pollEvent (see fault). */
+  private faulted = false;
+
   /** Drains the connection's events. Called by the driver after every input. */
   dispatch(): void {
-    for (let i = 0; i < 100_000; i++) {
-      const e = this.conn.pollEvent();
-      if (!e) break;
-      this.onEvent(e);
+    if (this.faulted) return;
+    try {
+      for (let i = 0; i < 100_000; i++) {
+        const e = this.conn.pollEvent();
+        if (!e) break;
+        this.onEvent(e);
+      }
+    } catch (e) {
+      this.fault(e);
     }
+  }
+
+  /**
+   * The connection (or a layer wrapped around it by a connection factory, e.g. HTTP/3) threw:
+   * a bug. It runs inside the driver's I/O step, where the exception would be uncaught and end the
+   * process with every other connection; this one connection is closed instead, and the error
+   * goes to 'internalError' listeners.
+   */
+  private fault(e: unknown): void {
+    this.faulted = true;
+    const reason = `internal error: ${e instanceof Error ? e.message : String(e)}`.slice(0, 200);
+    this.emitSafe('internalError', e);
+    try {
+      this.conn.close(0, reason, this.hooks.now());
+      this.hooks.kick();
+    } catch {
+      /* the connection cannot even close: the driver drops it once it reports closed, or at destroy */
+    }
+    this.finish({ code: 0x1, frameType: 0, reason, application: false, remote: false, kind: 'close' });
   }
 
   private onEvent(e: ConnectionEvent): void {
