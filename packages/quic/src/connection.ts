@@ -825,6 +825,14 @@ export class Connection implements QuicConnection {
         return;
       case FrameType.CRYPTO: {
         const cs = this.crypto.get(level as 0 | 1 | 2);
+        // RFC 9002 §6.2.3: a server that receives an Initial with CRYPTO data it already has (the
+        // client's PTO repeating its ClientHello) can assume its own Initial data did not arrive,
+        // and sends its unacknowledged Initial CRYPTO data again at once instead of at its own
+        // (backed-off) PTO; a limited number of times per connection, within the amplification limit.
+        if (this.isServer && level === 0 && f.dataLength > 0 && f.offset + f.dataLength <= cs.recv.readOffset && this.initialSpeedUps < 3 && cs.send.ackedPrefix < cs.send.writeOffset) {
+          this.initialSpeedUps++;
+          this.initialSpeedUp = true;
+        }
         cs.onCryptoFrame(f.offset, buf.subarray(f.dataOffset, f.dataOffset + f.dataLength));
         this.feedTls(level, now);
         return;
@@ -1607,7 +1615,8 @@ export class Connection implements QuicConnection {
       }
       const ackDue = ackSize > 0 && rp.wantAckNow(now);
       const fend = end - ackSize;
-      const probe = this.recovery.probesNeeded(level as PnSpace) > 0;
+      const probe = this.recovery.probesNeeded(level as PnSpace) > 0 || (level === 0 && this.initialSpeedUp);
+      if (level === 0) this.initialSpeedUp = false;
       if (canSendData || probe) {
         const before = o;
         // CRYPTO
@@ -1769,6 +1778,10 @@ export class Connection implements QuicConnection {
    * nothing of the ClientHello is acknowledged and no ServerHello came (no Handshake keys): later
    * datagrams have better use for the room (coalesced Handshake packets).
    */
+  /** Server: re-send the unacknowledged Initial CRYPTO data now (RFC 9002 §6.2.3), and how often that happened. */
+  private initialSpeedUp = false;
+  private initialSpeedUps = 0;
+
   private writeClientHelloHead(buf: Uint8Array, o: number, end: number, lowest: number, info: SentInfo): number {
     const cs = this.crypto.get(0);
     if (cs.hasPending() || cs.send.ackedPrefix > 0 || this.spaces[1]!.write) return o;
