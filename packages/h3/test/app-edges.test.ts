@@ -13,23 +13,8 @@ import dgram from 'node:dgram';
 import { connectH3, serve, H3Agent } from '../src/node.js';
 import { connect as quicConnect } from '../../quic/src/node/index.js';
 import { makeCert } from '../../../test/support/certs.js';
+import { t, tick, within } from '../../../test/support/escape-guard.js';
 
-// Any unhandled rejection or uncaught exception fails the test that is running (and the file).
-const escaped: unknown[] = [];
-process.on('unhandledRejection', (e) => escaped.push(e));
-process.on('uncaughtException', (e) => escaped.push(e));
-const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function noEscapes(): Promise<void> {
-  await tick(30);
-  if (escaped.length) {
-    const e = escaped.splice(0);
-    assert.unreachable(`escaped to the process: ${e.map((x) => (x instanceof Error ? x.stack : String(x))).join('\n')}`);
-  }
-}
-function within<T>(ms: number, p: Promise<T>, what = 'result'): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`no ${what} after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
-}
 async function rejects(p: Promise<unknown>, check: (e: unknown) => void, ms = 2000): Promise<void> {
   try {
     await within(ms, p, 'settlement');
@@ -44,17 +29,6 @@ async function stillServes(fetch: (u: string) => Promise<Response>): Promise<voi
   const res = await within(2000, fetch('https://example.com/ok'));
   assert.is(res.status, 200);
   assert.is(await res.text(), 'ok');
-}
-
-/** A test that also fails when anything escaped to the process while it ran. */
-function t(name: string, fn: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await fn();
-    } finally {
-      await noEscapes();
-    }
-  });
 }
 
 // ---- server: handler misbehaviour ------------------------------------------------------------

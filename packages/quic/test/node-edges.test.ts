@@ -14,35 +14,10 @@ import { Connection } from '../src/connection.js';
 import type { ConnectionFactory } from '../src/endpoint.js';
 import type { Address } from '../src/api.js';
 import type { ClientConnectionConfig, ConnectionHost, ServerConnectionParams, ServerTransportConfig } from '../src/config.js';
+import { t, tick, warnings, within } from '../../../test/support/escape-guard.js';
 
 const cert = generateSelfSigned({ provider: nodeProvider, names: ['localhost', '127.0.0.1'] });
 const ALPN = ['petrel-edges'];
-
-const escaped: unknown[] = [];
-process.on('unhandledRejection', (e) => escaped.push(e));
-process.on('uncaughtException', (e) => escaped.push(e));
-const warnings: Error[] = [];
-process.on('warning', (w) => warnings.push(w));
-const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function t(name: string, fn: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await fn();
-    } finally {
-      await tick(30);
-      const e = escaped.splice(0);
-      if (e.length) assert.unreachable(`escaped to the process: ${e.map((x) => (x instanceof Error ? x.stack : String(x))).join('\n')}`);
-    }
-  });
-}
-
-function within<T>(ms: number, p: Promise<T>, what = 'result'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`no ${what} after ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
-}
 
 async function settleError(p: Promise<unknown>, ms = 3000): Promise<unknown> {
   try {

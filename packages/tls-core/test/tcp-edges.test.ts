@@ -13,34 +13,9 @@ import { createServer } from '../src/tcp/server.js';
 import type { TlsSocket } from '../src/tcp/socket.js';
 import { generateSelfSigned } from '../src/x509/selfsigned.js';
 import { nodeProvider } from '../src/crypto/node.js';
+import { t, tick, warnings, within } from '../../../test/support/escape-guard.js';
 
 const CERT = generateSelfSigned({ provider: nodeProvider, names: ['localhost', '127.0.0.1'] });
-
-const escaped: unknown[] = [];
-process.on('unhandledRejection', (e) => escaped.push(e));
-process.on('uncaughtException', (e) => escaped.push(e));
-const warnings: Error[] = [];
-process.on('warning', (w) => warnings.push(w));
-const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function t(name: string, fn: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await fn();
-    } finally {
-      await tick(30);
-      const e = escaped.splice(0);
-      if (e.length) assert.unreachable(`escaped to the process: ${e.map((x) => (x instanceof Error ? x.stack : String(x))).join('\n')}`);
-    }
-  });
-}
-
-function within<T>(ms: number, p: Promise<T>, what = 'result'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`no ${what} after ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
-}
 
 /** One client exchange: connects, sends `msg`, resolves with everything the server sent back. */
 function exchange(port: number, msg: string): Promise<string> {
