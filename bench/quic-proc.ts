@@ -28,6 +28,7 @@ import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import { connect, listen, type NodeQuicConnection } from '../packages/quic/src/node/index.js';
 import { connectH3, serve } from '../packages/h3/src/node.js';
+import { readHqGetPath } from '../interop/hq.js';
 
 const PROVIDER = (process.env.PETREL_PROVIDER === 'noble' ? 'noble' : 'node') as 'node' | 'noble';
 const HQ = 'hq-interop';
@@ -130,17 +131,9 @@ async function server(kind: string, host: string, port: number, www: string, cer
 async function serveHq(c: NodeQuicConnection, www: string, small: Map<string, Uint8Array>): Promise<void> {
   for await (const s of c.incomingBidirectionalStreams) {
     void (async () => {
-      const reader = s.readable.getReader();
-      let req = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (value) req += Buffer.from(value).toString('latin1');
-        if (done || req.includes('\n') || req.length > 8192) break;
-      }
-      void reader.cancel().catch(() => {});
-      const m = /^GET\s+(\S+)/.exec(req);
+      const urlPath = await readHqGetPath(s.readable);
       const w = s.writable.getWriter();
-      const file = m ? safeFile(www, m[1]!) : null;
+      const file = urlPath !== null ? safeFile(www, urlPath) : null;
       if (!file) {
         await w.close();
         return;

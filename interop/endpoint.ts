@@ -23,6 +23,7 @@ import { connect, listen, type ConnectOptions, type ListenOptions, type NodeQuic
 import { connectH3, serve } from '../packages/h3/src/node.js';
 import { QUIC_V1, QUIC_V2 } from '../packages/quic/src/version.js';
 import type { CipherSuite, SessionTicket } from '../packages/tls-core/src/handshake/api.js';
+import { readHqGetPath } from './hq.js';
 
 const env = process.env;
 const ROLE = env.ROLE ?? '';
@@ -230,21 +231,13 @@ async function serveHq(c: NodeQuicConnection, r: ConnReport): Promise<void> {
   for await (const s of c.incomingBidirectionalStreams) {
     r.streams++;
     void (async () => {
-      const reader = s.readable.getReader();
-      let req = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (value) req += Buffer.from(value).toString('latin1');
-        if (done || req.includes('\n') || req.length > 8192) break;
-      }
-      void reader.cancel().catch(() => {});
-      const m = /^GET\s+(\S+)/.exec(req);
+      const urlPath = await readHqGetPath(s.readable);
       const w = s.writable.getWriter();
-      if (!m) {
+      if (urlPath === null) {
         await w.abort(0x1);
         return;
       }
-      const file = fileFor(m[1]!);
+      const file = fileFor(urlPath);
       if (!file) {
         await w.close();
         return;
