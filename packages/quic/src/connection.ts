@@ -230,7 +230,17 @@ export class Connection implements QuicConnection {
 
   private path: PathState;
   private prevPath: PathState | null = null;
-  private readonly pathResponses: { data: Uint8Array; remote: Address }[] = [];
+  /** PATH_RESPONSEs due, with the size of the datagram that carried each PATH_CHALLENGE (§8.2.2: the answer to an address off the current path is padded within 3x of it). */
+  private readonly pathResponses: { data: Uint8Array; remote: Address; received: number }[] = [];
+  /** Size of the datagram being processed. */
+  private rxDatagramLength = 0;
+  /**
+   * Bytes received from and sent to the last address off the current path (probes, §9.1): if the
+   * peer then migrates there, the new path's anti-amplification budget starts from them (§8.1).
+   */
+  private offPathKey = '';
+  private offPathRx = 0;
+  private offPathTx = 0;
 
   private peerParams: TransportParameters | null = null;
   private idleTimeout = 0;
@@ -536,6 +546,7 @@ export class Connection implements QuicConnection {
     const pr = this.path.remote;
     const onPath = remote.port === pr.port && remote.address === pr.address;
     if (onPath) this.path.bytesReceived += buf.length;
+    this.rxDatagramLength = buf.length;
     let off = 0;
     let processedAny = false;
     let firstFailed = false;
@@ -550,6 +561,11 @@ export class Connection implements QuicConnection {
       off = end;
     }
     if (this.isServer && !this.path.validated) this.recovery.setAmplificationBlocked(this.amplificationBudget() < 64, now);
+    // An authenticated datagram from another address that did not move the connection (a probe).
+    if (!onPath && processedAny) {
+      const key = addressKey(remote);
+      if (key !== this.path.key) this.countOffPath(key, buf.length, 0);
+    }
     if (processedAny) {
       this.idleDeadline = this.idleTimeout > 0 ? now + this.effectiveIdle() : Infinity;
       this.lastAckElicitingSent = -1;
@@ -654,8 +670,14 @@ export class Connection implements QuicConnection {
       const key = addressKey(remote);
       if (key !== this.path.key) {
         this.onPeerAddressChanged(remote, key, now);
-        // The datagram that moved us counts toward the new path's anti-amplification budget (§8.1).
-        if (this.path.key === key) this.path.bytesReceived += dgramLen;
+        // What came from the new address (this datagram, and the probes before it) counts toward
+        // the new path's anti-amplification budget, and what we sent there against it (§8.1).
+        if (this.path.key === key) {
+          const probed = this.offPathKey === key;
+          this.path.bytesReceived += dgramLen + (probed ? this.offPathRx : 0);
+          this.path.bytesSent += probed ? this.offPathTx : 0;
+        }
+        this.offPathKey = '';
       }
     }
     return 1;
@@ -884,7 +906,7 @@ export class Connection implements QuicConnection {
         this.topUpCids();
         return;
       case FrameType.PATH_CHALLENGE:
-        if (this.pathResponses.length < MAX_PATH_RESPONSES) this.pathResponses.push({ data: f.data(), remote });
+        if (this.pathResponses.length < MAX_PATH_RESPONSES) this.pathResponses.push({ data: f.data(), remote, received: this.rxDatagramLength });
         return;
       case FrameType.PATH_RESPONSE:
         this.onPathResponse(f, now);
@@ -1424,7 +1446,7 @@ export class Connection implements QuicConnection {
       const pr = this.pathResponses[0]!;
       if (addressKey(pr.remote) !== this.path.key) {
         this.pathResponses.shift();
-        return this.buildProbeDatagram(pr.remote, pr.data, now);
+        return this.buildProbeDatagram(pr.remote, pr.data, pr.received, now);
       }
     }
 
@@ -1510,8 +1532,13 @@ export class Connection implements QuicConnection {
     return { datagram: buf.slice(0, off), remote: this.path.remote };
   }
 
-  /** A datagram with PATH_CHALLENGE + PATH_RESPONSE to an address other than the current path. */
-  private buildProbeDatagram(remote: Address, response: Uint8Array, now: number): Transmit | null {
+  /**
+   * A PATH_RESPONSE to an address other than the current path (a probe from it, §9.1), alone in its
+   * datagram. §8.2.2: padded to 1200 bytes unless that exceeds the anti-amplification limit toward
+   * that address (3x the datagram that carried the PATH_CHALLENGE: an unpadded probe gets an
+   * unpadded answer).
+   */
+  private buildProbeDatagram(remote: Address, response: Uint8Array, received: number, now: number): Transmit | null {
     const keys = this.oneRtt!.write;
     const buf = new Uint8Array(MIN_INITIAL_DATAGRAM);
     const sp = this.spaces[2]!;
@@ -1523,11 +1550,25 @@ export class Connection implements QuicConnection {
     o = writeVarint(buf, o, FrameType.PATH_RESPONSE);
     buf.set(response, o);
     o += 8;
-    const end = sealPacket(keys, buf, 0, pnOffset, pnLen, 0, o, pn, MIN_INITIAL_DATAGRAM);
+    const end = sealPacket(keys, buf, 0, pnOffset, pnLen, 0, o, pn, Math.min(MIN_INITIAL_DATAGRAM, 3 * received));
     this.oneRtt!.onPacketSent(pn);
     this.recovery.onPacketSent(PnSpace.application, pn, now, end, true, true, undefined);
     this.sentPackets++;
+    this.countOffPath(addressKey(remote), 0, end);
+    if (this.qlog) {
+      const frames = end > o + 16 ? [{ frame_type: 'path_response' }, { frame_type: 'padding' }] : [{ frame_type: 'path_response' }];
+      this.qlog({ time: now, name: 'transport:packet_sent', data: { header: { packet_type: '1RTT', packet_number: pn }, raw: { length: end }, frames } });
+    }
     return { datagram: buf.subarray(0, end), remote };
+  }
+
+  private countOffPath(key: string, rx: number, tx: number): void {
+    if (key !== this.offPathKey) {
+      this.offPathKey = key;
+      this.offPathRx = this.offPathTx = 0;
+    }
+    this.offPathRx += rx;
+    this.offPathTx += tx;
   }
 
   private seal(buf: Uint8Array, p: PendingSeal, minEnd: number): number {

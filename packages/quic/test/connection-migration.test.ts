@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
-import { Pair, readAll } from './connection-harness.js';
+import { C_ADDR, Pair, S_ADDR, readAll } from './connection-harness.js';
 import { FrameType } from '../src/frames.js';
-import { PacketHeader, parseHeader } from '../src/header.js';
+import { PacketHeader, PacketType, parseHeader } from '../src/header.js';
 import { PacketInspector } from '../../../test/support/quic-pair.js';
 
 function dcidOf(d: Uint8Array): string {
@@ -205,6 +205,77 @@ for (const provider of providers) {
     assert.not.ok(p.client.isClosed || p.server!.isClosed);
     assert.equal(p.bugs(), []);
   });
+  for (const probeSize of [1200, 60] as const) {
+    test(`[${provider.name}] a probing packet (PATH_CHALLENGE only, ${probeSize}-byte datagram) from a new address: PATH_RESPONSE to that address, ${probeSize === 1200 ? 'padded to 1200' : 'within 3x of the probe'}, in the qlog; no migration`, () => {
+      const qlog: { name: string; data: { frames?: { frame_type: string }[]; raw?: { length: number } } }[] = [];
+      let inspector: PacketInspector | null = null;
+      let forge = false;
+      let forged: Uint8Array | null = null;
+      const probeAddr = { address: '10.0.0.9', port: 7000, family: 4 } as const;
+      const p: Pair = new Pair({
+        provider,
+        delay: 10,
+        server: { qlog: (e) => qlog.push(e as (typeof qlog)[number]) },
+        drop: (dir, data) => {
+          if (!forge || dir !== 'up') return false;
+          const opened = inspector!.open(dir, data);
+          const pkt = opened.find((x) => x.type === PacketType.OneRtt);
+          if (!pkt) return false;
+          forge = false;
+          // PATH_CHALLENGE and PADDING only (a probing packet, §9.1), in the client's next packet
+          // number: the original datagram is dropped.
+          const overhead = pkt.header.length + 16;
+          const body = new Uint8Array(Math.max(9, probeSize - overhead));
+          body[0] = FrameType.PATH_CHALLENGE;
+          body.set([1, 2, 3, 4, 5, 6, 7, 8], 1);
+          forged = inspector!.reseal(data.subarray(pkt.start, pkt.end), { ...pkt, start: 0, end: pkt.end - pkt.start }, body);
+          return true;
+        },
+      });
+      inspector = new PacketInspector(provider, p.keyLog);
+      assert.ok(p.handshake());
+      p.runFor(200);
+      forge = true;
+      p.client.ping();
+      p.flush();
+      assert.ok(forged, 'a client 1-RTT packet was re-sealed as a probe');
+      assert.is(forged!.length, probeSize);
+      const mark = p.log.length;
+      p.emit('up', forged!, probeAddr, S_ADDR);
+      p.runFor(100);
+      const toProbe = p.log.slice(mark).filter((s) => s.dir === 'down' && s.to.address === probeAddr.address && s.to.port === probeAddr.port);
+      assert.is(toProbe.length, 1, 'one datagram to the probing address');
+      const opened = new PacketInspector(provider, p.keyLog).open('down', toProbe[0]!.data);
+      const frames = opened.flatMap((x) => PacketInspector.frames(x));
+      const resp = frames.find((f) => f.type === FrameType.PATH_RESPONSE);
+      assert.ok(resp, 'PATH_RESPONSE sent to the probing address');
+      assert.equal([...resp!.data()], [1, 2, 3, 4, 5, 6, 7, 8]);
+      const size = toProbe[0]!.data.length;
+      if (probeSize === 1200) assert.ok(size >= 1200, `PATH_RESPONSE datagram of ${size} bytes`);
+      else assert.ok(size <= 3 * probeSize, `PATH_RESPONSE datagram of ${size} bytes, more than 3x the ${probeSize}-byte probe`);
+      const logged = qlog.filter((e) => e.name === 'transport:packet_sent' && e.data.frames?.some((f) => f.frame_type === 'path_response'));
+      assert.is(logged.length, 1, 'the PATH_RESPONSE is in the qlog');
+      assert.is(logged[0]!.data.raw!.length, size);
+      // A probe does not move the connection (§9.2): the server stays on the client's address.
+      assert.is(p.server!.remote.address, C_ADDR.address);
+      assert.is(p.server!.remote.port, C_ADDR.port);
+      assert.is(p.events('server', 'pathChanged').length, 0);
+      // The client then moves there (a non-probing packet from that address): the probe's bytes
+      // count toward the new path's anti-amplification budget (§8.1), so the server's
+      // PATH_CHALLENGE can be padded to 1200 after a 1200-byte probe.
+      const mark2 = p.log.length;
+      p.clientAddr = { ...probeAddr };
+      p.client.ping();
+      p.runFor(100);
+      const ch = p
+        .packets(mark2)
+        .filter((x) => x.dir === 'down' && x.frames.includes(FrameType.PATH_CHALLENGE));
+      assert.ok(ch.length >= 1, 'the server validates the new path');
+      if (probeSize === 1200) assert.ok(ch[0]!.size >= 1200, `PATH_CHALLENGE datagram of ${ch[0]!.size} bytes`);
+      assert.is(p.server!.remote.port, probeAddr.port);
+      assert.equal(p.bugs(), []);
+    });
+  }
 }
 
 test.run();
