@@ -1731,8 +1731,15 @@ export class Connection implements QuicConnection {
   private writeProbeRetransmission(level: number, info: SentInfo): boolean {
     // Handshake spaces: every outstanding CRYPTO range goes out again (it is small, and resending
     // only the oldest packet stalls a lossy handshake when that one already arrived); the
-    // application space: the oldest packet's data.
-    const n = this.recovery.oldestOutstanding(level as PnSpace, level < 2 ? PROBE_HANDSHAKE_PACKETS : 1, this.probeScratch);
+    // application space: the data of the oldest packet no probe has repeated yet, so that the
+    // probes walk through everything outstanding (a lost response behind an older packet whose
+    // ACKs keep getting lost is not starved; seen with ngtcp2's client under 30% loss).
+    let n: number;
+    if (level < 2) n = this.recovery.oldestOutstanding(level as PnSpace, PROBE_HANDSHAKE_PACKETS, this.probeScratch);
+    else {
+      this.probeScratch[0] = this.recovery.probeCandidate(PnSpace.application);
+      n = 1;
+    }
     let any = false;
     for (let j = 0; j < n; j++) {
       const old = this.probeScratch[j];

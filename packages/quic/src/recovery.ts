@@ -49,6 +49,8 @@ const F_ACK_ELICITING = 1;
 const F_IN_FLIGHT = 2;
 const F_REMOVED = 4;
 const F_ZERO_RTT = 8;
+/** The packet's data was already re-queued by a PTO probe (each probe then carries other data). */
+const F_PROBED = 16;
 
 /** Sent packets of one space, ascending packet numbers, in a ring of parallel arrays. */
 const INITIAL_SLOTS = 64;
@@ -358,6 +360,28 @@ export class LossRecovery<T = unknown> {
       if ((f & F_REMOVED) === 0 && (f & F_ACK_ELICITING) !== 0) out[n++] = sp.info[i];
     }
     return n;
+  }
+
+  /**
+   * The oldest outstanding ack-eliciting packet whose data no PTO probe has carried again yet
+   * (marked as such), or else the oldest outstanding one: successive probes carry successive
+   * packets' data (two probes per PTO, and each backed-off PTO, do not all repeat the same packet
+   * while a later one, perhaps the lost one, waits), as ngtcp2 does.
+   */
+  probeCandidate(space: PnSpace): T | undefined {
+    const sp = this.sent[space]!;
+    let oldest = -1;
+    for (let s = sp.head; s < sp.tail; s++) {
+      const i = s % sp.cap;
+      const f = sp.flags[i]!;
+      if ((f & F_REMOVED) !== 0 || (f & F_ACK_ELICITING) === 0) continue;
+      if ((f & F_PROBED) === 0) {
+        sp.flags[i] = f | F_PROBED;
+        return sp.info[i];
+      }
+      if (oldest < 0) oldest = i;
+    }
+    return oldest >= 0 ? sp.info[oldest] : undefined;
   }
 
   /** Which space a PTO probe is for, when probes are pending (the first with probes), or -1. */

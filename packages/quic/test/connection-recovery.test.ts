@@ -45,6 +45,43 @@ for (const provider of providers) {
     assert.ok(firstDelivered.frames.some((f) => (f & ~7) === FrameType.STREAM), `probe frames: ${firstDelivered.frames.map((f) => f.toString(16))}`);
     assert.equal(p.bugs(), []);
   });
+  test(`[${provider.name}] successive PTO probes carry successive outstanding packets: a lost response behind an older packet whose ACKs keep getting lost still arrives`, () => {
+    // The client's ACKs are all lost from `ackLoss` on; the server's first packet of M2 is lost.
+    // Packet A (M1) was delivered but never acknowledged, so it stays the oldest outstanding one:
+    // probes that all repeat the oldest packet would never carry M2 (ngtcp2's client under 30% loss).
+    let ackLoss = false;
+    let dropM2 = false;
+    let droppedM2 = 0;
+    const p = new Pair({
+      provider,
+      delay: 10,
+      drop: (dir) => {
+        if (dir === 'up' && ackLoss) return true;
+        if (dir === 'down' && dropM2) {
+          dropM2 = false;
+          droppedM2++;
+          return true;
+        }
+        return false;
+      },
+    });
+    assert.ok(p.handshake());
+    p.runFor(300);
+    const id = p.server!.openStream(false)!;
+    let got = 0;
+    const read = () => (got += readAll(p.client, id).data.length);
+    ackLoss = true;
+    p.server!.write(id, new Uint8Array(500).fill(1), false);
+    assert.ok(p.runUntil(() => read() >= 500, 1000), 'M1 delivered');
+    dropM2 = true;
+    p.server!.write(id, new Uint8Array(500).fill(2), false);
+    const t0 = p.now;
+    assert.ok(p.runUntil(() => read() >= 1000, 5000), `M2 never arrived while the client's ACKs were lost (got ${got})`);
+    assert.is(droppedM2, 1);
+    // The first PTO's second probe (within ~1 PTO of the loss, not after backoffs).
+    assert.ok(p.now - t0 < 1500, `M2 after ${p.now - t0} ms`);
+    assert.equal(p.bugs(), []);
+  });
 }
 
 test.run();
