@@ -4,7 +4,8 @@
  * (draft-ietf-quic-qlog-main-schema "JSON-SEQ" serialization, readable by qvis), then the events the
  * Connection reports through `TransportConfig.qlog`, with times relative to the connection start.
  * Files are named `<ODCID hex>_<role>.sqlog` (as quic-interop-runner expects, one per connection)
- * and written in batches (64 KiB or at close), synchronously, so a crash loses at most a batch.
+ * and written in batches (64 KiB, 1 s after the last write, or at close), synchronously, so a
+ * crash or a SIGKILL loses at most a batch: a connection that hangs still leaves its trace.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,6 +27,8 @@ export class QlogWriter {
   private odcid: string | null;
   readonly file: string | null = null;
   private failed = false;
+  /** Event time of the last write (ms, the events' clock; the first write waits for the ODCID). */
+  private lastWrite: number;
 
   /**
    * `odcid` names the file; a client does not know its ODCID up front (the Connection picks it), so
@@ -38,6 +41,7 @@ export class QlogWriter {
     private readonly startTime: number,
   ) {
     this.odcid = odcid ? hex(odcid) : null;
+    this.lastWrite = startTime;
   }
 
   /** The sink to put in TransportConfig.qlog. */
@@ -51,7 +55,10 @@ export class QlogWriter {
     const rec = `${RS}${JSON.stringify({ time: round(e.time - this.startTime), name: e.name, data: e.data })}\n`;
     this.buffered.push(rec);
     this.bufferedBytes += rec.length;
-    if (this.bufferedBytes > 64 * 1024) this.flush();
+    if (this.bufferedBytes > 64 * 1024 || e.time - this.lastWrite >= 1000) {
+      this.lastWrite = e.time;
+      this.flush();
+    }
   };
 
   /** Names the file (client: once the ODCID is known). */
