@@ -2,7 +2,10 @@
  * Reassembly of out-of-order byte ranges (CRYPTO data per encryption level, STREAM data per
  * stream). Incoming data is copied (the datagram buffer is reused by the caller) into
  * non-overlapping segments sorted by offset; overlapping data must be identical (RFC 9000 §2.2:
- * PROTOCOL_VIOLATION otherwise). `maxBuffer` bounds how far beyond the read offset data may reach
+ * PROTOCOL_VIOLATION otherwise). In-order data (the bulk case) is appended into a shared block
+ * (4 KiB doubling up to 64 KiB once a stream keeps receiving), extending the last segment, so that
+ * a packet costs a copy but no allocation of its own and a read returns everything contiguous at
+ * once; block bytes are written once and never overwritten, so views handed out stay valid. `maxBuffer` bounds how far beyond the read offset data may reach
  * (CRYPTO: CRYPTO_BUFFER_EXCEEDED 0x0d, RFC 9000 §7.5).
  */
 import { ProtocolViolation } from '@petrel/tls-core';
@@ -44,6 +47,10 @@ export interface SegmentBudget {
 /** Default per-connection bound on buffered out-of-order segments (~300 bytes of heap each at worst). */
 export const DEFAULT_MAX_REASSEMBLY_SEGMENTS = 16_384;
 
+/** Append blocks: the first in-order append after the first insert gets MIN, then sizes double to MAX. */
+const MIN_BLOCK = 4096;
+const MAX_BLOCK = 64 * 1024;
+
 interface Segment {
   off: number;
   data: Uint8Array;
@@ -68,6 +75,13 @@ export class Assembler {
   /** Segment count at which adjacent segments are merged (amortized defragmentation). */
   private defragAt = 256;
   private readonly budget: SegmentBudget | null;
+  /** Append block: bytes [0, blockPos) are written (and may be viewed), the rest is free. */
+  private block: Uint8Array | null = null;
+  private blockPos = 0;
+  /** Size of the next append block (0: none yet; the first insert gets an exact-size copy). */
+  private nextBlock = 0;
+  /** The segment whose data ends at `blockPos` in `block` (extended by contiguous appends). */
+  private blockSeg: Segment | null = null;
 
   constructor(opts: AssemblerOptions = {}) {
     this.maxBuffer = opts.maxBuffer ?? Infinity;
@@ -123,7 +137,7 @@ export class Assembler {
     // Fast path: appends after everything buffered.
     const last = segs.length > this.head ? segs[segs.length - 1]! : undefined;
     if (!last || last.off + last.data.length <= start) {
-      this.add(segs.length, start, data.slice(start - offset, end - offset));
+      this.append(last, start, data, start - offset, end - offset);
       if (end > this.highest) this.highest = end;
       this.afterInsert();
       return;
@@ -167,6 +181,43 @@ export class Assembler {
     }
     if (end > this.highest) this.highest = end;
     this.afterInsert();
+  }
+
+  /**
+   * Fast path of insert(): data[from, to) at stream offset `off`, after everything buffered (`last`
+   * is the last buffered segment, if any). Copied into the append block; a piece contiguous with
+   * the segment that ends at the block's write position extends that segment.
+   */
+  private append(last: Segment | undefined, off: number, data: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    let blk = this.block;
+    if (this.nextBlock === 0) {
+      // First data: an exact-size copy (a stream that gets one frame costs no more than that).
+      this.nextBlock = MIN_BLOCK;
+      this.add(this.segs.length, off, data.slice(from, to));
+      return;
+    }
+    if (!blk || blk.length - this.blockPos < n) {
+      const size = Math.max(n, this.nextBlock);
+      if (this.nextBlock < MAX_BLOCK) this.nextBlock *= 2;
+      blk = this.block = new Uint8Array(size);
+      this.blockPos = 0;
+      this.blockSeg = null;
+    }
+    const pos = this.blockPos;
+    blk.set(n === data.length ? data : data.subarray(from, to), pos);
+    this.blockPos = pos + n;
+    const seg = this.blockSeg;
+    if (seg !== null && seg === last && seg.off + seg.data.length === off) {
+      // Contiguous with the last segment, whose bytes end right here in the block: extend it
+      // (no new segment, no new hole: gap and budget counts are unchanged).
+      seg.data = blk.subarray(pos - seg.data.length, pos + n);
+      this.buffered += n;
+      return;
+    }
+    const piece = blk.subarray(pos, pos + n);
+    this.add(this.segs.length, off, piece);
+    this.blockSeg = this.segs[this.segs.length - 1]!;
   }
 
   private add(idx: number, off: number, data: Uint8Array): void {
@@ -269,6 +320,9 @@ export class Assembler {
     this.head = 0;
     this.buffered = 0;
     this.gaps = 0;
+    this.block = null;
+    this.blockSeg = null;
+    this.blockPos = 0;
     this.readOffset = Math.max(this.readOffset, this.highest);
   }
 

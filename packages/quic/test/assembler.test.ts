@@ -144,6 +144,46 @@ test('fuzz: random operations only throw ProtocolViolation and never lose consis
   }
 });
 
+test('in-order appends share a block: one segment, one read; earlier views and copies stay intact', () => {
+  const a = new Assembler();
+  const pkt = new Uint8Array(1150);
+  const views: Uint8Array[] = [];
+  let off = 0;
+  for (let k = 0; k < 200; k++) {
+    pkt.fill(k & 0xff);
+    a.insert(off, pkt); // the caller reuses its buffer: the assembler must have copied
+    off += pkt.length;
+    if (k % 7 === 6) {
+      views.push(a.read()!);
+    }
+    assert.ok(a.segmentCount <= 3, `segments ${a.segmentCount}`); // one per block crossed since the last read
+  }
+  let c: Uint8Array | null;
+  while ((c = a.read())) views.push(c);
+  // One read per segment: a segment per 1150-byte packet before; now one per block (<= 64 KiB).
+  assert.ok(views.length < 60, `reads ${views.length}`);
+  assert.is(a.readOffset, off);
+  assert.is(a.buffered, 0);
+  // Every view handed out still holds its bytes after all later appends (block bytes are never rewritten).
+  let pos = 0;
+  for (const v of views) {
+    for (let i = 0; i < v.length; i += 97) assert.is(v[i], Math.floor((pos + i) / 1150) & 0xff, `offset ${pos + i}`);
+    pos += v.length;
+  }
+  assert.is(pos, off);
+  // A gap: data after it is buffered in the block, the hole is filled out of order.
+  const b = new Assembler();
+  b.insert(0, new Uint8Array([0, 1]));
+  b.insert(2, new Uint8Array([2, 3]));
+  b.insert(6, new Uint8Array([6, 7]));
+  b.insert(8, new Uint8Array([8]));
+  assert.is(b.gapCount, 1);
+  assert.is(b.segmentCount, 3);
+  b.insert(4, new Uint8Array([4, 5]));
+  assert.is(b.gapCount, 0);
+  assert.equal(b.readAll(), new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8]));
+});
+
 test('gap accounting and limit; tiny adjacent frames are defragmented', () => {
   const a = new Assembler({ maxGaps: 10 });
   a.insert(2, new Uint8Array([2]));
