@@ -13,8 +13,13 @@
  *   that received datagrams (ACKs) are processed between bursts.
  * - The Transmit's datagram is handed to send() without a copy: Connection and Endpoint allocate a
  *   fresh buffer per datagram.
+ * - Remote addresses are IP literals (from received datagrams, or resolved once at connect), so the
+ *   sockets get a `lookup` that answers those synchronously: node:dgram otherwise runs every send()
+ *   through dns.lookup, which defers the actual send to a process.nextTick per datagram.
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import net from 'node:net';
 import type { Address, QuicConnection } from '../api.js';
 import type { Endpoint } from '../endpoint.js';
 import { NodeQuicConnection } from './connection.js';
@@ -40,9 +45,34 @@ export function socketType(host: string): 'udp4' | 'udp6' {
   return host.includes(':') ? 'udp6' : 'udp4';
 }
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+let lastLookupHost = '';
+let lastLookupFamily = 0;
+
+/**
+ * The sockets' `lookup`: an IP literal (every address the driver sends to) is its own answer, given
+ * synchronously, so that send() goes straight to the socket; anything else goes to dns.lookup as
+ * node:dgram's default would. The last literal's family is remembered (one string compare per send).
+ */
+function ipLiteralLookup(host: string, family: number, cb: LookupCallback): void {
+  if (host === lastLookupHost) {
+    cb(null, host, lastLookupFamily);
+    return;
+  }
+  const f = net.isIP(host);
+  if (f === 0) {
+    dns.lookup(host, family, cb);
+    return;
+  }
+  lastLookupHost = host;
+  lastLookupFamily = f;
+  cb(null, host, f);
+}
+
 export function bindSocket(host: string, port: number, opts: DriverOptions = {}): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type: socketType(host), reuseAddr: false });
+    const s = dgram.createSocket({ type: socketType(host), reuseAddr: false, lookup: ipLiteralLookup as unknown as dgram.SocketOptions['lookup'] });
     const onErr = (e: Error) => {
       s.close();
       reject(e);
@@ -97,9 +127,15 @@ export class UdpDriver {
     });
   }
 
+  /** The sender of the last datagram (the same object while it does not change: no Address per datagram). */
+  private lastRemote: Address = { address: '', port: 0, family: 4 };
+
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closed) return;
-    const remote: Address = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 6 : 4 };
+    let remote = this.lastRemote;
+    if (rinfo.port !== remote.port || rinfo.address !== remote.address) {
+      remote = this.lastRemote = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 6 : 4 };
+    }
     const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
     if (data.length >= 7 && (data[0]! & 0x80) !== 0 && (data[1]! | data[2]! | data[3]! | data[4]!) === 0) this.versionNegotiationsReceived++;
     const conn = this.endpoint.receive(data, remote, now());
@@ -182,13 +218,16 @@ export class UdpDriver {
       f(d.slice(6, 6 + d[5]!));
     }
     try {
-      this.socket.send(d, remote.port, remote.address, (err) => {
-        if (err) this.sendErrors++;
-      });
+      this.socket.send(d, remote.port, remote.address, this.onSent);
     } catch {
       this.sendErrors++; // e.g. an IPv6 address on a udp4 socket: the datagram is lost, QUIC recovers or times out
     }
   }
+
+  /** send() completion (one function for every datagram). */
+  private readonly onSent = (err: Error | null): void => {
+    if (err) this.sendErrors++;
+  };
 
   private reap(): void {
     for (const [conn, w] of this.wrappers) {
