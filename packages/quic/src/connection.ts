@@ -59,7 +59,7 @@ import {
   writeShortHeader,
 } from './header.js';
 import { initialKeys } from './initial.js';
-import { sealPacket } from './packet.js';
+import { DatagramPool, sealPacket } from './packet.js';
 import { PacketKeys, UnprotectedPacket } from './protection.js';
 import { OneRttKeys } from './protection-key-update.js';
 import { parseRetry } from './retry.js';
@@ -89,6 +89,8 @@ import { varintLength, writeVarint } from './varint.js';
 import { hexOf, qlogFrame } from './connection/qlog.js';
 
 const MIN_INITIAL_DATAGRAM = 1200;
+/** Datagrams of every connection are built in place in one shared pool (see DatagramPool). */
+const SEND_POOL = new DatagramPool();
 const UTF8 = new TextDecoder('utf-8', { fatal: false });
 const UTF8_ENC = new TextEncoder();
 const AEAD_TAG = 16;
@@ -270,7 +272,6 @@ export class Connection implements QuicConnection {
   private readonly undecryptable: { data: Uint8Array; remote: Address }[] = [];
 
   private readonly hdr = new PacketHeader();
-  private sendBuf = new Uint8Array(0);
   private readonly seals = [new PendingSeal(), new PendingSeal()];
   private readonly unp = new UnprotectedPacket();
   private readonly frame = new Frame();
@@ -1423,10 +1424,12 @@ export class Connection implements QuicConnection {
       if (t) this.afterInput(now);
       return t;
     } catch (e) {
+      SEND_POOL.release(); // the datagram being built (if any) is abandoned
       this.fail(e, now);
       try {
         return this.buildDatagram(now);
       } catch {
+        SEND_POOL.release();
         this.closedFlag = true;
         return null;
       }
@@ -1474,10 +1477,9 @@ export class Connection implements QuicConnection {
         canSendData = false;
       }
     }
-    // Packets are built and sealed in one reused buffer; the datagram handed out is an exact-size
-    // copy (valid for as long as the caller keeps it).
-    if (this.sendBuf.length < budget) this.sendBuf = new Uint8Array(Math.max(budget, 1500));
-    const buf = this.sendBuf;
+    // Packets are built and sealed in place in the shared datagram pool; the datagram handed out
+    // is an exact-size view of it, never written again (valid for as long as the caller keeps it).
+    const buf = SEND_POOL.reserve(budget);
     let slot = 0;
     let off: number;
     let hasInitialAckEliciting = false;
@@ -1509,6 +1511,7 @@ export class Connection implements QuicConnection {
       if (level === 2) break; // a short header packet extends to the end of the datagram
     }
     if (!last) {
+      SEND_POOL.release(buf);
       if (closing) this.closeSendPending = false;
       return null;
     }
@@ -1529,7 +1532,7 @@ export class Connection implements QuicConnection {
         if (this.idleTimeout > 0) this.idleDeadline = now + this.effectiveIdle();
       }
     }
-    return { datagram: buf.slice(0, off), remote: this.path.remote };
+    return { datagram: SEND_POOL.commit(buf, off), remote: this.path.remote };
   }
 
   /**

@@ -38,6 +38,47 @@ export function sealPacket(
   return keys.protect(buf, headerOffset, pnOffset, pnLength, end, pn);
 }
 
+/**
+ * Where datagrams are built: slices of a shared 64 KiB pool (as Node's Buffer pool), so that a
+ * datagram is written in place and handed out as an exact-size view, without a copy or an
+ * ArrayBuffer of its own (an off-heap allocation, ~0.3 µs, plus its finalization by the GC).
+ * Bytes of a committed datagram are never written again: the view stays valid for as long as
+ * its holder keeps it (which keeps that pool alive, as any view would). One reservation at a time:
+ * a nested `reserve` (a callback building another datagram meanwhile) gets a buffer of its own.
+ */
+export class DatagramPool {
+  private pool: Uint8Array;
+  private pos = 0;
+  private reserved: Uint8Array | null = null;
+
+  constructor(readonly size = 64 * 1024) {
+    this.pool = new Uint8Array(size);
+  }
+
+  /** A buffer of `n` bytes to build one datagram in; then {@link commit} or {@link release}. */
+  reserve(n: number): Uint8Array {
+    if (this.reserved !== null || n > this.size >> 2) return new Uint8Array(n);
+    if (this.size - this.pos < n) {
+      this.pool = new Uint8Array(this.size);
+      this.pos = 0;
+    }
+    return (this.reserved = this.pool.subarray(this.pos, this.pos + n));
+  }
+
+  /** The datagram: the first `used` bytes of `buf` (from reserve); the pool moves past them. */
+  commit(buf: Uint8Array, used: number): Uint8Array {
+    if (buf !== this.reserved) return buf.subarray(0, used);
+    this.reserved = null;
+    this.pos += (used + 7) & ~7; // 8-byte aligned starts
+    return buf.subarray(0, used);
+  }
+
+  /** Nothing was sent from `buf` (or building it failed): the reservation ends, the bytes are reused. */
+  release(buf?: Uint8Array): void {
+    if (buf === undefined || buf === this.reserved) this.reserved = null;
+  }
+}
+
 /** Stateless reset token length. */
 export const STATELESS_RESET_TOKEN_LENGTH = 16;
 /** Smallest possible Stateless Reset: 5 bytes looking like a short header + the 16-byte token (§10.3). */

@@ -40,7 +40,7 @@ import {
 } from '../src/version.js';
 import { ProtocolViolation } from '@petrel/tls-core';
 import { TransportError } from '../src/errors.js';
-import { matchesStatelessReset, statelessResetSize, writeStatelessReset } from '../src/packet.js';
+import { DatagramPool, matchesStatelessReset, statelessResetSize, writeStatelessReset } from '../src/packet.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(s.replace(/\s+/g, '').match(/../g) ?? [], (b) => parseInt(b, 16));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -338,6 +338,40 @@ test('compatible version negotiation (RFC 9368)', () => {
   vne(() => validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: [QUIC_V1, QUIC_V2] }, QUIC_V2, both, true));
   validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: [QUIC_V2] }, QUIC_V2, both, true);
   vne(() => validateServerVersionInformation({ chosenVersion: QUIC_V2, availableVersions: [] }, QUIC_V2, both, true));
+});
+
+test('DatagramPool: committed datagrams are exact-size views that later datagrams never overwrite', () => {
+  const pool = new DatagramPool(4096);
+  const out: { d: Uint8Array; fill: number }[] = [];
+  for (let k = 0; k < 40; k++) {
+    const buf = pool.reserve(1200);
+    assert.ok(buf.length >= 1200);
+    buf.fill(0xee); // scribbles over the whole reservation
+    if (k % 5 === 4) {
+      pool.release(buf); // nothing to send: the bytes are reused
+      continue;
+    }
+    const used = 100 + 37 * (k % 29);
+    buf.fill(k, 0, used);
+    const d = pool.commit(buf, used);
+    assert.is(d.length, used);
+    out.push({ d, fill: k });
+  }
+  for (const { d, fill } of out) assert.ok(d.every((x) => x === fill), `datagram ${fill} intact`);
+  // A nested reservation (a callback building another datagram meanwhile) gets a separate buffer.
+  const a = pool.reserve(500);
+  const b = pool.reserve(500);
+  assert.is.not(a.buffer, b.buffer);
+  b.fill(2);
+  a.fill(1);
+  const db = pool.commit(b, 500);
+  const da = pool.commit(a, 500);
+  assert.ok(da.every((x) => x === 1) && db.every((x) => x === 2));
+  // An abandoned reservation (release() without an argument, after an exception) frees the pool.
+  pool.reserve(300);
+  pool.release();
+  const c = pool.reserve(300);
+  assert.is(c.buffer, da.buffer);
 });
 
 test.run();
