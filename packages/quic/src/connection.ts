@@ -1732,17 +1732,13 @@ export class Connection implements QuicConnection {
 
   /** PTO with nothing new to send: re-queue the oldest unacknowledged data of the space (RFC 9002 §6.2.4). */
   private writeProbeRetransmission(level: number, info: SentInfo): boolean {
-    // Handshake spaces: every outstanding CRYPTO range goes out again (it is small, and resending
-    // only the oldest packet stalls a lossy handshake when that one already arrived); the
-    // application space: the data of the oldest packet no probe has repeated yet, so that the
-    // probes walk through everything outstanding (a lost response behind an older packet whose
-    // ACKs keep getting lost is not starved; seen with ngtcp2's client under 30% loss).
-    let n: number;
-    if (level < 2) n = this.recovery.oldestOutstanding(level as PnSpace, PROBE_HANDSHAKE_PACKETS, this.probeScratch);
-    else {
-      this.probeScratch[0] = this.recovery.probeCandidate(PnSpace.application);
-      n = 1;
-    }
+    // Handshake spaces: the CRYPTO ranges of up to 8 outstanding packets go out again (they are
+    // small, and resending only the oldest packet stalls a lossy handshake when that one already
+    // arrived); the application space: one packet's data. Each probe takes the oldest packets no
+    // probe has repeated yet, so that probes walk through everything outstanding: a lost packet
+    // behind older ones whose ACKs keep getting lost is not starved (seen with ngtcp2's client
+    // under 30% loss: an HTTP response never sent again).
+    const n = this.recovery.probeCandidates(level as PnSpace, level < 2 ? PROBE_HANDSHAKE_PACKETS : 1, this.probeScratch);
     let any = false;
     for (let j = 0; j < n; j++) {
       const old = this.probeScratch[j];

@@ -363,25 +363,23 @@ export class LossRecovery<T = unknown> {
   }
 
   /**
-   * The oldest outstanding ack-eliciting packet whose data no PTO probe has carried again yet
-   * (marked as such), or else the oldest outstanding one: successive probes carry successive
-   * packets' data (two probes per PTO, and each backed-off PTO, do not all repeat the same packet
-   * while a later one, perhaps the lost one, waits), as ngtcp2 does.
+   * Up to `max` of the oldest outstanding ack-eliciting packets whose data no PTO probe has carried
+   * again yet (marking them as carried), or, when every outstanding packet has been, the oldest
+   * ones: successive probes (two per PTO, and each backed-off PTO) carry successive packets' data
+   * instead of repeating the same packets while a later one, perhaps the lost one, waits (as
+   * ngtcp2 reclaims packets on PTO).
    */
-  probeCandidate(space: PnSpace): T | undefined {
+  probeCandidates(space: PnSpace, max: number, out: (T | undefined)[]): number {
     const sp = this.sent[space]!;
-    let oldest = -1;
-    for (let s = sp.head; s < sp.tail; s++) {
+    let n = 0;
+    for (let s = sp.head; s < sp.tail && n < max; s++) {
       const i = s % sp.cap;
       const f = sp.flags[i]!;
-      if ((f & F_REMOVED) !== 0 || (f & F_ACK_ELICITING) === 0) continue;
-      if ((f & F_PROBED) === 0) {
-        sp.flags[i] = f | F_PROBED;
-        return sp.info[i];
-      }
-      if (oldest < 0) oldest = i;
+      if ((f & (F_REMOVED | F_ACK_ELICITING | F_PROBED)) !== F_ACK_ELICITING) continue;
+      sp.flags[i] = f | F_PROBED;
+      out[n++] = sp.info[i];
     }
-    return oldest >= 0 ? sp.info[oldest] : undefined;
+    return n > 0 ? n : this.oldestOutstanding(space, max, out);
   }
 
   /** Which space a PTO probe is for, when probes are pending (the first with probes), or -1. */
@@ -537,7 +535,6 @@ export class LossRecovery<T = unknown> {
     if (largestAcked < 0) return;
     const rtt = this.rtt;
     const lossDelay = Math.max(this.timeThreshold * Math.max(rtt.latestRtt, rtt.smoothedRtt), GRANULARITY);
-    const lostSendTime = now - lossDelay;
     const sp = this.sent[space]!;
     const cap = sp.cap;
 
@@ -558,7 +555,10 @@ export class LossRecovery<T = unknown> {
       const pn = sp.pn[i]!;
       if (pn > largestAcked) break;
       const time = sp.time[i]!;
-      if (time <= lostSendTime || largestAcked >= pn + this.packetThreshold) {
+      // Compared as the timer is armed below (time + lossDelay), not as now - lossDelay: with
+      // epoch-millisecond floats the two can round apart, and a timer due at `now` would then
+      // declare nothing lost and re-arm itself at the same instant.
+      if (time + lossDelay <= now || largestAcked >= pn + this.packetThreshold) {
         if (f & F_IN_FLIGHT) {
           lostBytes += sp.size[i]!;
           if (time > lastLostSentTime) lastLostSentTime = time;

@@ -172,6 +172,46 @@ test('oldest outstanding ack-eliciting packets for probe content', () => {
   assert.is(r.oldestOutstanding(I, 2, out), 0);
 });
 
+test('probe candidates: the oldest packets no probe has repeated yet, then the oldest again', () => {
+  const { r } = setup();
+  r.onPacketSent(A, 0, 0, 100, true, true, 'a');
+  r.onPacketSent(A, 1, 0, 100, false, false, 'ack-only');
+  r.onPacketSent(A, 2, 0, 100, true, true, 'b');
+  r.onPacketSent(A, 3, 0, 100, true, true, 'c');
+  const out: (string | undefined)[] = [];
+  assert.is(r.probeCandidates(A, 1, out), 1);
+  assert.is(out[0], 'a');
+  assert.is(r.probeCandidates(A, 1, out), 1);
+  assert.is(out[0], 'b', 'the second probe carries the next packet, not a again');
+  assert.is(r.probeCandidates(A, 2, out), 1);
+  assert.is(out[0], 'c');
+  // Every outstanding packet repeated once: back to the oldest.
+  assert.is(r.probeCandidates(A, 2, out), 2);
+  assert.equal(out.slice(0, 2), ['a', 'b']);
+  // The probes' own packets are new outstanding packets: taken before the originals again.
+  r.onPacketSent(A, 4, 5, 100, true, true, 'a2');
+  assert.is(r.probeCandidates(A, 8, out), 1);
+  assert.is(out[0], 'a2');
+  ack(r, A, [4, 0], 10);
+  assert.is(r.probeCandidates(A, 8, out), 0);
+});
+
+test('loss timer with epoch-millisecond clocks: firing at nextTimeout() declares the packet lost (no timer due forever)', () => {
+  const EPOCH = Date.UTC(2026, 0, 1, 1);
+  let stuck = 0;
+  for (let k = 0; k < 2000; k++) {
+    const { r, lost } = setup();
+    const t0 = EPOCH + 1000 + k * 0.3713;
+    r.onPacketSent(A, 0, t0, 1200, true, true);
+    r.onPacketSent(A, 1, t0 + 1.3, 1200, true, true);
+    ack(r, A, [1, 1], t0 + 1.3 + 26.1865234375); // packet 0 not lost yet: a loss timer is armed
+    const t = r.nextTimeout()!;
+    r.onTimeout(t);
+    if (lost.length === 0) stuck++;
+  }
+  assert.is(stuck, 0, `${stuck} of 2000 loss timers fired without declaring the packet lost`);
+});
+
 test('PTO per space: Initial/Handshake without max_ack_delay; Application skipped until confirmed', () => {
   const { r, rtt } = setup(false, false);
   rtt.update(100, 0, false, 25);
