@@ -561,7 +561,7 @@ export class Connection implements QuicConnection {
       if (this.state !== 'handshake' && this.state !== 'established') return;
       off = end;
     }
-    if (this.isServer && !this.path.validated) this.recovery.setAmplificationBlocked(this.amplificationBudget() < 64, now);
+    if (this.isServer && !this.path.validated) this.recovery.setAmplificationBlocked(this.amplificationBudget() < this.smallestUsefulDatagram(), now);
     // An authenticated datagram from another address that did not move the connection (a probe).
     if (!onPath && processedAny) {
       const key = addressKey(remote);
@@ -1347,7 +1347,7 @@ export class Connection implements QuicConnection {
     this.path.resetCongestion = remote.address !== from.remote.address;
     this.path.challenge = this.provider.randomBytes(8);
     this.path.challengePending = true;
-    this.path.challengeDeadline = now + Math.max(3 * this.recovery.ptoPeriod(), 6 * (this.cfg.initialRtt ?? 333));
+    this.path.challengeDeadline = now + this.pathValidationTimeout();
     if (this.isServer) this.remoteCids.rotate(); // §9.5: a new CID toward the new path when we have one
     void key;
   }
@@ -1405,7 +1405,7 @@ export class Connection implements QuicConnection {
     this.now = Math.max(this.now, now);
     this.path.challenge = this.provider.randomBytes(8);
     this.path.challengePending = true;
-    this.path.challengeDeadline = now + Math.max(3 * this.recovery.ptoPeriod(), 6 * (this.cfg.initialRtt ?? 333));
+    this.path.challengeDeadline = now + this.pathValidationTimeout();
     return true;
   }
 
@@ -1436,6 +1436,26 @@ export class Connection implements QuicConnection {
     }
   }
 
+  /**
+   * The smallest datagram worth building: on a new, unvalidated path after the handshake, a short
+   * header packet with a PATH_CHALLENGE (1 + CID + 4-byte packet number + 9 + tag), so that a
+   * budget of a few dozen bytes still carries the challenge that can validate the path; else 64.
+   */
+  private smallestUsefulDatagram(): number {
+    return this.path.validated || !this.handshakeConfirmed ? 64 : 1 + this.remoteCids.cid.length + 4 + 9 + AEAD_TAG;
+  }
+
+  /**
+   * §8.2.4: path validation gives up after three times the larger of the current PTO and the PTO
+   * of a new path computed with kInitialRtt (so that losing one PATH_CHALLENGE or PATH_RESPONSE
+   * does not fail it).
+   */
+  private pathValidationTimeout(): number {
+    const initialRtt = this.cfg.initialRtt ?? 333;
+    const newPathPto = initialRtt + 4 * (initialRtt / 2) + this.recovery.peerMaxAckDelay;
+    return 3 * Math.max(this.recovery.ptoPeriod(), newPathPto);
+  }
+
   private amplificationBudget(): number {
     if (this.path.validated) return Infinity;
     return 3 * this.path.bytesReceived - this.path.bytesSent;
@@ -1454,7 +1474,7 @@ export class Connection implements QuicConnection {
     }
 
     let budget = Math.min(this.maxDatagram, this.amplificationBudget());
-    if (budget < 64) {
+    if (budget < this.smallestUsefulDatagram()) {
       if (this.isServer && !this.path.validated) this.recovery.setAmplificationBlocked(true, now);
       return null;
     }
@@ -1468,6 +1488,9 @@ export class Connection implements QuicConnection {
     // probes are bare PINGs (each elicits an ACK that adds budget), rather than spending it on data
     // (RFC 9000 §8.2.1, §9.3); data resumes as soon as the path is validated.
     this.pathProbeOnly = !this.path.validated && this.handshakeConfirmed;
+    // A PTO on such a path sends the PATH_CHALLENGE again rather than a bare PING: the same bytes
+    // of budget, and the probe that validates the path (a lost challenge is not waited out).
+    if (this.pathProbeOnly && this.path.challenge && this.recovery.probesNeeded(2) > 0) this.path.challengePending = true;
     if (canSendData && probes === 0 && !closing) {
       const wait = this.pacer.timeUntilSend(now, this.maxDatagram);
       if (wait > 0) {

@@ -276,6 +276,59 @@ for (const provider of providers) {
       assert.equal(p.bugs(), []);
     });
   }
+  test(`[${provider.name}] NAT rebinding of a receiver with the first PATH_CHALLENGE, a PTO PING each way and an ACK lost: the challenge is sent again within the tiny budget, the path is validated, the transfer completes`, () => {
+    // After the rebinding the client (a pure receiver) sends one ~30-byte packet from its new port:
+    // the new path's budget is ~90 bytes. The server's PTO probes on that path carry the
+    // PATH_CHALLENGE (not bare PINGs), and a retry is sent whenever a challenge packet fits the
+    // budget (no fixed 64-byte floor): the path is validated instead of reverted to the dead port.
+    const PING = FrameType.PING;
+    const ACK = FrameType.ACK;
+    let rebound = false;
+    let stage = 0;
+    let inspector: PacketInspector | null = null;
+    const p: Pair = new Pair({
+      provider,
+      delay: 10,
+      extraDelay: (dir) => (rebound && dir === 'up' ? 15 : 0),
+      drop: (dir, d) => {
+        const f = inspector!.open(dir, d).flatMap((x) => PacketInspector.frames(x).map((y) => y.type));
+        if (!rebound) return false;
+        if (stage === 0 && dir === 'down' && f.includes(FrameType.PATH_CHALLENGE)) return (stage = 1), true;
+        if (stage === 1 && dir === 'up' && f.includes(PING)) return (stage = 2), true;
+        if (stage === 2 && dir === 'down' && f.every((x) => x === PING || x === 0)) return (stage = 3), true;
+        if (stage === 3 && dir === 'up' && f.every((x) => x === ACK || x === 0)) return (stage = 4), true;
+        return false;
+      },
+    });
+    inspector = new PacketInspector(provider, p.keyLog);
+    assert.ok(p.handshake());
+    const t0 = p.now;
+    const id = p.server!.openStream(false)!;
+    const big = new Uint8Array(500_000).fill(5);
+    let off = 0;
+    let got = 0;
+    let fin = 0;
+    assert.ok(
+      p.runUntil(() => {
+        if (off < big.length) off += p.server!.write(id, big.subarray(off), true);
+        const r = readAll(p.client, id);
+        got += r.data.length;
+        fin += r.fins;
+        if (!rebound && p.now - t0 > 30) {
+          rebound = true;
+          p.clientAddr = { address: '10.0.0.1', port: 6001, family: 4 };
+          p.client.ping();
+        }
+        return fin > 0 || p.client.isClosed || p.server!.isClosed;
+      }, 20_000),
+      'the transfer ends',
+    );
+    assert.ok(stage >= 1, `losses applied (stage ${stage})`);
+    assert.is(got, big.length);
+    assert.is(p.server!.remote.port, 6001, 'the server stays on the new, validated path');
+    assert.ok(p.now - t0 < 5000, `took ${p.now - t0} ms`);
+    assert.equal(p.bugs(), []);
+  });
 }
 
 test.run();
