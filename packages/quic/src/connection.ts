@@ -1684,7 +1684,13 @@ export class Connection implements QuicConnection {
       const fend = end - ackSize;
       const probe = this.recovery.probesNeeded(level as PnSpace) > 0 || (level === 0 && this.initialSpeedUp);
       if (level === 0) this.initialSpeedUp = false;
-      if (canSendData || probe) {
+      // Initial/Handshake CRYPTO data does not wait for the congestion window (a TLS flight, a few
+      // packets at most, still within the anti-amplification limit): a client Finished declared
+      // lost while 1-RTT data fills the window, which the server cannot acknowledge before it has
+      // the Finished, would otherwise never go out again (RFC 9002 §7 lets a sender entering
+      // recovery send regardless of the window).
+      const handshakeData = level < 2 && this.crypto.get(level as 0 | 1).hasPending();
+      if (canSendData || probe || handshakeData) {
         const before = o;
         // CRYPTO
         if (!zeroRtt) o = this.writeCrypto(buf, o, fend, level, info);

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { providers } from '../../../test/support/providers.js';
 import { Pair, readAll } from './connection-harness.js';
 import { FrameType } from '../src/frames.js';
-import { PacketType } from '../src/header.js';
+import { PacketHeader, PacketType, parseHeader } from '../src/header.js';
+import { PacketInspector } from '../../../test/support/quic-pair.js';
 
 for (const provider of providers) {
   test(`[${provider.name}] tail loss: the PTO probe carries the unacknowledged stream data again, not just a PING (RFC 9002 §6.2.4)`, () => {
@@ -80,6 +81,57 @@ for (const provider of providers) {
     assert.is(droppedM2, 1);
     // The first PTO's second probe (within ~1 PTO of the loss, not after backoffs).
     assert.ok(p.now - t0 < 1500, `M2 after ${p.now - t0} ms`);
+    assert.equal(p.bugs(), []);
+  });
+  test(`[${provider.name}] the client's Finished declared lost while its window is full of 1-RTT data is sent again (Handshake CRYPTO does not wait for the window)`, () => {
+    // For a 2 s burst every client Handshake packet with CRYPTO (the Finished) is lost, and every
+    // second server Handshake probe. The client starts a 200 kB upload as soon as its handshake
+    // completes, filling the window with 1-RTT packets the server cannot acknowledge before it has
+    // the Finished. The Finished, declared lost by the time threshold after a server ACK of a later
+    // ACK-only Handshake packet, must still go out once the burst ends.
+    let burstEnd = Infinity;
+    let t0 = 0;
+    let serverHsProbes = 0;
+    let iu: PacketInspector | null = null;
+    let idn: PacketInspector | null = null;
+    const kinds = (insp: PacketInspector, dir: 'up' | 'down', d: Uint8Array) =>
+      insp.open(dir, d.slice()).map((pk) => ({ type: pk.type as number, crypto: PacketInspector.frames(pk).some((f) => f.type === FrameType.CRYPTO) }));
+    const p: Pair = new Pair({
+      provider,
+      delay: 10,
+      mutate: (dir, d) => {
+        if (dir !== 'up' || p.now >= burstEnd) return d;
+        if (!kinds(iu!, 'up', d).some((k) => k.type === PacketType.Handshake && k.crypto)) return d;
+        // Keep a coalesced Initial, blank the Handshake packet (the server stops at the zeros).
+        const h = new PacketHeader();
+        for (let off = 0; off < d.length && parseHeader(d, off, d.length, 8, h); off = h.packetEnd) {
+          if (h.type === PacketType.Handshake) {
+            if (off === 0) return null;
+            const out = d.slice();
+            out.fill(0, off);
+            return out;
+          }
+        }
+        return d;
+      },
+      extraDelay: (dir, n) => (dir === 'down' && n >= 3 ? 20 : 0),
+      drop: (dir, d) => {
+        if (dir !== 'down' || p.now < t0 + 15 || p.now >= burstEnd) return false;
+        return kinds(idn!, 'down', d).some((k) => k.type === PacketType.Handshake && k.crypto) && serverHsProbes++ % 2 === 1;
+      },
+    });
+    iu = new PacketInspector(provider, p.keyLog);
+    idn = new PacketInspector(provider, p.keyLog);
+    t0 = p.now;
+    burstEnd = t0 + 2000;
+    p.onEvent = (side, e) => {
+      if (side === 'client' && e.type === 'handshakeComplete') {
+        const sid = p.client.openStream(true)!;
+        p.client.write(sid, new Uint8Array(200_000).fill(7), true);
+      }
+    };
+    assert.ok(p.runUntil(() => !!p.server?.handshakeComplete, 40_000), 'server handshake completes');
+    assert.ok(p.now - t0 < 4000, `server handshake complete at +${p.now - t0} ms (the loss burst ends at +2000)`);
     assert.equal(p.bugs(), []);
   });
 }
