@@ -234,6 +234,8 @@ export class Connection implements QuicConnection {
   private prevPath: PathState | null = null;
   /** PATH_RESPONSEs due, with the size of the datagram that carried each PATH_CHALLENGE (§8.2.2: the answer to an address off the current path is padded within 3x of it). */
   private readonly pathResponses: { data: Uint8Array; remote: Address; received: number }[] = [];
+  /** Datagrams a client dropped because they came from another address than the server's (§9). */
+  private droppedUnknownAddress = 0;
   /** Size of the datagram being processed. */
   private rxDatagramLength = 0;
   /**
@@ -503,7 +505,7 @@ export class Connection implements QuicConnection {
     return this.tls?.pending ?? null;
   }
   /** Counters for tests, qlog and benchmarks. */
-  get stats(): { rtt: number; cwnd: number; bytesInFlight: number; keyUpdates: number; lost: number; sentPackets: number; version: number; retry: boolean } {
+  get stats(): { rtt: number; cwnd: number; bytesInFlight: number; keyUpdates: number; lost: number; sentPackets: number; version: number; retry: boolean; droppedUnknownAddress: number } {
     return {
       rtt: this.rtt.smoothedRtt,
       cwnd: this.cc.window,
@@ -513,6 +515,7 @@ export class Connection implements QuicConnection {
       sentPackets: this.sentPackets,
       version: this.version,
       retry: this.retryScid !== null,
+      droppedUnknownAddress: this.droppedUnknownAddress,
     };
   }
   private lostPackets = 0;
@@ -546,6 +549,12 @@ export class Connection implements QuicConnection {
     }
     const pr = this.path.remote;
     const onPath = remote.port === pr.port && remote.address === pr.address;
+    // RFC 9000 §9: "If a client receives packets from an unknown server address, the client MUST
+    // discard these packets" (servers do not migrate; we use no preferred_address).
+    if (!onPath && !this.isServer) {
+      this.droppedUnknownAddress++;
+      return;
+    }
     if (onPath) this.path.bytesReceived += buf.length;
     this.rxDatagramLength = buf.length;
     let off = 0;

@@ -329,6 +329,40 @@ for (const provider of providers) {
     assert.ok(p.now - t0 < 5000, `took ${p.now - t0} ms`);
     assert.equal(p.bugs(), []);
   });
+  test(`[${provider.name}] a client discards packets from an address other than the server's (RFC 9000 §9): no path change, nothing sent there, the data arrives once the real packet does`, () => {
+    let hold = false;
+    let captured: Uint8Array | null = null;
+    const p = new Pair({
+      provider,
+      delay: 10,
+      drop: (dir, d) => {
+        if (hold && dir === 'down' && !captured) {
+          captured = d.slice();
+          return true;
+        }
+        return false;
+      },
+    });
+    assert.ok(p.handshake());
+    p.runFor(200);
+    const sid = p.server!.openStream(false)!;
+    hold = true;
+    p.server!.write(sid, new Uint8Array(100).fill(1), false);
+    p.flush();
+    assert.ok(captured, 'a server datagram captured');
+    const other = { address: '192.0.2.66', port: 443, family: 4 } as const;
+    const mark = p.log.length;
+    p.client.receive(captured!, other, p.now); // the server's packet, replayed from another address
+    p.flush();
+    assert.is(p.client.remote.address, S_ADDR.address);
+    assert.is(p.client.stats.droppedUnknownAddress, 1);
+    assert.is(p.log.slice(mark).filter((s) => s.dir === 'up' && s.to.address === other.address).length, 0);
+    assert.is(readAll(p.client, sid).data.length, 0, 'its data was not processed');
+    // The real packet (from the server's address) is processed normally.
+    p.client.receive(captured!, S_ADDR, p.now);
+    assert.is(readAll(p.client, sid).data.length, 100);
+    assert.equal(p.bugs(), []);
+  });
 }
 
 test.run();
