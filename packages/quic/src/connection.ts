@@ -873,6 +873,7 @@ export class Connection implements QuicConnection {
         const s = this.streams.onResetStream(f.streamId, f.errorCode, f.finalSize);
         this.announceOpened();
         if (s) this.pushEvent({ type: 'streamReset', id: f.streamId, code: f.errorCode, finalSize: f.finalSize });
+        if (!this.streams.recvStreams.has(f.streamId)) this.readableNotified.delete(f.streamId);
         return;
       }
       case FrameType.STOP_SENDING: {
@@ -1064,6 +1065,9 @@ export class Connection implements QuicConnection {
         break;
       case R_PATH_CHALLENGE:
         if (this.path.challenge) this.path.challengePending = true;
+        break;
+      case R_STREAMS_BLOCKED:
+        this.streams.onStreamsBlockedLost(a === 1, b);
         break;
       case R_NEW_TOKEN:
         if (this.lastNewToken) this.newTokenPending = this.lastNewToken;
@@ -2240,6 +2244,7 @@ export class Connection implements QuicConnection {
     const s = this.streams.recvStreams.get(id);
     if (!s) {
       this.finReported.delete(id);
+      this.readableNotified.delete(id); // (a stream reset and removed before it was read)
       return null;
     }
     if (this.finReported.has(id)) return null; // fin is reported exactly once

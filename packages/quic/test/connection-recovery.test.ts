@@ -134,6 +134,48 @@ for (const provider of providers) {
     assert.ok(p.now - t0 < 4000, `server handshake complete at +${p.now - t0} ms (the loss burst ends at +2000)`);
     assert.equal(p.bugs(), []);
   });
+  test(`[${provider.name}] a lost STREAMS_BLOCKED is sent again while still blocked at that limit (RFC 9000 §13.3)`, () => {
+    let dropBlocked = 0;
+    let insp: PacketInspector | null = null;
+    const p: Pair = new Pair({
+      provider,
+      delay: 10,
+      server: { maxStreamsBidi: 1 },
+      drop: (dir, d) => {
+        if (dir !== 'up' || dropBlocked > 0) return false;
+        const f = insp!.open(dir, d).flatMap((x) => PacketInspector.frames(x).map((y) => y.type));
+        if (!f.includes(FrameType.STREAMS_BLOCKED_BIDI)) return false;
+        dropBlocked++;
+        return true;
+      },
+    });
+    insp = new PacketInspector(provider, p.keyLog);
+    assert.ok(p.handshake());
+    p.runFor(100);
+    assert.is(p.client.openStream(true), 0);
+    assert.is(p.client.openStream(true), null, 'the peer allows one bidirectional stream');
+    const mark = p.log.length;
+    p.runFor(3000);
+    assert.is(dropBlocked, 1, 'the first STREAMS_BLOCKED was lost');
+    const sent = p.packets(mark).filter((x) => x.dir === 'up' && x.frames.includes(FrameType.STREAMS_BLOCKED_BIDI));
+    assert.ok(sent.length >= 2, `STREAMS_BLOCKED sent ${sent.length} time(s)`);
+    assert.equal(p.bugs(), []);
+  });
+  test(`[${provider.name}] a stream that became readable and was then reset and removed leaves no bookkeeping behind`, () => {
+    const p = new Pair({ provider, delay: 10 });
+    assert.ok(p.handshake());
+    const notified = () => (p.server as unknown as { readableNotified: Set<number> }).readableNotified;
+    for (let i = 0; i < 20; i++) {
+      const id = p.client.openStream(false)!;
+      p.client.write(id, new Uint8Array(100).fill(i), false);
+      p.runFor(50); // the server is told the stream is readable, the application does not read
+      p.client.resetStream(id, 7);
+      p.runFor(50);
+    }
+    assert.is(p.events('server', 'streamReset').length, 20);
+    assert.is(notified().size, 0, `${notified().size} stream ids left in readableNotified`);
+    assert.equal(p.bugs(), []);
+  });
 }
 
 test.run();

@@ -287,6 +287,15 @@ export class StreamManager {
     }
   }
 
+  /**
+   * A STREAMS_BLOCKED frame for `limit` was lost: sent again if we are still blocked at that same
+   * limit (a higher MAX_STREAMS since then makes it stale; RFC 9000 §13.3).
+   */
+  onStreamsBlockedLost(bidi: boolean, limit: number): void {
+    const t = bidi ? 0 : 1;
+    if (this.blocked[t] && this.peerMaxStreams[t] === limit && this.blockedReported[t] === limit) this.blockedReported[t] = -1;
+  }
+
   /** The limit for a STREAMS_BLOCKED frame we should send, or -1 (once per limit). */
   streamsBlockedWanted(bidi: boolean): number {
     const t = bidi ? 0 : 1;
