@@ -202,10 +202,14 @@ export class RemoteCids {
     return n;
   }
 
-  /** True if `token` is the stateless reset token of a CID the peer gave us (§10.3.1). */
+  /**
+   * True if the datagram ends in the stateless reset token of the CID we send with (§10.3.1: "An
+   * endpoint MUST NOT check for any stateless reset tokens associated with connection IDs it has
+   * not used or for connection IDs that have been retired"; a rotation retires the previous one).
+   */
   isResetToken(datagram: Uint8Array): boolean {
-    for (const c of this.cids.values()) if (matchesStatelessReset(datagram, 0, datagram.length, c.resetToken)) return true;
-    return false;
+    const t = this.current.resetToken;
+    return t.length > 0 && matchesStatelessReset(datagram, 0, datagram.length, t);
   }
 
   private nextUnused(): RemoteCid | undefined {

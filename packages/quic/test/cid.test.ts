@@ -57,6 +57,14 @@ test('remote: stateless reset token detection', () => {
   assert.is(r.isResetToken(dgram), false);
   dgram.set(tok(7), 24);
   assert.is(r.isResetToken(dgram), true);
+  // §10.3.1: not the tokens of IDs we have not used, nor of retired ones.
+  r.onNewCid(1, 0, cid(1), tok(8));
+  const unused = new Uint8Array(40).fill(1);
+  unused.set(tok(8), 24);
+  assert.is(r.isResetToken(unused), false, 'token of a connection ID never used');
+  assert.is(r.rotate(), true);
+  assert.is(r.isResetToken(unused), true, 'now in use');
+  assert.is(r.isResetToken(dgram), false, 'token of the retired connection ID');
 });
 
 test('remote: zero-length CIDs forbid NEW_CONNECTION_ID', () => {
