@@ -1703,7 +1703,10 @@ export class Connection implements QuicConnection {
       // the Finished, would otherwise never go out again (RFC 9002 §7 lets a sender entering
       // recovery send regardless of the window).
       const handshakeData = level < 2 && this.crypto.get(level as 0 | 1).hasPending();
-      if (canSendData || probe || handshakeData) {
+      // §14.1: a server pads every datagram with an ack-eliciting Initial to 1200 bytes; when the
+      // anti-amplification limit leaves less, its Initial packets carry only ACKs until it grows.
+      const initialAckOnly = level === 0 && this.isServer && limit < MIN_INITIAL_DATAGRAM;
+      if ((canSendData || probe || handshakeData) && !initialAckOnly) {
         const before = o;
         // CRYPTO
         if (!zeroRtt) o = this.writeCrypto(buf, o, fend, level, info);

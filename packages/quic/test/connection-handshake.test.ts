@@ -121,6 +121,12 @@ for (const provider of providers) {
     assert.ok(down > 0);
     assert.ok(down <= 3 * upDelivered, `server sent ${down} bytes for ${upDelivered} received`);
     assert.ok(up > 2, 'the client kept probing');
+    // §14.1 holds at the limit too: an ack-eliciting server Initial never goes out in a datagram
+    // under 1200 bytes (when the budget left is smaller, Initials carry only ACKs).
+    for (const x of p.packets()) {
+      if (x.dir !== 'down' || x.type !== PacketType.Initial) continue;
+      if (x.frames.some((f) => f !== FrameType.ACK && f !== FrameType.PADDING)) assert.ok(x.size >= 1200, `ack-eliciting server Initial in a ${x.size}-byte datagram`);
+    }
     assert.equal(p.bugs(), []);
   });
 
