@@ -1434,6 +1434,15 @@ export class Connection implements QuicConnection {
     try {
       if (this.replayPending) this.replayUndecryptable(now);
       const t = this.buildDatagram(now);
+      if (this.state === 'established') {
+        // RFC 9002 §7.8: the window does not grow while the sender is application- or flow-control-
+        // limited: nothing (more) to send although the window has room and pacing does not hold
+        // it back. A full window ends that.
+        const room = this.cc.available() >= this.maxDatagram;
+        if (!t) {
+          if (room && this.pacingDeadline === Infinity) this.cc.appLimited = true;
+        } else if (!room) this.cc.appLimited = false;
+      }
       if (t) this.afterInput(now);
       return t;
     } catch (e) {

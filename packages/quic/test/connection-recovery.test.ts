@@ -176,6 +176,24 @@ for (const provider of providers) {
     assert.is(notified().size, 0, `${notified().size} stream ids left in readableNotified`);
     assert.equal(p.bugs(), []);
   });
+  test(`[${provider.name}] an application-limited sender does not grow its window (RFC 9002 §7.8); a bulk sender does`, () => {
+    const p = new Pair({ provider, delay: 10 });
+    assert.ok(p.handshake());
+    p.runFor(200);
+    const id = p.server!.openStream(false)!;
+    const initial = p.server!.stats.cwnd;
+    for (let i = 0; i < 50; i++) {
+      p.server!.write(id, new Uint8Array(1000).fill(i), false); // 1 kB every 100 ms: never near the window
+      p.runFor(100);
+      readAll(p.client, id);
+    }
+    assert.is(p.server!.stats.cwnd, initial, `cwnd grew from ${initial} to ${p.server!.stats.cwnd} while application-limited`);
+    p.server!.write(id, new Uint8Array(400_000).fill(1), true);
+    let fins = 0;
+    assert.ok(p.runUntil(() => ((fins += readAll(p.client, id).fins), fins > 0), 10_000));
+    assert.ok(p.server!.stats.cwnd > 2 * initial, `a bulk transfer grows the window (${p.server!.stats.cwnd})`);
+    assert.equal(p.bugs(), []);
+  });
 }
 
 test.run();

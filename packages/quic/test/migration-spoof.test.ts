@@ -69,7 +69,10 @@ for (const provider of providers) {
     // never acknowledged. A congestion reset would declare the whole flight lost.
     assert.ok(p.server!.stats.lost <= toSpoof.length, `${p.server!.stats.lost} packets declared lost, ${toSpoof.length} sent to the spoofed address`);
     assert.ok(p.server!.stats.rtt < 100, `RTT estimate kept (${p.server!.stats.rtt} ms; initial is 333)`);
-    assert.ok(p.server!.stats.cwnd >= before!.cwnd, `cwnd ${p.server!.stats.cwnd} >= ${before!.cwnd} before the spoofed packet`);
+    // No reset to the initial window (~12 kB): at most the one congestion response (x0.7) to the
+    // lost probes; the window does not grow back past it here because the transfer is flow-control
+    // limited by then (RFC 9002 §7.8: no growth while application/flow-control limited).
+    assert.ok(p.server!.stats.cwnd >= 0.7 * before!.cwnd - 1, `cwnd ${p.server!.stats.cwnd} vs ${before!.cwnd} before the spoofed packet`);
     assert.is(p.events('server', 'pathChanged').length, 0, 'no migration was ever validated');
     assert.equal(p.bugs(), []);
   });
