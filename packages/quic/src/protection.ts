@@ -3,7 +3,8 @@
  * in-place AEAD payload protection and header protection, key update, AEAD usage limits.
  *
  * All operations work in place on the datagram/send buffer. The only per-packet allocations are the
- * small `subarray` views the provider's AEAD interface takes; the nonce buffer is reused per key.
+ * small `subarray` views the provider's AEAD interface takes (fewer through its optional in-place
+ * sealInPlace/openInPlace, which take offsets); the nonce buffer is reused per key.
  *
  * Send: write header + frames (leave 16 bytes after the payload for the tag), patch the Length,
  * then `keys.protect(buf, headerOffset, pnOffset, pnLength, payloadEnd, pn)` → packet end.
@@ -161,12 +162,9 @@ export class PacketKeys {
       throw new RangeError('packet too short for header protection sample, or buffer too small for the tag');
     }
     this.sealed++;
-    this.aead.seal(
-      this.makeNonce(pn),
-      buf.subarray(headerOffset, payloadStart),
-      buf.subarray(payloadStart, payloadEnd),
-      buf.subarray(payloadStart, packetEnd),
-    );
+    const aead = this.aead;
+    if (aead.sealInPlace !== undefined) aead.sealInPlace(this.makeNonce(pn), buf, headerOffset, payloadStart, payloadEnd);
+    else aead.seal(this.makeNonce(pn), buf.subarray(headerOffset, payloadStart), buf.subarray(payloadStart, payloadEnd), buf.subarray(payloadStart, packetEnd));
     const mask = this.hp.mask(buf, sampleOffset);
     buf[headerOffset]! ^= mask[0]! & ((buf[headerOffset]! & 0x80) !== 0 ? 0x0f : 0x1f);
     for (let i = 0; i < pnLength; i++) buf[pnOffset + i]! ^= mask[1 + i]!;
@@ -218,13 +216,12 @@ export class PacketKeys {
    * bits are a PROTOCOL_VIOLATION (RFC 9000 §17.2, §17.3.1), thrown as ProtocolViolation.
    */
   decrypt(buf: Uint8Array, p: UnprotectedPacket): boolean {
-    const ok = this.aead.open(
-      this.makeNonce(p.pn),
-      buf.subarray(p.headerOffset, p.payloadOffset),
-      buf.subarray(p.payloadOffset, p.packetEnd),
-      buf.subarray(p.payloadOffset, p.packetEnd),
-    );
-    if (ok === null) {
+    const aead = this.aead;
+    const ok =
+      aead.openInPlace !== undefined
+        ? aead.openInPlace(this.makeNonce(p.pn), buf, p.headerOffset, p.payloadOffset, p.payloadEnd)
+        : aead.open(this.makeNonce(p.pn), buf.subarray(p.headerOffset, p.payloadOffset), buf.subarray(p.payloadOffset, p.packetEnd), buf.subarray(p.payloadOffset, p.packetEnd)) !== null;
+    if (!ok) {
       this.openFailures++;
       return false;
     }

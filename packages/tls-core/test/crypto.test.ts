@@ -247,6 +247,42 @@ for (const p of providers) {
   });
 }
 
+test('AEAD sealInPlace / openInPlace (optional fast path): same bytes as seal/open, failures leave the buffer untouched', () => {
+  const rnd = prng(99);
+  const withFastPath = providers.filter((p) => p.aead('aes-128-gcm', new Uint8Array(16)).sealInPlace !== undefined);
+  assert.ok(withFastPath.some((p) => p.name === 'node'), 'the node provider has the in-place fast path');
+  for (const p of withFastPath) {
+    for (const alg of AEADS) {
+      const a = p.aead(alg, rnd.bytes(keyLen(alg)));
+      for (const len of [0, 1, 16, 33, 1200, 1500]) {
+        const nonce = rnd.bytes(12);
+        const hdr = 1 + rnd.int(30);
+        const pad = rnd.int(5);
+        const buf = rnd.bytes(pad + hdr + len + 16 + 3);
+        const aad = buf.slice(pad, pad + hdr);
+        const pt = buf.slice(pad + hdr, pad + hdr + len);
+        const expect = a.seal(nonce, aad, pt);
+        a.sealInPlace!(nonce, buf, pad, pad + hdr, pad + hdr + len);
+        assert.is(hex(buf.subarray(pad + hdr, pad + hdr + len + 16)), hex(expect), `${p.name} ${alg} seal ${len}`);
+        assert.is(hex(buf.subarray(pad, pad + hdr)), hex(aad), 'AAD bytes unchanged');
+        // Tampered tag, ciphertext or AAD: false, buffer unchanged.
+        for (const at of [pad, pad + hdr + (len >> 1), pad + hdr + len + 15]) {
+          const bad = buf.slice();
+          bad[at]! ^= 0x10;
+          const before = bad.slice();
+          assert.is(a.openInPlace!(nonce, bad, pad, pad + hdr, pad + hdr + len), false, `${p.name} ${alg} tamper at ${at}`);
+          assert.is(hex(bad), hex(before), 'failed openInPlace leaves the buffer as it was');
+        }
+        assert.is(a.openInPlace!(nonce, buf, pad, pad + hdr, pad + hdr + len), true, `${p.name} ${alg} open ${len}`);
+        assert.is(hex(buf.subarray(pad + hdr, pad + hdr + len)), hex(pt));
+        assert.is(a.openInPlace!(nonce.subarray(0, 8), buf, pad, pad + hdr, pad + hdr + len), false, 'bad nonce length');
+        assert.is(a.openInPlace!(nonce, buf, pad, pad + hdr, buf.length - 15), false, 'tag beyond the buffer');
+        assert.throws(() => a.sealInPlace!(nonce, buf, pad, pad + hdr, buf.length - 15), RangeError);
+      }
+    }
+  }
+});
+
 test('AEAD cross-provider: seal with one, open with the other (random sizes 0..20000)', () => {
   const rnd = prng(1234);
   for (const alg of AEADS) {

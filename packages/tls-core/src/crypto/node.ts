@@ -123,6 +123,8 @@ function checkKey(alg: AeadAlg, key: Uint8Array, what: string): void {
 }
 
 const TAG = 16;
+/** createCipheriv / createDecipheriv options (one object for every call). */
+const GCM_OPTIONS = { authTagLength: TAG };
 
 class NodeAead implements Aead {
   private readonly key: KeyObject;
@@ -140,7 +142,7 @@ class NodeAead implements Aead {
     const len = plaintext.length;
     if (nonce.length !== 12) throw new RangeError('AEAD nonce must be 12 bytes');
     // createCipheriv per call is unavoidable with node:crypto (no re-keying of a context with a new IV).
-    const c = createCipheriv(this.cipher as 'aes-128-gcm', this.key, nonce, { authTagLength: TAG }) as CipherGCM;
+    const c = createCipheriv(this.cipher as 'aes-128-gcm', this.key, nonce, GCM_OPTIONS) as CipherGCM;
     c.setAAD(aad);
     const ct = c.update(plaintext);
     c.final();
@@ -156,7 +158,7 @@ class NodeAead implements Aead {
     if (len < 0 || nonce.length !== 12) return null;
     if (out && out.length < len) return null;
     try {
-      const d = createDecipheriv(this.cipher as 'aes-128-gcm', this.key, nonce, { authTagLength: TAG }) as DecipherGCM;
+      const d = createDecipheriv(this.cipher as 'aes-128-gcm', this.key, nonce, GCM_OPTIONS) as DecipherGCM;
       d.setAuthTag(ciphertext.subarray(len));
       d.setAAD(aad);
       const pt = d.update(ciphertext.subarray(0, len));
@@ -166,6 +168,31 @@ class NodeAead implements Aead {
       return out.subarray(0, len);
     } catch {
       return null;
+    }
+  }
+
+  sealInPlace(nonce: Uint8Array, buf: Uint8Array, aadStart: number, textStart: number, textEnd: number): void {
+    if (nonce.length !== 12) throw new RangeError('AEAD nonce must be 12 bytes');
+    if (aadStart < 0 || aadStart > textStart || textStart > textEnd || textEnd + TAG > buf.length) throw new RangeError('AEAD output buffer too small');
+    const c = createCipheriv(this.cipher as 'aes-128-gcm', this.key, nonce, GCM_OPTIONS) as CipherGCM;
+    c.setAAD(buf.subarray(aadStart, textStart));
+    buf.set(c.update(buf.subarray(textStart, textEnd)), textStart);
+    c.final();
+    buf.set(c.getAuthTag(), textEnd);
+  }
+
+  openInPlace(nonce: Uint8Array, buf: Uint8Array, aadStart: number, textStart: number, tagStart: number): boolean {
+    if (nonce.length !== 12 || aadStart < 0 || aadStart > textStart || textStart > tagStart || tagStart + TAG > buf.length) return false;
+    try {
+      const d = createDecipheriv(this.cipher as 'aes-128-gcm', this.key, nonce, GCM_OPTIONS) as DecipherGCM;
+      d.setAuthTag(buf.subarray(tagStart, tagStart + TAG));
+      d.setAAD(buf.subarray(aadStart, textStart));
+      const pt = d.update(buf.subarray(textStart, tagStart));
+      d.final(); // throws on authentication failure; buf is untouched until then
+      buf.set(pt, textStart);
+      return true;
+    } catch {
+      return false;
     }
   }
 }

@@ -40,6 +40,19 @@ export interface Aead {
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Uint8Array;
   /** Decrypts and authenticates ciphertext || tag. Returns null on failure; never throws. `out` as for seal. */
   open(nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, out?: Uint8Array): Uint8Array | null;
+  /**
+   * Optional fast path of seal() for QUIC packets, in place and by offsets (no views for the caller
+   * to make): buf[aadStart, textStart) is the AAD, buf[textStart, textEnd) the plaintext, replaced
+   * by the ciphertext, and the tag is written at buf[textEnd, textEnd + 16). Same result as
+   * seal(nonce, aad, plaintext, out-aliasing-plaintext).
+   */
+  sealInPlace?(nonce: Uint8Array, buf: Uint8Array, aadStart: number, textStart: number, textEnd: number): void;
+  /**
+   * Optional fast path of open(), in place: buf[textStart, tagStart) is the ciphertext and
+   * buf[tagStart, tagStart + 16) the tag; on success the plaintext replaces the ciphertext and true
+   * is returned; false on authentication failure (buf is then unchanged). Never throws.
+   */
+  openInPlace?(nonce: Uint8Array, buf: Uint8Array, aadStart: number, textStart: number, tagStart: number): boolean;
 }
 
 /** QUIC header protection (RFC 9001 §5.4) bound to one key. */
