@@ -76,7 +76,10 @@ export type H3Event =
   | { type: 'trailers'; streamId: number; trailers: FieldLine[] }
   /** The peer finished the message (FIN after a complete, valid message). */
   | { type: 'end'; streamId: number }
-  /** The peer reset its sending part of a request stream. */
+  /**
+   * The peer reset its sending part of a request stream while we were still reading it (a reset
+   * after we stopped reading or after the complete message is not reported: our side continues).
+   */
   | { type: 'streamReset'; streamId: number; code: number }
   /** Data queued on a request stream has been accepted by the transport: more may be written. */
   | { type: 'writable'; streamId: number }
@@ -628,6 +631,13 @@ export class H3Connection {
     }
     const s = this.requests.get(id);
     if (!s) return;
+    if (s.fin) {
+      // We stopped reading (STOP_SENDING, §4.1.1) or already have the whole message: the peer's
+      // RESET_STREAM is its transport's answer (RFC 9000 §3.5) or changes nothing we still need.
+      // It is information only: our sending part (e.g. a response) keeps going and finishes.
+      if (s.localDone) this.retire(id);
+      return;
+    }
     if (s.phase !== 'done') this.decoder.cancelStream(id);
     this.retire(id);
     if (!s.localDone && code !== H3Error.H3_NO_ERROR) this.transport.resetStream(id, H3Error.H3_REQUEST_CANCELLED);

@@ -17,6 +17,8 @@ export class MemoryTransport implements H3Transport {
   private nextBidi: number;
   private nextUni: number;
   private readonly finished = new Set<number>();
+  /** Streams whose sending part the peer stopped (STOP_SENDING): writes are dropped, as in QUIC. */
+  private readonly stopped = new Set<number>();
   /** Max streams of each kind this side may open (like a QUIC stream limit). */
   maxStreams = 1000;
   private opened = { bidi: 0, uni: 0 };
@@ -52,6 +54,8 @@ export class MemoryTransport implements H3Transport {
 
   write(id: number, data: Uint8Array, fin: boolean): void {
     if (this.closed) return;
+    // A write racing the peer's STOP_SENDING (not yet seen as 'streamStopped') is discarded.
+    if (this.stopped.has(id)) return;
     if (this.finished.has(id)) throw new Error(`stream ${id} already finished`);
     if (fin) this.finished.add(id);
     this.peer.deliver({ type: 'streamData', id, data: data.slice(), fin });
@@ -78,6 +82,7 @@ export class MemoryTransport implements H3Transport {
     // The peer's transport answers STOP_SENDING by resetting its sending part (RFC 9000 §3.5).
     if (this.peer.finished.has(id)) return;
     this.peer.finished.add(id);
+    this.peer.stopped.add(id);
     this.peer.deliver({ type: 'streamStopped', id, code });
     this.deliver({ type: 'streamReset', id, code });
   }

@@ -256,7 +256,10 @@ export class H3ServerSession {
         case 'streamError':
         case 'stopSending': {
           const s = this.streams.get(ev.streamId);
-          if (s) {
+          // A reset of a request we no longer read (we stopped reading it, RFC 9114 §4.1.1, or it
+          // is complete) does not concern the response: H3Connection does not report one, and a
+          // response in progress must finish anyway.
+          if (s && !(ev.type === 'streamReset' && s.requestDone)) {
             this.abandon(s, new Error(`request stream reset (0x${ev.code.toString(16)})`));
             this.streams.delete(ev.streamId);
           }
@@ -333,6 +336,7 @@ export class H3ServerSession {
       s.body = makeBody(this.conn, id, this.opts.wake, () => {
         this.conn.stopReading(id);
         s.requestDone = true;
+        this.settle(id, s);
         this.opts.wake?.();
       });
     }
