@@ -294,6 +294,56 @@ differential('rejectUnauthorized: false connects with authorized=false and autho
   }
 });
 
+// Name constraints and the CN fallback: a CA constrained to example.com must not be able to issue a
+// SAN-less leaf that checkServerIdentity accepts by its CN for a name outside example.com (OpenSSL
+// checks the CN against the DNS constraints then: "permitted subtree violation", code UNSPECIFIED).
+let NC: { evil: Pem; good: Pem; excluded: Pem; single: Pem } | null = null;
+if (pki) {
+  const caExt = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];
+  const noSan = ['basicConstraints=CA:FALSE', 'extendedKeyUsage=serverAuth'];
+  const permitted = pki.issue('nc-int', { subj: '/CN=Constrained Intermediate', issuer: CA!, ext: [...caExt, 'nameConstraints=critical,permitted;DNS:example.com'] });
+  const excluding = pki.issue('nc-int-x', { subj: '/CN=Excluding Intermediate', issuer: CA!, ext: [...caExt, 'nameConstraints=critical,excluded;DNS:evil.test'] });
+  const withChain = (c: PkiCert, int: PkiCert): Pem => ({ cert: c.pem + int.pem, key: pki.keyPem(`k-${c.name}`) });
+  NC = {
+    evil: withChain(pki.issue('nc-evil', { subj: '/CN=evil.test', issuer: permitted, ext: noSan }), permitted),
+    good: withChain(pki.issue('nc-good', { subj: '/CN=good.example.com', issuer: permitted, ext: noSan }), permitted),
+    excluded: withChain(pki.issue('nc-excl', { subj: '/CN=www.evil.test', issuer: excluding, ext: noSan }), excluding),
+    single: withChain(pki.issue('nc-single', { subj: '/CN=localhost', issuer: permitted, ext: noSan }), permitted),
+  };
+}
+
+differential('name constraints apply to the subject CN when it is used as the host name (no DNS SAN)', async (srvTls, cliTls) => {
+  const evil = await listen(srvTls, NC!.evil);
+  const good = await listen(srvTls, NC!.good);
+  const excluded = await listen(srvTls, NC!.excluded);
+  try {
+    return {
+      evil: await talk(cliTls, { port: evil.port, servername: 'evil.test', ca: CA.pem }),
+      evilLax: strip(await talk(cliTls, { port: evil.port, servername: 'evil.test', ca: CA.pem, rejectUnauthorized: false })),
+      // The chain error comes first, whatever the host name (OpenSSL checks it during chain verification).
+      evilOtherName: await talk(cliTls, { port: evil.port, servername: 'good.example.com', ca: CA.pem }),
+      good: strip(await talk(cliTls, { port: good.port, servername: 'good.example.com', ca: CA.pem })),
+      excluded: await talk(cliTls, { port: excluded.port, servername: 'www.evil.test', ca: CA.pem }),
+      excludedLax: strip(await talk(cliTls, { port: excluded.port, servername: 'www.evil.test', ca: CA.pem, rejectUnauthorized: false })),
+    };
+  } finally {
+    await Promise.all([evil.close(), good.close(), excluded.close()]);
+  }
+});
+
+test('compat client: a single-label CN outside the DNS name constraints is refused (deliberately stricter than OpenSSL)', async () => {
+  if (!HAVE) return;
+  // OpenSSL does not treat a one-label CN ("localhost") as a DNS name for name constraints, yet
+  // checkServerIdentity matches it against the host "localhost": the constraint would not hold.
+  const srv = await listen(nodeTls, NC!.single);
+  try {
+    const r = await talk(petrel, { port: srv.port, servername: 'localhost', ca: CA.pem });
+    assert.equal([r.event, r.code], ['error', 'UNSPECIFIED']);
+  } finally {
+    await srv.close();
+  }
+});
+
 differential('checkServerIdentity is called with the host name and the certificate', async (srvTls, cliTls) => {
   const srv = await listen(srvTls, SRV);
   try {

@@ -34,6 +34,9 @@ import { CertificateError } from '../x509/errors.js';
 import { formatIp, parseIpLiteral } from '../x509/identity.js';
 import { nodeRootCertificates } from '../x509/node-roots.js';
 import { WebPkiVerifier } from '../x509/verifier.js';
+import { bytesEqual } from '../x509/cert.js';
+import { commonNameConstraintViolation } from '../x509/constraints.js';
+import type { ValidatedPath } from '../x509/path.js';
 import { pemDecode } from '../util/der.js';
 
 // -------------------------------------------------------------------------------------------------
@@ -564,6 +567,33 @@ export function nodeVerifyError(e: CertificateError, chain: Uint8Array[]): Coded
   return err;
 }
 
+/**
+ * The chain error OpenSSL reports when the leaf's commonName, used as a host name because the leaf
+ * has no DNS subjectAltName, is outside the DNS name constraints of a CA in the path
+ * (X509_V_ERR_PERMITTED_VIOLATION / X509_V_ERR_EXCLUDED_VIOLATION; node has no code for these and
+ * reports UNSPECIFIED). The core verifier ignores the CN (RFC 9525 §6.2), so it does not check this;
+ * checkServerIdentity here falls back to the CN as node's does, so the constraint must hold for it.
+ */
+function cnConstraintError(path: ValidatedPath): CodedError | null {
+  const leaf = path.certificates[0]!;
+  const cas = [...path.certificates.slice(1), path.anchor];
+  for (const ca of cas) {
+    if (!ca.nameConstraints || bytesEqual(ca.der, leaf.der)) continue;
+    const v = commonNameConstraintViolation(ca.nameConstraints, leaf);
+    if (!v) continue;
+    const message = v.excluded ? 'excluded subtree violation' : 'permitted subtree violation';
+    const e = new CertificateError('name-constraint', `common name "${v.name}" of "${leaf.subject.text}" (used as a host name: the certificate has no DNS subjectAltName) violates the name constraints of CA "${ca.subject.text}"`, {
+      index: 0,
+      subject: leaf.subject.text,
+      name: `DNS:${v.name}`,
+    });
+    const err = coded(message, 'UNSPECIFIED', { detail: e.message });
+    err.cause = e;
+    return err;
+  }
+  return null;
+}
+
 /** OpenSSL's reason for an alert from the peer: node:tls codes such as ERR_SSL_TLSV1_ALERT_UNKNOWN_CA. */
 function receivedAlertReason(alert: number): { code: string; reason: string } {
   const name = alertName(alert) === 'user_canceled' ? 'user_cancelled' : alertName(alert);
@@ -963,6 +993,8 @@ function clientPlan(options: ConnOpts, verify: VerifyState): Plan {
         if (r.kind === 'empty-chain') return r.toProtocolViolation(Alert.decode_error);
         err = nodeVerifyError(r, chain);
         alert = r.alert;
+      } else if ((err = cnConstraintError(r)) !== null) {
+        alert = Alert.bad_certificate;
       } else {
         let res: unknown;
         try {

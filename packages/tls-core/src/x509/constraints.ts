@@ -35,6 +35,30 @@ export function nameConstraintViolation(nc: NameConstraints, cert: Certificate):
   return null;
 }
 
+/**
+ * The subject commonName values of `cert` taken as DNS names, checked against the dNSName
+ * constraints of `nc`; for callers that fall back to the CN as a host name when the certificate has
+ * no DNS subjectAltName (node:tls checkServerIdentity does). Without this check a CA constrained to
+ * `example.com` could issue a SAN-less leaf with CN=evil.test that such a caller accepts for
+ * evil.test. OpenSSL applies the same rule (NAME_CONSTRAINTS_check_CN) to CNs that look like
+ * host names; here every CN that a host-name comparison could match (non-empty, printable ASCII
+ * without spaces) is checked, including single-label and wildcard CNs, which OpenSSL skips.
+ * Returns null if the certificate has a DNS subjectAltName (the CN is then never used as a name).
+ */
+export function commonNameConstraintViolation(nc: NameConstraints, cert: Certificate): { name: string; excluded: boolean } | null {
+  if (cert.subjectAltNames?.some((n) => n.type === 'dns')) return null;
+  for (const rdn of cert.subject.rdns) {
+    for (const a of rdn) {
+      if (a.type !== OID.commonName || a.value.length === 0 || /[^\x21-\x7e]/.test(a.value)) continue;
+      const name: GeneralName = { type: 'dns', value: a.value };
+      for (const c of nc.excluded) if (c.type === 'dns' && dnsWithin(a.value, c.value, 'excluded')) return { name: a.value, excluded: true };
+      const permitted = nc.permitted.filter((c) => c.type === 'dns');
+      if (permitted.length > 0 && !permitted.some((c) => within(name, c, 'permitted') === true)) return { name: a.value, excluded: false };
+    }
+  }
+  return null;
+}
+
 function allowed(nc: NameConstraints, name: GeneralName): boolean {
   const form: Form = name.type;
   for (const c of nc.excluded) {
