@@ -260,7 +260,7 @@ export class H3ServerSession {
           // is complete) does not concern the response: H3Connection does not report one, and a
           // response in progress must finish anyway.
           if (s && !(ev.type === 'streamReset' && s.requestDone)) {
-            this.abandon(s, new Error(`request stream reset (0x${ev.code.toString(16)})`));
+            this.abandon(ev.streamId, s, new Error(`request stream reset (0x${ev.code.toString(16)})`));
             this.streams.delete(ev.streamId);
           }
           this.waiters.wake(ev.streamId);
@@ -268,7 +268,7 @@ export class H3ServerSession {
         }
         case 'closed':
         case 'connectionError':
-          for (const s of this.streams.values()) this.abandon(s, new Error('connection closed'));
+          for (const [id, s] of this.streams) this.abandon(id, s, new Error('connection closed'));
           this.streams.clear();
           this.waiters.wakeAll();
           break;
@@ -280,9 +280,20 @@ export class H3ServerSession {
    * The client is gone (stream reset, connection closed): the request body errors, `request.signal`
    * aborts and the response body stream is cancelled, so the application can stop its work.
    */
-  private abandon(s: ServerStream, reason: Error): void {
+  private abandon(id: number, s: ServerStream, reason: Error): void {
     s.gone = true;
     bodyError(s.body, reason);
+    if (!s.requestDone && !this.conn.closed) {
+      // E.g. STOP_SENDING alone: the request side is still open, perhaps paused with its FIN
+      // unread. Nobody reads it any more: stop it, or the stream (and its QUIC credit) stays.
+      s.requestDone = true;
+      this.conn.stopReading(id, H3Error.H3_REQUEST_CANCELLED);
+      this.opts.wake?.();
+    }
+    if (s.body?.paused) {
+      s.body.paused = false;
+      this.conn.resumeReading(id); // what the transport held is discarded by H3Connection
+    }
     const abort = s.abort;
     const cancel = s.sending.cancel;
     // Application code runs in abort listeners and cancel(): outside our event handling.

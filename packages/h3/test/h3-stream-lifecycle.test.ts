@@ -5,6 +5,8 @@ import { H3Connection, type H3Event } from '../src/connection.js';
 import { H3Error } from '../src/errors.js';
 import { connectInMemory } from '../src/memory-session.js';
 import { memoryTransportPair } from '../src/memory-transport.js';
+import { driveMemoryTransport } from '../src/memory-session.js';
+import { H3ClientSession, H3ServerSession } from '../src/web.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -86,6 +88,44 @@ test('H3Connection: a peer reset after we stopped reading is information only', 
   server.sendData(id, new Uint8Array(5), true);
   assert.is(server.activeRequests, 0);
   assert.not.ok(t.server.log.some((l) => l.op === 'reset'));
+});
+
+test('a paused request body whose client sends STOP_SENDING only is stopped and forgotten', async () => {
+  const t = memoryTransportPair();
+  // The server transport pauses like QUIC: data of a paused stream is held until resumed.
+  const paused = new Set<number>();
+  const held: { ev: Parameters<H3Connection['handleEvent']>[0]; id: number }[] = [];
+  Object.assign(t.server, {
+    pauseReading: (id: number) => void paused.add(id),
+    resumeReading: (id: number) => void paused.delete(id),
+  });
+  const client = new H3Connection(t.client);
+  const server = new H3Connection(t.server);
+  const cs = new H3ClientSession(client);
+  const ss = new H3ServerSession(server, () => new Response(new ReadableStream({ pull: (c) => sleep(10).then(() => c.enqueue(new Uint8Array(10))) })));
+  driveMemoryTransport(t.client, client, (e) => cs.handleEvents(e));
+  t.server.onEvent = () =>
+    setImmediate(() => {
+      for (const ev of t.server.poll()) {
+        if (ev.type === 'streamData' && paused.has(ev.id)) held.push({ ev, id: ev.id });
+        else ss.handleEvents(server.handleEvent(ev));
+      }
+      for (let i = 0; i < held.length; i++) {
+        if (paused.has(held[i]!.id)) continue;
+        ss.handleEvents(server.handleEvent(held[i]!.ev));
+        held.splice(i--, 1);
+      }
+    });
+  // More than the read high-water mark, never read by the handler: reading pauses, FIN unread.
+  const res = await within(cs.fetch('https://x/up', { method: 'POST', body: new Uint8Array(600 * 1024) }), 2000, 'fetch');
+  await sleep(30);
+  assert.ok(paused.size > 0, 'the server paused the request body');
+  await res.body!.cancel(); // upload complete: the client can only send STOP_SENDING
+  await sleep(50);
+  assert.is(ss.activeRequests, 0);
+  assert.is(server.activeRequests, 0, 'the H3 request state is gone');
+  assert.is(paused.size, 0, 'the transport is no longer paused');
+  assert.ok(t.server.log.some((l) => l.op === 'stop' && l.code === H3Error.H3_REQUEST_CANCELLED), JSON.stringify(t.server.log));
 });
 
 test.run();
