@@ -425,6 +425,8 @@ interface ClientStream {
   sendStopped: boolean;
   /** The request body being sent, if any. */
   sending: BodySending;
+  /** Removes our listener from the request's AbortSignal (it may outlive the request). */
+  detach: () => void;
 }
 
 export class H3ClientSession {
@@ -462,14 +464,24 @@ export class H3ClientSession {
         return;
       }
       this.opts.wake?.();
-      const s: ClientStream = { resolve, reject, body: undefined, method: req.method, gone: false, sendStopped: false, sending: {} };
-      this.streams.set(id, s);
-      req.signal.addEventListener('abort', () => {
+      const onAbort = (): void => {
         if (s.gone) return;
         this.fail(id, s, req.signal.reason);
         this.conn.cancel(id);
         this.opts.wake?.();
-      });
+      };
+      const s: ClientStream = {
+        resolve,
+        reject,
+        body: undefined,
+        method: req.method,
+        gone: false,
+        sendStopped: false,
+        sending: {},
+        detach: () => req.signal.removeEventListener('abort', onAbort),
+      };
+      this.streams.set(id, s);
+      req.signal.addEventListener('abort', onAbort);
       if (req.body) {
         const bodyFailed = (e: unknown): void => {
           if (!s.gone) this.fail(id, s, new TypeError(`fetch failed: the request body stream errored: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
@@ -482,7 +494,9 @@ export class H3ClientSession {
   private fail(id: number, s: ClientStream, e: unknown): void {
     s.gone = true;
     this.streams.delete(id);
+    s.detach();
     this.stopUpload(s, e);
+    this.waiters.wake(id); // an upload waiting for 'writable' sees that it is gone
     if (s.body) bodyError(s.body, e instanceof Error ? e : new Error(String(e)));
     else s.reject(e);
   }
@@ -510,6 +524,8 @@ export class H3ClientSession {
             if (!s.gone) {
               s.gone = true;
               this.streams.delete(id);
+              s.detach();
+              this.waiters.wake(id);
               this.conn.cancel(id);
               this.opts.wake?.();
             }
@@ -538,6 +554,7 @@ export class H3ClientSession {
           if (s) {
             bodyEnd(s.body);
             this.streams.delete(ev.streamId);
+            s.detach();
           }
           break;
         }

@@ -128,4 +128,27 @@ test('a paused request body whose client sends STOP_SENDING only is stopped and 
   assert.ok(t.server.log.some((l) => l.op === 'stop' && l.code === H3Error.H3_REQUEST_CANCELLED), JSON.stringify(t.server.log));
 });
 
+test('aborting a fetch whose upload waits on backpressure releases the waiter and the body', async () => {
+  const h3 = connectInMemory(() => new Promise<Response>(() => {}));
+  // The client's send buffer stays "full": the upload waits for 'writable' that never comes.
+  Object.assign(h3.transports.client, { bufferedAmount: () => 10 * 1024 * 1024 });
+  const ac = new AbortController();
+  let cancelled = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull: (c) => c.enqueue(new Uint8Array(10)),
+    cancel: () => void (cancelled = true),
+  });
+  const p = h3.fetch('https://x/up', { method: 'POST', body, duplex: 'half', signal: ac.signal } as RequestInit);
+  await sleep(20);
+  ac.abort();
+  await within(p, 1000, 'fetch').then(
+    () => assert.unreachable('the fetch was aborted'),
+    (e: unknown) => assert.ok(e instanceof Error && e.name === 'AbortError', String(e)),
+  );
+  await sleep(20);
+  const waiting = (h3.clientSession as unknown as { waiters: { waiting: Map<number, unknown> } }).waiters.waiting;
+  assert.is(waiting.size, 0, 'no waiter left');
+  assert.ok(cancelled, 'the request body source was cancelled');
+});
+
 test.run();
