@@ -42,10 +42,16 @@ export interface TransportConfig {
   /**
    * Out-of-order STREAM segments buffered across all streams of a connection (resource limit; each
    * costs up to ~300 bytes of heap for a one-byte frame). PROTOCOL_VIOLATION beyond. Default 16,384
-   * (streams/manager.ts DEFAULT_MAX_REASSEMBLY_SEGMENTS). Needs connection.ts to forward it to
-   * StreamManager (`maxReassemblySegments: cfg.maxReassemblySegments`); until then the default applies.
+   * (streams/manager.ts DEFAULT_MAX_REASSEMBLY_SEGMENTS).
    */
   maxReassemblySegments?: number;
+  /**
+   * Keep-alive: after this many ms without sending an ack-eliciting packet, an established
+   * connection sends a PING (it elicits an ACK, so both idle timers restart and NAT mappings stay
+   * fresh; a receiver whose NAT mapping changed is heard from again). 0 (default) disables; must
+   * be below the idle timeout.
+   */
+  keepAliveInterval?: number;
   /** Receive-side ACK range memory (resource limit). Default 64. */
   maxAckRanges?: number;
   /** Called with qlog events (JSON-SEQ records are made by the driver). */

@@ -265,6 +265,8 @@ export class Connection implements QuicConnection {
   private handshakeDonePending = false;
   private newTokenPending: Uint8Array | null = null;
   private pingPending = false;
+  /** When the keep-alive PING is due (TransportConfig.keepAliveInterval), Infinity when off. */
+  private keepAliveAt = Infinity;
   private info: HandshakeInfo | null = null;
 
   private readonly events: ConnectionEvent[] = [];
@@ -1307,6 +1309,7 @@ export class Connection implements QuicConnection {
   private confirmHandshake(now: number): void {
     if (this.handshakeConfirmed) return;
     this.handshakeConfirmed = true;
+    if ((this.cfg.keepAliveInterval ?? 0) > 0) this.keepAliveAt = now + this.cfg.keepAliveInterval!;
     this.recovery.setHandshakeConfirmed(now);
     this.discardSpace(0, now);
     this.discardSpace(1, now);
@@ -1572,6 +1575,7 @@ export class Connection implements QuicConnection {
     this.path.bytesSent += off;
     if (anyAckEliciting) {
       this.pacer.onPacketSent(now, off);
+      if (this.handshakeConfirmed && (this.cfg.keepAliveInterval ?? 0) > 0) this.keepAliveAt = now + this.cfg.keepAliveInterval!;
       if (this.lastAckElicitingSent < 0) {
         this.lastAckElicitingSent = now;
         if (this.idleTimeout > 0) this.idleDeadline = now + this.effectiveIdle();
@@ -2127,6 +2131,7 @@ export class Connection implements QuicConnection {
     if (this.path.challengeDeadline < t) t = this.path.challengeDeadline;
     if (this.path.challengeRetry < t) t = this.path.challengeRetry;
     if (this.wakeAt < t) t = this.wakeAt;
+    if (this.keepAliveAt < t) t = this.keepAliveAt;
     return t === Infinity ? null : t;
   }
 
@@ -2147,6 +2152,10 @@ export class Connection implements QuicConnection {
       }
       if (now >= this.pacingDeadline) this.pacingDeadline = Infinity;
       if (now >= this.wakeAt) this.wakeAt = Infinity;
+      if (now >= this.keepAliveAt) {
+        this.keepAliveAt = Infinity; // re-armed when the PING (ack-eliciting) goes out
+        if (this.state === 'established') this.pingPending = true;
+      }
       if (now >= this.keyDiscardDeadline) {
         this.keyDiscardDeadline = Infinity;
         this.oneRtt?.discardPrevious();
@@ -2421,6 +2430,10 @@ function validateTransportConfig(cfg: TransportConfig): void {
   pos('activeConnectionIdLimit', 2);
   pos('maxDatagramFrameSize');
   pos('maxReassemblySegments', 1);
+  pos('keepAliveInterval');
+  if (cfg.keepAliveInterval && cfg.maxIdleTimeout !== 0 && cfg.keepAliveInterval >= (cfg.maxIdleTimeout ?? 30_000)) {
+    throw new ConfigError(`keepAliveInterval (${cfg.keepAliveInterval} ms) must be below maxIdleTimeout (${cfg.maxIdleTimeout ?? 30_000} ms), or the connection times out first`);
+  }
   if (cfg.ackDelayExponent !== undefined && (cfg.ackDelayExponent < 0 || cfg.ackDelayExponent > 20)) {
     throw new ConfigError('ackDelayExponent must be 0..20');
   }

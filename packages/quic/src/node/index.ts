@@ -107,7 +107,8 @@ function transportOf(o: TransportConfig): TransportConfig {
   const keys: (keyof TransportConfig)[] = [
     'maxIdleTimeout', 'connectionWindow', 'maxConnectionWindow', 'streamWindow', 'maxStreamWindow', 'maxStreamsBidi', 'maxStreamsUni',
     'sendBufferSize', 'maxUdpPayloadSize', 'maxAckDelay', 'ackDelayExponent', 'activeConnectionIdLimit', 'maxDatagramFrameSize',
-    'congestionControl', 'initialRtt', 'maxCryptoBuffer', 'disableActiveMigration', 'maxAckRanges', 'qlog',
+    'congestionControl', 'initialRtt', 'maxCryptoBuffer', 'disableActiveMigration', 'maxAckRanges', 'maxReassemblySegments',
+    'keepAliveInterval', 'qlog',
   ];
   const out: Record<string, unknown> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
