@@ -459,7 +459,10 @@ export class H3Connection {
       u = { id, type: -1, head: new Uint8Array(0), reader: null, settingsSeen: false, ignored: false };
       this.uni.set(id, u);
     }
-    if (u.ignored) return;
+    if (u.ignored) {
+      if (fin) this.uni.delete(id); // an ignored stream that ended: nothing more will come
+      return;
+    }
     if (u.type === -1) {
       const buf = concat(u.head, data);
       const pos = { v: 0 };
@@ -473,7 +476,10 @@ export class H3Connection {
       u.head = new Uint8Array(0);
       data = buf.subarray(pos.v);
       this.openUni(u);
-      if (u.ignored) return;
+      if (u.ignored) {
+        if (fin) this.uni.delete(id);
+        return;
+      }
     }
     switch (u.type) {
       case StreamType.CONTROL: {

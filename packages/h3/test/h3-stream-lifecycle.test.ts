@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { H3Connection, type H3Event } from '../src/connection.js';
 import { H3Error } from '../src/errors.js';
+import { encodeVarint } from '../src/varint.js';
 import { connectInMemory } from '../src/memory-session.js';
 import { memoryTransportPair } from '../src/memory-transport.js';
 import { driveMemoryTransport } from '../src/memory-session.js';
@@ -149,6 +150,26 @@ test('aborting a fetch whose upload waits on backpressure releases the waiter an
   const waiting = (h3.clientSession as unknown as { waiters: { waiting: Map<number, unknown> } }).waiters.waiting;
   assert.is(waiting.size, 0, 'no waiter left');
   assert.ok(cancelled, 'the request body source was cancelled');
+});
+
+test('unknown (grease) unidirectional streams that end are forgotten', () => {
+  const { client, server } = memoryTransportPair();
+  const conn = new H3Connection(server);
+  for (let i = 0; i < 500; i++) {
+    const id = client.open(false);
+    const type = encodeVarint(0x21 + 0x1f * (i + 1));
+    if (i % 2) {
+      client.write(id, Uint8Array.of(...type, 1, 2, 3), true); // type, data and FIN at once
+    } else {
+      client.write(id, Uint8Array.of(...type, 1), false); // FIN later, after the type was seen
+      client.write(id, Uint8Array.of(2), true);
+    }
+  }
+  const evs: H3Event[] = [];
+  for (const ev of server.poll()) evs.push(...conn.handleEvent(ev));
+  assert.not.ok(evs.some((e) => e.type === 'connectionError'));
+  assert.not.ok(conn.closed);
+  assert.is((conn as unknown as { uni: Map<number, unknown> }).uni.size, 0);
 });
 
 test.run();
