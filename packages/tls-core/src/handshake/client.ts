@@ -55,7 +55,7 @@ import {
   type Extension,
   type ServerHello,
 } from './codec.js';
-import { Transcript, SessionCore, certificateVerifyContent, codeToName, runVerifier, suiteByCode, unexpected, type Message } from './common.js';
+import { Transcript, SessionCore, certificateVerifyContent, certificateVerifyScheme, codeToName, runVerifier, suiteByCode, unexpected, type Message } from './common.js';
 import { normalizeClientConfig, type ClientSettings, type TlsClientConfig } from './config.js';
 
 interface PskOffer {
@@ -509,6 +509,7 @@ export class TlsClient extends SessionCore implements TlsSession {
     const cv = parseCertificateVerify(msg.body);
     const scheme = codeToName(SignatureSchemeCode, cv.scheme);
     if (!scheme || !this.cfg.schemes.includes(scheme)) throw tlsError(Alert.illegal_parameter, 'server signed with a scheme we did not offer');
+    if (!certificateVerifyScheme(scheme)) throw tlsError(Alert.illegal_parameter, `server CertificateVerify uses ${scheme}: RSA signatures in TLS 1.3 CertificateVerify must be RSASSA-PSS (RFC 8446 §4.4.3)`);
     const content = certificateVerifyContent(true, this.transcript.digest());
     if (!this.provider.verify(scheme, s.leafSpki, content, cv.signature)) throw tlsError(Alert.decrypt_error, 'server CertificateVerify signature is invalid');
     this.transcript.add(msg.raw);
@@ -539,7 +540,7 @@ export class TlsClient extends SessionCore implements TlsSession {
     const out: Uint8Array[] = [];
     if (s.cr) {
       const cc = this.cfg.clientCert;
-      const scheme: SignatureScheme | undefined = cc?.key.schemes.find((x) => s.cr!.schemes.includes(SignatureSchemeCode[x]) && this.provider.signatureSchemes.includes(x));
+      const scheme: SignatureScheme | undefined = cc?.key.schemes.find((x) => certificateVerifyScheme(x) && s.cr!.schemes.includes(SignatureSchemeCode[x]) && this.provider.signatureSchemes.includes(x));
       const certMsg = encodeCertificate({ context: s.cr.context, entries: cc && scheme ? cc.chain.map((cert) => ({ cert, extensions: [] })) : [] });
       this.transcript.add(certMsg);
       out.push(certMsg);

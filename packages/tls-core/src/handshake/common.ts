@@ -2,7 +2,7 @@
  * Pieces shared by TlsClient and TlsServer: the transcript hash, per-level message reassembly,
  * the event queue with commit-on-success, and the receive() error boundary.
  */
-import type { CryptoProvider, Hash, HashAlg } from '../crypto/provider.js';
+import type { CryptoProvider, Hash, HashAlg, SignatureScheme } from '../crypto/provider.js';
 import { Alert, ProtocolViolation, tlsError } from '../errors.js';
 import type { CipherSuite, EncryptionLevel, HandshakeInfo, KeyLogger, TlsEvent } from './api.js';
 import { CipherSuites } from './api.js';
@@ -69,6 +69,15 @@ export function certificateVerifyContent(server: boolean, transcriptHash: Uint8A
   out[64 + ctx.length] = 0;
   out.set(transcriptHash, 65 + ctx.length);
   return out;
+}
+
+/**
+ * Whether `scheme` may sign a TLS 1.3 CertificateVerify. RFC 8446 §4.4.3: RSA signatures there MUST
+ * use RSASSA-PSS, whatever signature_algorithms says; rsa_pkcs1_* in that list only covers
+ * signatures in certificates (§4.2.3), so they are never accepted, requested or used here.
+ */
+export function certificateVerifyScheme(scheme: SignatureScheme): boolean {
+  return !scheme.startsWith('rsa_pkcs1_');
 }
 
 export function suiteByCode(code: number): CipherSuite | null {

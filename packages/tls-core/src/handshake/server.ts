@@ -47,7 +47,7 @@ import {
   type KeyShareEntry,
   type OfferedPsks,
 } from './codec.js';
-import { SessionCore, Transcript, certificateVerifyContent, codeToName, runVerifier, suiteByCode, unexpected, type Message } from './common.js';
+import { SessionCore, Transcript, certificateVerifyContent, certificateVerifyScheme, codeToName, runVerifier, suiteByCode, unexpected, type Message } from './common.js';
 import {
   loadIdentity,
   serverSettingsFor,
@@ -451,7 +451,7 @@ export class TlsServer extends SessionCore implements TlsSession {
 
   private chooseScheme(hello: Hello, eff: Effective): SignatureScheme {
     const client = hello.sigAlgs ?? [];
-    const scheme = eff.id.key.schemes.find((s) => this.cfg.schemes.includes(s) && client.includes(SignatureSchemeCode[s]));
+    const scheme = eff.id.key.schemes.find((s) => certificateVerifyScheme(s) && this.cfg.schemes.includes(s) && client.includes(SignatureSchemeCode[s]));
     if (!scheme) throw tlsError(Alert.handshake_failure, 'no signature scheme in common with our certificate key');
     return scheme;
   }
@@ -558,7 +558,8 @@ export class TlsServer extends SessionCore implements TlsSession {
     let scheme: SignatureScheme | null = null;
     if (!psk) {
       if (eff.clientAuth !== 'none') {
-        crSchemes = cfg.schemes.filter((s) => p.signatureSchemes.includes(s)).map((s) => SignatureSchemeCode[s]);
+        // Only schemes valid in CertificateVerify: this list governs the client's CertificateVerify (RFC 8446 §4.3.2, §4.4.3).
+        crSchemes = cfg.schemes.filter((s) => certificateVerifyScheme(s) && p.signatureSchemes.includes(s)).map((s) => SignatureSchemeCode[s]);
         const cr = encodeCertificateRequest({ context: new Uint8Array(0), extensions: [encodeU16List(X.signature_algorithms, crSchemes)] });
         this.transcript.add(cr);
         flight.push(cr);
@@ -658,6 +659,7 @@ export class TlsServer extends SessionCore implements TlsSession {
     const cv = parseCertificateVerify(msg.body);
     const scheme = codeToName(SignatureSchemeCode, cv.scheme);
     if (!scheme || !s.n.crSchemes!.includes(cv.scheme)) throw tlsError(Alert.illegal_parameter, 'client signed with a scheme we did not request');
+    if (!certificateVerifyScheme(scheme)) throw tlsError(Alert.illegal_parameter, `client CertificateVerify uses ${scheme}: RSA signatures in TLS 1.3 CertificateVerify must be RSASSA-PSS (RFC 8446 §4.4.3)`);
     const content = certificateVerifyContent(false, this.transcript.digest());
     if (!this.provider.verify(scheme, s.spki, content, cv.signature)) throw tlsError(Alert.decrypt_error, 'client CertificateVerify signature is invalid');
     this.transcript.add(msg.raw);
