@@ -89,6 +89,8 @@ export type H3Event =
   | { type: 'streamError'; streamId: number; code: number; reason: string }
   /** The peer's SETTINGS arrived. */
   | { type: 'settings'; settings: H3Settings }
+  /** Client: the peer allows more request streams (after a refused {@link H3Connection.trySendRequest}). */
+  | { type: 'streamsAvailable' }
   /** An HTTP/3 datagram (RFC 9297) for an open request stream. */
   | { type: 'datagram'; streamId: number; data: Uint8Array }
   /** The peer started a graceful shutdown (client: stream id; server: push id). */
@@ -227,6 +229,9 @@ export class H3Connection {
           break;
         case 'streamWritable':
           if (this.requests.has(ev.id)) this.events.push({ type: 'writable', streamId: ev.id });
+          break;
+        case 'streamsAvailable':
+          if (ev.bidi && this.isClient) this.events.push({ type: 'streamsAvailable' });
           break;
         case 'streamOpened':
         case 'handshakeComplete':
@@ -665,6 +670,16 @@ export class H3Connection {
 
   /** Client: opens a request stream and sends the header section. Returns the stream id. */
   sendRequest(headers: FieldLine[], end = false): number {
+    const id = this.trySendRequest(headers, end);
+    if (id === null) throw new H3UsageError('stream limit reached: wait for the transport to allow more streams');
+    return id;
+  }
+
+  /**
+   * {@link sendRequest}, but null (nothing sent) when the peer's stream limit is reached: a
+   * 'streamsAvailable' event follows when the peer allows more (QUIC MAX_STREAMS).
+   */
+  trySendRequest(headers: FieldLine[], end = false): number | null {
     if (!this.isClient) throw new H3UsageError('only a client sends requests');
     if (this.closedState) throw new H3UsageError('connection closed');
     if (this.peerGoaway !== Infinity) throw new H3UsageError('the server sent GOAWAY: open a new connection');
@@ -672,7 +687,7 @@ export class H3Connection {
       throw new H3UsageError('extended CONNECT needs the server SETTINGS_ENABLE_CONNECT_PROTOCOL = 1');
     }
     const id = this.transport.openStream(true);
-    if (id === null) throw new H3UsageError('stream limit reached: wait for the transport to allow more streams');
+    if (id === null) return null;
     const s = this.newRequestStream(id);
     for (const [n, v] of headers) if (n === ':method') s.method = v;
     this.sendHeaders(id, headers, end);

@@ -10,7 +10,8 @@
  * concurrent requests to one origin share one connection (the connection attempt too); a
  * connection that closed or got GOAWAY is replaced by a new one on the next request; a connection
  * without requests in flight for `idleTimeoutMs` (default 5 s) is closed. A request counts as in
- * flight until its response body has been read to the end, cancelled or failed.
+ * flight until its response body has been read to the end, cancelled or failed. More concurrent
+ * requests than the server's stream limit wait for a stream (bounded: `connect.maxQueuedRequests`).
  *
  * Certificates are verified by default (WebPkiVerifier with Node's roots, or `ca` as the only trust
  * anchors); `insecure: true` skips verification (testing only). Request bodies (ReadableStream,

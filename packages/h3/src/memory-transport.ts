@@ -45,6 +45,14 @@ export class MemoryTransport implements H3Transport {
     return id;
   }
 
+  /** Raises {@link maxStreams} to `n` (like a peer's QUIC MAX_STREAMS) and reports it. */
+  allowStreams(n: number): void {
+    if (n <= this.maxStreams || this.closed) return;
+    this.maxStreams = n;
+    this.deliver({ type: 'streamsAvailable', bidi: true });
+    this.deliver({ type: 'streamsAvailable', bidi: false });
+  }
+
   /** openStream for tests: throws instead of returning null. */
   open(bidi: boolean): number {
     const id = this.openStream(bidi);

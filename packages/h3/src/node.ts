@@ -151,6 +151,11 @@ export interface H3Client {
 
 export interface ConnectH3Options extends Omit<ConnectOptions, 'alpn' | 'factory'> {
   h3?: H3ConnectionOptions;
+  /**
+   * Requests that may wait for a stream while the server's stream limit (QUIC MAX_STREAMS) is
+   * reached; beyond it fetch() rejects at once (default 10 000, see H3ClientSession).
+   */
+  maxQueuedRequests?: number;
 }
 
 /** Connects to an HTTP/3 server; `fetch` sends requests over this one connection. */
@@ -164,13 +169,13 @@ export async function connectH3(target: string | URL | { host: string; port: num
   let ended = false;
   const factory = h3ConnectionFactory(opts.h3 ?? {}, (b) => {
     binding = b;
-    session = new H3ClientSession(b.h3, { wake });
+    session = new H3ClientSession(b.h3, opts.maxQueuedRequests === undefined ? { wake } : { wake, maxQueuedRequests: opts.maxQueuedRequests });
     b.onEvents = (evs) => {
       for (const e of evs) if (e.type === 'goaway' || e.type === 'closed' || e.type === 'connectionError') ended = true;
       session!.handleEvents(evs);
     };
   });
-  const { h3: _h3, ...rest } = opts;
+  const { h3: _h3, maxQueuedRequests: _q, ...rest } = opts;
   quic = await connect(target, { ...rest, alpn: ['h3'], factory });
   const b = binding as H3Binding | null;
   if (!b || !session) {

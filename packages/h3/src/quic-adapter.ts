@@ -166,6 +166,8 @@ export class QuicH3Transport implements H3Transport {
       case 'streamStopped':
         this.pending.delete(ev.id);
         return [{ type: 'streamStopped', id: ev.id, code: ev.code }];
+      case 'streamsAvailable':
+        return [{ type: 'streamsAvailable', bidi: ev.bidi }];
       case 'datagram':
         return [{ type: 'datagram', data: ev.data }];
       case 'closed':

@@ -17,6 +17,8 @@ export type TransportEvent =
   | { type: 'streamWritable'; id: number }
   /** The peer sent STOP_SENDING; the transport has already reset our sending part with `code`. */
   | { type: 'streamStopped'; id: number; code: number }
+  /** The peer raised its stream limit (QUIC MAX_STREAMS): `openStream` may succeed again. */
+  | { type: 'streamsAvailable'; bidi: boolean }
   /** A QUIC DATAGRAM frame (RFC 9221) was received. */
   | { type: 'datagram'; data: Uint8Array }
   /** The QUIC connection is closed (by either side). */

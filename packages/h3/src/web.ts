@@ -34,7 +34,15 @@ export interface SessionOptions {
   wake?: () => void;
   /** Server: errors thrown by the handler (default: ignored, a 500 is sent). */
   onError?: (error: unknown) => void;
+  /**
+   * Client: requests that may wait for a stream while the server's stream limit is reached
+   * (default {@link DEFAULT_MAX_QUEUED_REQUESTS}); beyond it fetch() rejects at once.
+   */
+  maxQueuedRequests?: number;
 }
+
+/** Client: default bound on requests waiting for the server to allow more streams. */
+export const DEFAULT_MAX_QUEUED_REQUESTS = 10_000;
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host']);
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
@@ -429,9 +437,22 @@ interface ClientStream {
   detach: () => void;
 }
 
+/** A request waiting for a stream (the server's stream limit is reached). */
+interface QueuedRequest {
+  /** Sends the request if a stream can be opened now; false if not (still at the limit). */
+  start: () => boolean;
+  /** Rejects the fetch (connection closed, GOAWAY) and forgets the abort listener. */
+  fail: (e: unknown) => void;
+}
+
 export class H3ClientSession {
   private readonly streams = new Map<number, ClientStream>();
   private readonly waiters = new WritableWaiters();
+  /**
+   * Requests waiting, in order, for the server to raise its stream limit (QUIC MAX_STREAMS):
+   * like browsers and undici, more concurrent fetches than the limit wait instead of failing.
+   */
+  private readonly queue: QueuedRequest[] = [];
 
   constructor(
     readonly conn: H3Connection,
@@ -456,39 +477,94 @@ export class H3ClientSession {
     headersToFields(req.headers, fields);
     if (req.signal.aborted) return Promise.reject(req.signal.reason);
     return new Promise<Response>((resolve, reject) => {
-      let id: number;
-      try {
-        id = this.conn.sendRequest(fields, req.body === null);
-      } catch (e) {
-        reject(new TypeError(`fetch failed: ${e instanceof Error ? e.message : String(e)}`));
+      let queued: QueuedRequest | null = null;
+      const leaveQueue = (): void => {
+        req.signal.removeEventListener('abort', onQueuedAbort);
+        const i = queued ? this.queue.indexOf(queued) : -1;
+        if (i >= 0) this.queue.splice(i, 1);
+        queued = null;
+      };
+      const onQueuedAbort = (): void => {
+        leaveQueue();
+        reject(req.signal.reason);
+      };
+      const start = (): boolean => {
+        let id: number | null;
+        try {
+          id = this.conn.trySendRequest(fields, req.body === null);
+        } catch (e) {
+          leaveQueue();
+          reject(new TypeError(`fetch failed: ${e instanceof Error ? e.message : String(e)}`));
+          return true;
+        }
+        if (id === null) return false;
+        leaveQueue();
+        this.started(id, req, resolve, reject);
+        return true;
+      };
+      // Requests already waiting go first (FIFO), so a new one does not overtake them.
+      if (this.queue.length === 0 && start()) return;
+      const max = this.opts.maxQueuedRequests ?? DEFAULT_MAX_QUEUED_REQUESTS;
+      if (this.queue.length >= max) {
+        reject(new TypeError(`fetch failed: stream limit reached and ${this.queue.length} requests already wait for a stream`));
         return;
       }
-      this.opts.wake?.();
-      const onAbort = (): void => {
-        if (s.gone) return;
-        this.fail(id, s, req.signal.reason);
-        this.conn.cancel(id);
-        this.opts.wake?.();
+      queued = {
+        start,
+        fail: (e) => {
+          leaveQueue();
+          reject(e);
+        },
       };
-      const s: ClientStream = {
-        resolve,
-        reject,
-        body: undefined,
-        method: req.method,
-        gone: false,
-        sendStopped: false,
-        sending: {},
-        detach: () => req.signal.removeEventListener('abort', onAbort),
-      };
-      this.streams.set(id, s);
-      req.signal.addEventListener('abort', onAbort);
-      if (req.body) {
-        const bodyFailed = (e: unknown): void => {
-          if (!s.gone) this.fail(id, s, new TypeError(`fetch failed: the request body stream errored: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
-        };
-        void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.waiters, this.opts.wake, s.sending, bodyFailed);
-      }
+      this.queue.push(queued);
+      req.signal.addEventListener('abort', onQueuedAbort);
     });
+  }
+
+  /** Number of requests waiting for a stream (the server's stream limit is reached). */
+  get queuedRequests(): number {
+    return this.queue.length;
+  }
+
+  /** Sends queued requests while the transport gives streams. */
+  private drainQueue(): void {
+    while (this.queue.length > 0) {
+      if (!this.queue[0]!.start()) return;
+    }
+  }
+
+  /** Rejects every queued request (no stream will come on this connection). */
+  private failQueue(why: string): void {
+    for (const q of [...this.queue]) q.fail(new TypeError(`fetch failed: ${why}`));
+  }
+
+  /** The request went out on stream `id`: wire its response, abort and body. */
+  private started(id: number, req: Request, resolve: (r: Response) => void, reject: (e: unknown) => void): void {
+    this.opts.wake?.();
+    const onAbort = (): void => {
+      if (s.gone) return;
+      this.fail(id, s, req.signal.reason);
+      this.conn.cancel(id);
+      this.opts.wake?.();
+    };
+    const s: ClientStream = {
+      resolve,
+      reject,
+      body: undefined,
+      method: req.method,
+      gone: false,
+      sendStopped: false,
+      sending: {},
+      detach: () => req.signal.removeEventListener('abort', onAbort),
+    };
+    this.streams.set(id, s);
+    req.signal.addEventListener('abort', onAbort);
+    if (req.body) {
+      const bodyFailed = (e: unknown): void => {
+        if (!s.gone) this.fail(id, s, new TypeError(`fetch failed: the request body stream errored: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      };
+      void sendBody(this.conn, id, req.body, () => s.gone || s.sendStopped || this.conn.closed, this.waiters, this.opts.wake, s.sending, bodyFailed);
+    }
   }
 
   private fail(id: number, s: ClientStream, e: unknown): void {
@@ -577,8 +653,16 @@ export class H3ClientSession {
           this.waiters.wake(ev.streamId);
           break;
         }
+        case 'streamsAvailable':
+          this.drainQueue();
+          break;
+        case 'goaway':
+          // §5.2: no new request may be sent on this connection (a pool retries elsewhere).
+          this.failQueue('the server sent GOAWAY before the request could be sent');
+          break;
         case 'closed':
         case 'connectionError':
+          this.failQueue(`connection closed (0x${ev.code.toString(16)}) before the request could be sent`);
           for (const [id, s] of [...this.streams]) this.fail(id, s, new TypeError(`fetch failed: connection closed (0x${ev.code.toString(16)})`));
           this.waiters.wakeAll();
           break;

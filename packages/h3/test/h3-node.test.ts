@@ -169,4 +169,24 @@ for (const provider of providers) {
   });
 }
 
+test('150 concurrent fetches to a server allowing 100 streams all succeed (they wait for MAX_STREAMS)', async () => {
+  const provider = providers[0]!;
+  const server = await serve({ port: 0, host: '127.0.0.1', provider, cert: leaf.certPem, key: leaf.keyPem, maxStreamsBidi: 100 }, async (req) => {
+    await new Promise((r) => setTimeout(r, 20)); // all first 100 requests are in flight together
+    return new Response(`hi ${new URL(req.url).searchParams.get('i')}`);
+  });
+  const port = server.address().port;
+  const client = await connectH3({ host: '127.0.0.1', port }, { provider, ca: ca.certPem, serverName: 'localhost' });
+  try {
+    const texts = await within(
+      20_000,
+      Promise.all(Array.from({ length: 150 }, (_, i) => client.fetch(`https://localhost:${port}/?i=${i}`).then((r) => r.text()))),
+    );
+    for (let i = 0; i < 150; i++) assert.is(texts[i], `hi ${i}`);
+  } finally {
+    await client.close();
+    await server.close(0x100, 'done', 500);
+  }
+});
+
 test.run();

@@ -172,4 +172,60 @@ test('unknown (grease) unidirectional streams that end are forgotten', () => {
   assert.is((conn as unknown as { uni: Map<number, unknown> }).uni.size, 0);
 });
 
+test('fetches beyond the stream limit wait for MAX_STREAMS; abort, queue bound and close while queued', async () => {
+  let served = 0;
+  const h3 = connectInMemory((req) => new Response(`r${new URL(req.url).searchParams.get('i')} ${++served}`));
+  h3.transports.client.maxStreams = 100; // the server allows 100 request streams for now
+  const all = Array.from({ length: 150 }, (_, i) => h3.fetch(`https://x/?i=${i}`).then((r) => r.text()));
+  const ac = new AbortController();
+  const aborted = h3.fetch('https://x/?i=aborted', { signal: ac.signal });
+  await sleep(10);
+  assert.is(h3.clientSession.queuedRequests, 51);
+  ac.abort();
+  await within(aborted, 1000, 'aborted fetch').then(
+    () => assert.unreachable('aborted while queued'),
+    (e: unknown) => assert.ok(e instanceof Error && e.name === 'AbortError', String(e)),
+  );
+  assert.is(h3.clientSession.queuedRequests, 50);
+  h3.transports.client.allowStreams(200); // MAX_STREAMS raised: the queue drains in order
+  const texts = await within(Promise.all(all), 2000, 'queued fetches');
+  for (let i = 0; i < 150; i++) assert.ok(texts[i]!.startsWith(`r${i} `), texts[i]);
+  assert.is(served, 150);
+  assert.is(h3.clientSession.queuedRequests, 0);
+
+  // At the limit again: the connection closes with requests still queued: they reject.
+  const more = Array.from({ length: 60 }, () => h3.fetch('https://x/?i=late').then(
+    () => 'ok',
+    (e: unknown) => (e instanceof TypeError ? 'rejected' : String(e)),
+  ));
+  await sleep(10);
+  assert.is(h3.clientSession.queuedRequests, 10);
+  h3.server.close(H3Error.H3_NO_ERROR, 'bye');
+  const outcomes = await within(Promise.all(more), 2000, 'fetches at close');
+  assert.is(outcomes.filter((o) => o === 'rejected').length + outcomes.filter((o) => o === 'ok').length, 60);
+  assert.ok(outcomes.slice(50).every((o) => o === 'rejected'), outcomes.slice(50).join());
+  assert.is(h3.clientSession.queuedRequests, 0);
+});
+
+test('the wait queue is bounded (maxQueuedRequests)', async () => {
+  const t = memoryTransportPair();
+  t.client.maxStreams = 3; // each kind: the 3 uni streams of HTTP/3 itself, 3 request streams
+  const client = new H3Connection(t.client);
+  const server = new H3Connection(t.server);
+  const cs = new H3ClientSession(client, { maxQueuedRequests: 2 });
+  const ss = new H3ServerSession(server, () => new Promise<Response>(() => {}));
+  driveMemoryTransport(t.client, client, (e) => cs.handleEvents(e));
+  driveMemoryTransport(t.server, server, (e) => ss.handleEvents(e));
+  const settled: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    cs.fetch(`https://x/${i}`).then(
+      () => settled.push(`ok${i}`),
+      (e: unknown) => settled.push(`${e instanceof TypeError ? 'rejected' : 'other'}${i}`),
+    );
+  }
+  await sleep(10);
+  assert.equal(settled, ['rejected5']); // 3 sent, 2 queued, the 6th over the bound
+  assert.is(cs.queuedRequests, 2);
+});
+
 test.run();
