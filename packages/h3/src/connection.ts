@@ -489,6 +489,12 @@ export class H3Connection {
     switch (u.type) {
       case StreamType.CONTROL: {
         const frames = u.reader!.push(data);
+        // §6.2.1: SETTINGS is the first frame; an unknown (even grease) frame before it is an error,
+        // though the reader skips such frames and would otherwise hide it.
+        const first = u.reader!.firstType;
+        if (!u.settingsSeen && first !== -1 && first !== FrameType.SETTINGS) {
+          throw h3Error(H3Error.H3_MISSING_SETTINGS, `first control frame is 0x${first.toString(16)}, not SETTINGS`);
+        }
         for (const f of frames) this.onControlFrame(u, f);
         break;
       }

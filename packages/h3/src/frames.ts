@@ -136,6 +136,8 @@ export class FrameReader {
   private skip = false;
   private parts: Uint8Array[] = [];
   private partsLen = 0;
+  /** Type of the first frame whose header was read, skipped types included (-1 before any). */
+  firstType = -1;
 
   constructor(
     private readonly maxFrameSize: number,
@@ -184,6 +186,7 @@ export class FrameReader {
     if (isReservedHttp2FrameType(type)) {
       throw h3Error(H3Error.H3_FRAME_UNEXPECTED, `reserved HTTP/2 frame type 0x${type.toString(16)}`);
     }
+    if (this.firstType === -1) this.firstType = type;
     this.type = type;
     this.remaining = length;
     this.skip = type !== FrameType.DATA && !this.known(type);

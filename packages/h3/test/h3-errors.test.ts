@@ -37,6 +37,15 @@ function streamError(name: string, headers: FieldLine[] | Uint8Array, code: numb
 
 // --- control stream and SETTINGS (§6.2.1, §7.2.4) ---
 connError('control stream not starting with SETTINGS → H3_MISSING_SETTINGS', (p) => p.control(encodeIdFrame(FrameType.GOAWAY, 0)), H3Error.H3_MISSING_SETTINGS);
+connError('grease frame before SETTINGS → H3_MISSING_SETTINGS', (p) => p.control(concat(encodeFrame(0x21 + 0x1f * 7, unhexed('0102')), encodeSettings([]))), H3Error.H3_MISSING_SETTINGS);
+connError('unknown empty frame before SETTINGS → H3_MISSING_SETTINGS', (p) => p.control(concat(encodeFrame(0x2f00, new Uint8Array(0)), encodeSettings([]))), H3Error.H3_MISSING_SETTINGS);
+test('a grease frame after SETTINGS on the control stream is ignored', () => {
+  const p = new RawPeer('client');
+  p.control(concat(encodeSettings([]), encodeFrame(0x21 + 0x1f * 7, unhexed('0102'))));
+  p.pump();
+  assert.is(p.closeCode, null);
+  assert.ok(p.events.some((e) => e.type === 'settings'));
+});
 connError('second SETTINGS → H3_FRAME_UNEXPECTED', (p) => p.control(concat(encodeSettings([]), encodeSettings([]))), H3Error.H3_FRAME_UNEXPECTED);
 connError('duplicate setting → H3_SETTINGS_ERROR', (p) => p.control(encodeSettings([[1, 0], [1, 0]])), H3Error.H3_SETTINGS_ERROR);
 for (const id of [2, 3, 4, 5]) {
