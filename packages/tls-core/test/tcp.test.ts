@@ -447,6 +447,50 @@ test('resumption and 0-RTT: accepted, rejected (resent as 1-RTT, delivered once)
   }
 });
 
+test("0-RTT: the record layer's limit is the accepted ticket's max_early_data_size (tlsConfig.maxEarlyData; a config changed since the ticket)", async () => {
+  const p = providers[0]!;
+  const echo = (s: TlsSocket): void => {
+    let t = '';
+    s.on('data', (d: Buffer) => {
+      t += d;
+      if (t.endsWith('!')) s.end(`ok:${t}`);
+    });
+  };
+  const early = (port: number, ticket: SessionTicket, data: string): Promise<{ reply: string; early: string | undefined }> => {
+    const c = client(port, { provider: p, session: ticket, earlyData: data });
+    return until('reply', 5000, (res, rej) => {
+      let t = '';
+      c.on('secureConnect', () => c.write('late!'));
+      c.on('data', (d: Buffer) => (t += d));
+      c.on('end', () => res({ reply: t, early: c.info?.earlyData }));
+      c.on('error', rej);
+    });
+  };
+  // maxEarlyData given only through tlsConfig (the handshake-core options): accepted, not a connection failure.
+  const srv = await serve({ provider: p, tlsConfig: { maxEarlyData: 2000 } }, echo);
+  try {
+    const ticket = await getTicket(srv.port, { provider: p });
+    assert.is(ticket.maxEarlyData, 2000);
+    const data = 'e'.repeat(1500) + ',';
+    const r = await early(srv.port, ticket, data);
+    assert.equal(r, { reply: `ok:${data}late!`, early: 'accepted' });
+    // Same ticket keys, max_early_data_size lowered to 500 since the ticket (2000) was issued: the
+    // client may send up to the ticket's 2000 bytes (RFC 8446 §4.2.10) and the server takes them.
+    const keys = (await import('../src/handshake/config.js')).normalizeServerConfig(srv.server.config).ticketKeys;
+    const srv2 = await serve({ provider: p, maxEarlyData: 500, tlsConfig: { tickets: { keys } } }, echo);
+    try {
+      const r2 = await early(srv2.port, await getTicket(srv.port, { provider: p }), data);
+      assert.equal(r2, { reply: `ok:${data}late!`, early: 'accepted' });
+      assert.equal(srv2.errors.map((e) => e.message), []);
+    } finally {
+      await srv2.close();
+    }
+    assert.equal(srv.errors.map((e) => e.message), []);
+  } finally {
+    await srv.close();
+  }
+});
+
 function getTicket(port: number, opts: Partial<TlsConnectOptions>): Promise<SessionTicket> {
   return until<SessionTicket>('ticket', 5000, (res, rej) => {
     const c = client(port, opts);

@@ -64,8 +64,13 @@ export type TlsEvent =
   | { type: 'send'; level: EncryptionLevel; data: Uint8Array }
   /** A new traffic secret. QUIC derives packet keys from it; the record layer, record keys. */
   | { type: 'secret'; level: Exclude<EncryptionLevel, 'initial'>; direction: Direction; suite: CipherSuite; secret: Uint8Array }
-  /** Server: whether it accepts the client's 0-RTT. Client: whether the server accepted it (after EncryptedExtensions). */
-  | { type: 'earlyData'; accepted: boolean }
+  /**
+   * Server: whether it accepts the client's 0-RTT. Client: whether the server accepted it (after EncryptedExtensions).
+   * Server only, `maxEarlyData`: accepted → the max_early_data_size of the accepted ticket, the most
+   * 0-RTT application data the server may receive (RFC 8446 §4.2.10; the record layer's limit);
+   * rejected → the most the client may have been allowed to send (what the server skips).
+   */
+  | { type: 'earlyData'; accepted: boolean; maxEarlyData?: number }
   /** The handshake finished (client: after sending Finished; server: after verifying the client's Finished). */
   | { type: 'handshakeComplete'; info: HandshakeInfo }
   /** Client: a NewSessionTicket arrived, ready for resumption. */

@@ -465,7 +465,7 @@ export class TlsServer extends SessionCore implements TlsSession {
     this.transcript.add(hello.raw);
     this.transcript.restartForHrr(CipherSuites[suite].hash);
     this.transcript.add(hrrMsg);
-    if (hello.earlyData) this.emit({ type: 'earlyData', accepted: false });
+    if (hello.earlyData) this.emit({ type: 'earlyData', accepted: false, maxEarlyData: this.cfg.maxEarlyData });
     this.emit({ type: 'send', level: 'initial', data: hrrMsg });
     this.info = { ...this.info, helloRetry: true };
     return { kind: 'waitClientHello2', hrr: { first: hello, eff, suite, group, cookie } };
@@ -494,7 +494,11 @@ export class TlsServer extends SessionCore implements TlsSession {
       const fresh = Math.abs(clientAge - (now - st.issuedAt)) <= EARLY_DATA_AGE_WINDOW_MS;
       if (st.suite === suite && st.alpn === alpn && fresh) earlyAccepted = cfg.antiReplay.use(st.id, st.issuedAt + st.lifetimeSeconds * 1000, now);
     }
-    if (hello.earlyData) this.emit({ type: 'earlyData', accepted: earlyAccepted });
+    if (hello.earlyData) {
+      // Accepted: the ticket's max_early_data_size is what the client may send (RFC 8446 §4.2.10), not the current config.
+      const maxEarlyData = earlyAccepted ? psk!.state.maxEarlyData : Math.max(cfg.maxEarlyData, psk?.state.maxEarlyData ?? 0);
+      this.emit({ type: 'earlyData', accepted: earlyAccepted, maxEarlyData });
+    }
     if (earlyAccepted) {
       const chHash = this.transcript.digest();
       const cets = ks.clientEarlyTrafficSecret(early, chHash);

@@ -106,7 +106,6 @@ export class TlsTcpServer extends EventEmitter {
           return new TlsServerSession(withKeyLog(config, keyLog));
         },
         keyLog: keyLogSinkFn,
-        serverMaxEarlyData: this.opts.maxEarlyData ?? 0,
         handshakeTimeoutMs: this.opts.handshakeTimeoutMs ?? 10_000,
         ...(this.opts.keyUpdateAfter !== undefined ? { keyUpdateAfter: this.opts.keyUpdateAfter } : {}),
         ...(this.opts.keyUpdateLimits ? { keyUpdateLimits: this.opts.keyUpdateLimits } : {}),

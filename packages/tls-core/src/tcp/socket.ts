@@ -62,8 +62,6 @@ export interface TlsSocketOptions {
   earlyData?: Uint8Array;
   /** Client: the ticket's max_early_data_size (bytes of earlyData actually sent as 0-RTT). */
   maxEarlyData?: number;
-  /** Server: configured max_early_data_size (accept limit, and skip budget when rejecting). */
-  serverMaxEarlyData?: number;
   /** Abort the handshake after this many ms (default: none for clients, 10 s for servers). */
   handshakeTimeoutMs?: number;
   /** Records per key before an automatic KeyUpdate (tests; default per suite, RFC 8446 §5.5). */
@@ -490,7 +488,8 @@ export class TlsSocket extends Duplex {
           break;
         case 'earlyData':
           if (this.role === 'server') {
-            const max = this.opts.serverMaxEarlyData ?? 0;
+            // The handshake core's figure (the accepted ticket's max_early_data_size): the one source of truth.
+            const max = ev.maxEarlyData ?? 0;
             if (ev.accepted) this.record.acceptEarlyData(max);
             else this.record.rejectEarlyData(Math.max(max, 16384));
           } else {
