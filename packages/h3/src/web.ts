@@ -392,6 +392,7 @@ export class H3ServerSession {
   private respond(id: number, s: ServerStream, response: Response, method: string): void {
     if (s.gone || this.conn.closed) {
       this.streams.delete(id);
+      discardBody(response); // e.g. a file stream: its source learns nobody will read it
       return;
     }
     if (response.body?.locked) {
@@ -401,9 +402,12 @@ export class H3ServerSession {
     }
     const fields = headersToFields(response.headers, [[':status', String(response.status)]]);
     const body = method === 'HEAD' ? null : response.body;
+    // A HEAD response carries no content (RFC 9110 §9.3.2): the handler's body is not read.
+    if (body === null) discardBody(response);
     try {
       this.conn.sendHeaders(id, fields, body === null);
     } catch (e) {
+      discardBody(response);
       this.reportError(e);
       this.conn.cancel(id, H3Error.H3_INTERNAL_ERROR);
       this.streams.delete(id);
@@ -421,6 +425,11 @@ export class H3ServerSession {
       this.settle(id, s);
     });
   }
+}
+
+/** Cancels a response body that will not be sent (its source can release what it holds). */
+function discardBody(response: Response): void {
+  if (response.body && !response.body.locked) void response.body.cancel().catch(() => {});
 }
 
 interface ClientStream {

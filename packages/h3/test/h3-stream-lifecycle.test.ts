@@ -228,4 +228,33 @@ test('the wait queue is bounded (maxQueuedRequests)', async () => {
   assert.is(cs.queuedRequests, 2);
 });
 
+test('a response body that is not sent (HEAD, client gone) is cancelled', async () => {
+  const cancelled: string[] = [];
+  const fileLike = (name: string): ReadableStream<Uint8Array> =>
+    new ReadableStream<Uint8Array>({
+      pull: (c) => c.enqueue(new Uint8Array(10)),
+      cancel: () => void cancelled.push(name),
+    });
+  let release!: () => void;
+  const late = new Promise<void>((r) => (release = r));
+  const h3 = connectInMemory(async (req) => {
+    if (new URL(req.url).pathname === '/late') await late;
+    return new Response(fileLike(`${req.method} ${new URL(req.url).pathname}`), { headers: { 'content-length': '1000' } });
+  });
+  const res = await within(h3.fetch('https://x/file', { method: 'HEAD' }), 1000, 'HEAD');
+  assert.is(res.status, 200);
+  assert.is(res.headers.get('content-length'), '1000');
+  assert.is(res.body, null);
+  const ac = new AbortController();
+  const p = h3.fetch('https://x/late', { signal: ac.signal }).catch(() => 'aborted');
+  await sleep(10);
+  ac.abort();
+  assert.is(await p, 'aborted');
+  await sleep(10);
+  release(); // the handler answers after the client went away
+  await sleep(20);
+  assert.equal(cancelled.sort(), ['GET /late', 'HEAD /file']);
+  assert.is(h3.serverSession.activeRequests, 0);
+});
+
 test.run();
