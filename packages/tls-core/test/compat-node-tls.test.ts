@@ -344,6 +344,41 @@ test('compat client: a single-label CN outside the DNS name constraints is refus
   }
 });
 
+// Leaves with basicConstraints CA:TRUE: OpenSSL accepts them when a trusted CA issued them, and an
+// untrusted self-signed one (what `openssl req -x509` makes) is DEPTH_ZERO_SELF_SIGNED_CERT. The
+// core WebPkiVerifier refuses CA leaves (webpki's choice, kind 'ca-as-leaf'); the layer decides as node.
+let CA_LEAF: { selfSigned: Pem; issued: Pem; issuedSignOnly: Pem } | null = null;
+if (pki) {
+  const reqX509 = ['basicConstraints=critical,CA:TRUE', 'subjectKeyIdentifier=hash', 'subjectAltName=DNS:ss.test,IP:127.0.0.1'];
+  const ss = pki.issue('ca-leaf-ss', { subj: '/CN=ss.test', ext: reqX509 });
+  const issued = pki.issue('ca-leaf-issued', { subj: '/CN=caleaf.test', issuer: CA!, ext: ['basicConstraints=critical,CA:TRUE', 'subjectAltName=DNS:caleaf.test'] });
+  const signOnly = pki.issue('ca-leaf-signonly', {
+    subj: '/CN=caleaf.test',
+    issuer: CA!,
+    ext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign', 'subjectAltName=DNS:caleaf.test'],
+  });
+  const pem = (c: PkiCert): Pem => ({ cert: c.pem, key: pki.keyPem(`k-${c.name}`) });
+  CA_LEAF = { selfSigned: pem(ss), issued: pem(issued), issuedSignOnly: pem(signOnly) };
+}
+
+differential('leaf certificates with basicConstraints CA:TRUE: self-signed untrusted, issued by the CA, trusted directly', async (srvTls, cliTls) => {
+  const ss = await listen(srvTls, CA_LEAF!.selfSigned);
+  const issued = await listen(srvTls, CA_LEAF!.issued);
+  const signOnly = await listen(srvTls, CA_LEAF!.issuedSignOnly);
+  try {
+    return {
+      selfSigned: await talk(cliTls, { port: ss.port, servername: 'ss.test', ca: CA.pem }),
+      selfSignedLax: strip(await talk(cliTls, { port: ss.port, servername: 'ss.test', ca: CA.pem, rejectUnauthorized: false })),
+      selfSignedTrusted: strip(await talk(cliTls, { port: ss.port, ca: CA_LEAF!.selfSigned.cert })),
+      issued: strip(await talk(cliTls, { port: issued.port, servername: 'caleaf.test', ca: CA.pem })),
+      // keyUsage without digitalSignature: not usable for a TLS server (INVALID_PURPOSE).
+      issuedSignOnly: await talk(cliTls, { port: signOnly.port, servername: 'caleaf.test', ca: CA.pem }),
+    };
+  } finally {
+    await Promise.all([ss.close(), issued.close(), signOnly.close()]);
+  }
+});
+
 differential('checkServerIdentity is called with the host name and the certificate', async (srvTls, cliTls) => {
   const srv = await listen(srvTls, SRV);
   try {

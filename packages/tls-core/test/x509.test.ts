@@ -111,6 +111,7 @@ const leafUnknownCrit = mk('leafUnknownCrit', inter, [...LEAF, SAN, '1.3.6.1.4.1
 const leafUnknownNonCrit = mk('leafUnknownNonCrit', inter, [...LEAF, SAN, '1.3.6.1.4.1.99999.1=ASN1:NULL']);
 const leafCnOnly = pki.issue('leafCnOnly', { subj: '/CN=example.test', issuer: inter, key: leafKey, ext: LEAF });
 const leafIsCa = mk('leafIsCa', inter, [...CA, SAN]);
+const leafIsCaNoKu = mk('leafIsCaNoKu', inter, ['basicConstraints=critical,CA:TRUE', SAN]);
 const selfCa = pki.issue('selfCa', { subj: '/CN=example.test', ext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,digitalSignature', SAN] });
 // Cross-signing and alternative paths: X (one key) certified by A and by B.
 const xByA = pki.issue('xByA', { subj: '/CN=Cross X', issuer: rootA, ext: CA });
@@ -253,6 +254,13 @@ for (const p of providers) {
     assert.match(e.message, /no subjectAltName/);
     ok(p, { roots: [rootA], chain: [leafCnOnly, inter], name: null }, 'CN only, no name asked');
     fails(p, { roots: [rootA], chain: [leafIsCa, inter] }, 'ca-as-leaf', Alert.unsupported_certificate, 'CA certificate as leaf');
+    // Deliberately stricter than OpenSSL by default (webpki: a CA certificate is not an end entity);
+    // allowCaLeaf (used by the node:tls layer) accepts it as OpenSSL does, other leaf rules still apply.
+    fails(p, { roots: [rootA], chain: [leafIsCaNoKu, inter] }, 'ca-as-leaf', Alert.unsupported_certificate, 'CA leaf without keyUsage, default');
+    ok(p, { roots: [rootA], chain: [leafIsCaNoKu, inter], opts: { allowCaLeaf: true } }, 'CA leaf, allowCaLeaf');
+    fails(p, { roots: [rootA], chain: [leafIsCa, inter], opts: { allowCaLeaf: true } }, 'key-usage', Alert.unsupported_certificate, 'CA leaf without digitalSignature, allowCaLeaf');
+    fails(p, { roots: [rootA], chain: [selfCa] }, 'ca-as-leaf', Alert.unsupported_certificate, 'untrusted self-signed CA, default');
+    fails(p, { roots: [rootA], chain: [selfCa], opts: { allowCaLeaf: true } }, 'unknown-issuer', Alert.unknown_ca, 'untrusted self-signed CA, allowCaLeaf');
     ok(p, { roots: [selfCa], chain: [selfCa] }, 'self-signed CA trusted directly');
   });
 

@@ -303,7 +303,9 @@ export class SecureContext {
 
   /** The verifier for peers' certificates: `ca`, or Node's root store. */
   verifier(): WebPkiVerifier {
-    return (this.verifierCache ??= new WebPkiVerifier(this.ca ? { roots: this.ca } : {}));
+    // allowCaLeaf: OpenSSL accepts a CA certificate (basicConstraints CA:TRUE) as the leaf, and an
+    // untrusted self-signed one (openssl req -x509) is DEPTH_ZERO_SELF_SIGNED_CERT, not a rejection of its kind.
+    return (this.verifierCache ??= new WebPkiVerifier({ ...(this.ca ? { roots: this.ca } : {}), allowCaLeaf: true }));
   }
 
   /** The identity for a ClientHello: the first whose key can sign with a scheme the client offers. */

@@ -15,7 +15,10 @@
  *   it must list the purpose (serverAuth / clientAuth; anyExtendedKeyUsage is not enough, as in
  *   webpki and OpenSSL), if absent it is accepted (webpki practice); leaf: keyUsage, if present,
  *   must include digitalSignature (TLS 1.3 CertificateVerify); a CA certificate (basicConstraints
- *   cA) is not accepted as a leaf unless it is itself a trust anchor; intermediates: basicConstraints
+ *   cA) is not accepted as a leaf unless it is itself a trust anchor (deliberately stricter than
+ *   OpenSSL, as webpki: a certificate-signing key should not also authenticate TLS handshakes, and a
+ *   CA certificate as end entity is most often a misissued or misused certificate; `allowCaLeaf`
+ *   lifts this for OpenSSL compatibility, the node:tls layer uses it); intermediates: basicConstraints
  *   with cA, keyUsage (if present) with keyCertSign.
  * Checks per path (once an anchor is reached): signatures (during building), pathLenConstraint
  *   counting non-self-issued intermediates (§6.1.4 (l)-(m)), name constraints of every CA
@@ -80,6 +83,8 @@ export interface PathOptions {
   /** Maximum number of signature verifications while searching (default 100). */
   signatureBudget?: number;
   allowExpired?: boolean;
+  /** Accept a CA certificate (basicConstraints cA) as the leaf, as OpenSSL does (default false, see above). */
+  allowCaLeaf?: boolean;
 }
 
 export interface ValidatedPath {
@@ -261,7 +266,7 @@ function issuerIndependent(c: Certificate, index: number, isLeaf: boolean, o: Pa
   if (c.extKeyUsage && !c.extKeyUsage.includes(purposeOid[o.purpose]))
     return new CertificateError('ext-key-usage', `${who} is not valid for ${o.purpose}: its extendedKeyUsage lists ${c.extKeyUsage.map(ekuName).join(', ')}`, f);
   if (isLeaf) {
-    if (c.basicConstraints?.ca && !o.anchors.contains(c))
+    if (c.basicConstraints?.ca && !o.allowCaLeaf && !o.anchors.contains(c))
       return new CertificateError('ca-as-leaf', `${who} is a CA certificate (basicConstraints cA) used as an end-entity certificate`, f);
     if (c.keyUsage !== null && !(c.keyUsage & KeyUsage.digitalSignature))
       return new CertificateError('key-usage', `${who} keyUsage does not include digitalSignature (needed to sign the TLS 1.3 handshake)`, f);

@@ -35,6 +35,13 @@ export interface WebPkiVerifierOptions {
   allowExpired?: boolean;
   /** Maximum number of signature checks while searching for a path (default 100). */
   signatureBudget?: number;
+  /**
+   * Accept a CA certificate (basicConstraints cA) as the end-entity certificate, as OpenSSL does.
+   * Default false: like webpki, Petrel refuses a CA certificate as a leaf (kind 'ca-as-leaf') unless
+   * it is itself a trust anchor; a certificate-signing key should not also authenticate handshakes.
+   * The node:tls compatibility layer sets it to decide as node does.
+   */
+  allowCaLeaf?: boolean;
 }
 
 /** Chains longer than this are refused before any work. */
@@ -115,6 +122,7 @@ export class WebPkiVerifier implements CertificateVerifier {
   private readonly maxDepth: number;
   private readonly allowExpired: boolean;
   private readonly signatureBudget: number;
+  private readonly allowCaLeaf: boolean;
 
   constructor(options: WebPkiVerifierOptions = {}) {
     this.store = options.roots === undefined ? nodeStore() : storeFrom(options.roots);
@@ -123,6 +131,7 @@ export class WebPkiVerifier implements CertificateVerifier {
     if (!Number.isInteger(this.maxDepth) || this.maxDepth < 0) throw new ConfigError(`maxDepth must be a non-negative integer, got ${options.maxDepth}`);
     this.allowExpired = options.allowExpired ?? false;
     this.signatureBudget = options.signatureBudget ?? 100;
+    this.allowCaLeaf = options.allowCaLeaf ?? false;
   }
 
   /** Number of trust anchors. */
@@ -164,6 +173,7 @@ export class WebPkiVerifier implements CertificateVerifier {
       maxDepth: this.maxDepth,
       signatureBudget: this.signatureBudget,
       allowExpired: this.allowExpired,
+      allowCaLeaf: this.allowCaLeaf,
     });
     if (path instanceof CertificateError) return path;
     const leaf = certs[0]!;
