@@ -189,4 +189,36 @@ test('150 concurrent fetches to a server allowing 100 streams all succeed (they 
   }
 });
 
+test('early response over QUIC: the server stops reading an endless upload, then answers (the peer RESET_STREAM does not stop the response)', async () => {
+  const provider = providers[0]!;
+  const server = await serve({ port: 0, host: '127.0.0.1', provider, cert: leaf.certPem, key: leaf.keyPem }, async (req) => {
+    await req.body!.cancel(); // STOP_SENDING H3_NO_ERROR; the client's QUIC answers with RESET_STREAM
+    await new Promise((r) => setTimeout(r, 50));
+    let n = 0;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        async pull(c) {
+          await new Promise((r) => setTimeout(r, 5));
+          if (n++ < 10) c.enqueue(new TextEncoder().encode(`c${n} `));
+          else c.close();
+        },
+      }),
+      { status: 413 },
+    );
+  });
+  const port = server.address().port;
+  const client = await connectH3({ host: '127.0.0.1', port }, { provider, ca: ca.certPem, serverName: 'localhost' });
+  try {
+    const upload = new ReadableStream<Uint8Array>({
+      pull: (c) => new Promise<void>((r) => setTimeout(r, 2)).then(() => c.enqueue(new Uint8Array(1000))),
+    });
+    const res = await within(10_000, client.fetch(`https://localhost:${port}/up`, { method: 'POST', body: upload, duplex: 'half' } as RequestInit));
+    assert.is(res.status, 413);
+    assert.is(await within(10_000, res.text()), 'c1 c2 c3 c4 c5 c6 c7 c8 c9 c10 ');
+  } finally {
+    await client.close();
+    await server.close(0x100, 'done', 500);
+  }
+});
+
 test.run();
