@@ -115,4 +115,47 @@ test('a client key that offers only rsa_pkcs1 signing sends no certificate (neve
   assert.equal(server.info.peerCertificates, [], 'no client certificate');
 });
 
+/** Rewrites the first CertificateEntry of the Certificate message sent by `who` to carry `ext`. */
+function entryExtension(who: 'client' | 'server', type: number): Tamper {
+  return (from, level, data) => {
+    if (from !== who || level !== 'handshake' || data[0] !== H.certificate) return data;
+    const c = codec.parseCertificate(data.subarray(4));
+    if (c.entries.length === 0) return data;
+    c.entries[0]!.extensions = [{ type, data: type === codec.ExtensionType.signature_algorithms ? Uint8Array.of(0, 2, 4, 3) : new Uint8Array(0) }];
+    return codec.encodeCertificate(c);
+  };
+}
+
+test('client: a server CertificateEntry extension not allowed there is illegal_parameter; one not requested is unsupported_extension (RFC 8446 §4.2, §4.4.2)', async () => {
+  const cases: [string, number, number][] = [
+    ['key_share (offered in ClientHello, not a CertificateEntry extension)', codec.ExtensionType.key_share, Alert.illegal_parameter],
+    ['supported_versions', codec.ExtensionType.supported_versions, Alert.illegal_parameter],
+    ['status_request (valid in CertificateEntry, not requested)', 5, Alert.unsupported_extension],
+    ['an unknown extension', 0x7a7a, Alert.unsupported_extension],
+  ];
+  for (const [what, type, alert] of cases) {
+    const client = new TlsClient({ provider: p, serverName: 'example.com', verifier: pinVerifier(ec.certDer) });
+    const server = new TlsServer({ provider: p, identity: { chain: [ec.certDer], key: ec.keyDer } });
+    const r = await runPair(client, server, entryExtension('server', type));
+    assert.ok(!r.c.complete, `${what}: client must not complete`);
+    assert.is(r.c.alert?.alert, alert, `${what}: client alert ${r.c.alert?.alert} (${r.c.alert?.error.message})`);
+  }
+});
+
+test('server: a client CertificateEntry extension not allowed there is illegal_parameter; one not requested is unsupported_extension', async () => {
+  const cases: [string, number, number][] = [
+    ['key_share', codec.ExtensionType.key_share, Alert.illegal_parameter],
+    ['signature_algorithms (in CertificateRequest, not a CertificateEntry extension)', codec.ExtensionType.signature_algorithms, Alert.illegal_parameter],
+    ['signed_certificate_timestamp (valid in CertificateEntry, not requested)', 18, Alert.unsupported_extension],
+    ['an unknown extension', 0x7a7a, Alert.unsupported_extension],
+  ];
+  for (const [what, type, alert] of cases) {
+    const client = new TlsClient({ provider: p, serverName: 'example.com', verifier: pinVerifier(ec.certDer), clientCertificate: { chain: [ec.certDer], key: ec.keyDer } });
+    const server = new TlsServer({ provider: p, identity: { chain: [ec.certDer], key: ec.keyDer }, clientAuth: 'require', clientVerifier: pinVerifier(ec.certDer) });
+    const r = await runPair(client, server, entryExtension('client', type));
+    assert.ok(!r.s.complete, `${what}: server must not complete`);
+    assert.is(r.s.alert?.alert, alert, `${what}: server alert ${r.s.alert?.alert} (${r.s.alert?.error.message})`);
+  }
+});
+
 test.run();

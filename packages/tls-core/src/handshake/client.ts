@@ -23,6 +23,7 @@ import {
   TLS13,
   bindersLength,
   bytesEqual,
+  checkCertificateEntryExtensions,
   encodeAlpn,
   encodeCertificate,
   encodeCertificateVerify,
@@ -488,9 +489,7 @@ export class TlsClient extends SessionCore implements TlsSession {
     const c = parseCertificate(msg.body);
     if (c.context.length !== 0) throw tlsError(Alert.illegal_parameter, 'server Certificate has a non-empty request context');
     if (c.entries.length === 0) throw tlsError(Alert.decode_error, 'server sent an empty Certificate');
-    for (const e of c.entries)
-      for (const x of e.extensions)
-        if (!s.n.offeredExts.has(x.type)) throw tlsError(Alert.unsupported_extension, `CertificateEntry extension ${x.type} was not requested`);
+    checkCertificateEntryExtensions(c.entries, (t) => s.n.offeredExts.has(t), 'server');
     const chain = c.entries.map((e) => e.cert);
     let leafSpki: Uint8Array;
     try {

@@ -663,6 +663,24 @@ export function isKnownExtension(t: number): boolean {
   return KNOWN.has(t);
 }
 
+/** Extensions defined for CertificateEntry (RFC 8446 §4.2 table: status_request, signed_certificate_timestamp). */
+const CERTIFICATE_ENTRY_EXTENSIONS = new Set<number>([5, 18]);
+
+/**
+ * RFC 8446 §4.2 / §4.4.2: a recognized extension not defined for CertificateEntry → illegal_parameter;
+ * any other extension must answer one of the request (server: ClientHello; client:
+ * CertificateRequest), else unsupported_extension.
+ */
+export function checkCertificateEntryExtensions(entries: { extensions: Extension[] }[], requested: (type: number) => boolean, who: string): void {
+  for (const e of entries) {
+    for (const x of e.extensions) {
+      if (isKnownExtension(x.type) && !CERTIFICATE_ENTRY_EXTENSIONS.has(x.type))
+        throw tlsError(Alert.illegal_parameter, `${who} CertificateEntry carries extension ${x.type}, which is not allowed in a CertificateEntry`);
+      if (!requested(x.type)) throw tlsError(Alert.unsupported_extension, `${who} CertificateEntry extension ${x.type} was not requested`);
+    }
+  }
+}
+
 export function findExt(exts: Extension[], type: number): Uint8Array | undefined {
   for (const e of exts) if (e.type === type) return e.data;
   return undefined;

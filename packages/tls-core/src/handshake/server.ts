@@ -18,6 +18,7 @@ import {
   HandshakeType as H,
   TLS13,
   bytesEqual,
+  checkCertificateEntryExtensions,
   encodeAlpn,
   encodeCertificate,
   encodeCertificateRequest,
@@ -642,9 +643,9 @@ export class TlsServer extends SessionCore implements TlsSession {
       this.transcript.add(msg.raw);
       return { kind: 'waitClientFinished', n: s.n };
     }
-    // Entry extensions must correspond to those of our CertificateRequest (RFC 8446 §4.4.2): only signature_algorithms.
-    for (const e of c.entries)
-      if (e.extensions.some((x) => x.type !== X.signature_algorithms)) throw tlsError(Alert.unsupported_extension, 'client CertificateEntry carries extensions we did not request');
+    // Entry extensions must correspond to those of our CertificateRequest (RFC 8446 §4.4.2); it asks
+    // for none valid in a CertificateEntry (signature_algorithms is not).
+    checkCertificateEntryExtensions(c.entries, () => false, 'client');
     const chain = c.entries.map((e) => e.cert);
     let spki: Uint8Array;
     try {
