@@ -795,6 +795,24 @@ test('named exports and constants match node:tls where they apply', () => {
   }
 });
 
+test('checkServerIdentity lowercases only A-Z, as node:tls (the Kelvin sign U+212A is not "k")', () => {
+  const certs = [
+    { subject: {}, subjectaltname: 'DNS:key.example.com' },
+    { subject: {}, subjectaltname: 'DNS:*.example.com' },
+    { subject: { CN: 'key.example.com' } },
+    { subject: {}, subjectaltname: 'DNS:i.example.com, DNS:s.example.com' },
+  ] as unknown as nodeTls.PeerCertificate[];
+  const hosts = ['\u212Aey.example.com', 'KEY.Example.COM', '\u0130.example.com', '\u017F.example.com', 'x.\u212Aey.example.com'];
+  for (const cert of certs)
+    for (const host of hosts) {
+      const mine = named.checkServerIdentity(host, cert as never);
+      const theirs = nodeTls.checkServerIdentity(host, cert);
+      const what = `${JSON.stringify(host)} vs ${JSON.stringify(cert)}`;
+      assert.is(mine?.code, (theirs as { code?: string } | undefined)?.code, what);
+      assert.is(mine?.message, theirs?.message, what);
+    }
+});
+
 test('options Petrel cannot honour throw at the call; TLS 1.3-compatible ones are accepted', async () => {
   if (!HAVE) return;
   const bad: [Record<string, unknown>, RegExp][] = [

@@ -436,7 +436,12 @@ function splitAltNames(s: string): string[] {
   return out;
 }
 
-const labelsOf = (name: string): string[] => name.toLowerCase().replace(/\.$/, '').split('.');
+// Lower case for A-Z only, as node:tls: String#toLowerCase maps e.g. the Kelvin sign (U+212A) to "k".
+const labelsOf = (name: string): string[] =>
+  name
+    .replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32))
+    .replace(/\.$/, '')
+    .split('.');
 
 /** A presented DNS name (possibly with a wildcard in its leftmost label) against a host name. */
 function dnsPatternMatches(hostLabels: string[], pattern: string): boolean {
