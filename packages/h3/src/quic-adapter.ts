@@ -133,6 +133,13 @@ export class QuicH3Transport implements H3Transport {
     // QUIC discards what it holds for the stream: nothing left to pause for.
     this.forget(id);
     this.quic.stopSending(id, code);
+    // Except when the whole stream (FIN included) already arrived unread, e.g. a paused request
+    // body: QUIC then ignores STOP_SENDING and keeps the data, and the stream (its MAX_STREAMS
+    // credit, its connection-window share) never closes. Reading it to the end closes it.
+    for (let i = 0; i < 1_000_000; i++) {
+      const c = this.quic.read(id);
+      if (!c || c.fin) break;
+    }
   }
 
   close(code: number, reason: string): void {

@@ -221,4 +221,26 @@ test('early response over QUIC: the server stops reading an endless upload, then
   }
 });
 
+test('a paused request body abandoned by the client (STOP_SENDING only) frees its QUIC stream: more requests than the stream limit pass one after another', async () => {
+  const provider = providers[0]!;
+  // The handler never reads the 600 KiB upload: reading pauses with the FIN unread. Windows large
+  // enough for the whole upload: it is all in QUIC (FIN included) when the client gives up.
+  const windows = { streamWindow: 4 << 20, maxStreamWindow: 4 << 20, connectionWindow: 16 << 20, maxConnectionWindow: 16 << 20 };
+  const server = await serve({ port: 0, host: '127.0.0.1', provider, cert: leaf.certPem, key: leaf.keyPem, maxStreamsBidi: 3, ...windows }, () =>
+    new Response(new ReadableStream({ pull: (c) => new Promise<void>((r) => setTimeout(r, 10)).then(() => c.enqueue(new Uint8Array(10))) })),
+  );
+  const port = server.address().port;
+  const client = await connectH3({ host: '127.0.0.1', port }, { provider, ca: ca.certPem, serverName: 'localhost' });
+  try {
+    for (let i = 0; i < 6; i++) {
+      const res = await within(5_000, client.fetch(`https://localhost:${port}/up`, { method: 'POST', body: new Uint8Array(600 * 1024) }));
+      await new Promise((r) => setTimeout(r, 100)); // the whole upload arrives, unread
+      await res.body!.cancel(); // upload complete: only STOP_SENDING goes out
+    }
+  } finally {
+    await client.close();
+    await server.close(0x100, 'done', 500);
+  }
+});
+
 test.run();
