@@ -416,6 +416,9 @@ test('record_overflow, decode_error, bad_record_mac, unexpected content types', 
       [Uint8Array.of(1, 2, 3, 20), Alert.unexpected_message, 'protected CCS'],
       [Uint8Array.of(1, 2, 3, 99, 0, 0), Alert.unexpected_message, 'inner type 99'],
       [cat(new Uint8Array(16385).fill(1), Uint8Array.of(23)), Alert.record_overflow, 'inner 2^14+1'],
+      // §5.4: padding counts toward the limit; TLSInnerPlaintext (content + type + zeros) <= 2^14 + 1.
+      [cat(new Uint8Array(16384).fill(1), Uint8Array.of(23), new Uint8Array(200)), Alert.record_overflow, 'content 2^14, padded to 2^14+201'],
+      [cat(new Uint8Array(100).fill(1), Uint8Array.of(23), new Uint8Array(16285)), Alert.record_overflow, 'content 100, padded to 2^14+2'],
       [Uint8Array.of(2, 40, 0, 21, 0), Alert.decode_error, 'protected alert of 3 bytes'],
       [Uint8Array.of(22), Alert.unexpected_message, 'protected empty handshake'],
     ];
@@ -431,6 +434,21 @@ test('record_overflow, decode_error, bad_record_mac, unexpected content types', 
       const ct = w.aead.seal(w.nonceFor(0), header, inner);
       pair.c.receive(cat(header, ct));
       expectAlert(() => drain(pair.c), alert, what);
+    }
+    // The boundary: content 100 + type + 16284 zeros = 2^14 + 1 bytes is accepted.
+    {
+      const pair = establish(p, 'TLS_AES_128_GCM_SHA256');
+      const secret = p.randomBytes(32);
+      const w = new RecordKey(p, 'TLS_AES_128_GCM_SHA256', secret);
+      pair.c.installSecret('application', 'read', 'TLS_AES_128_GCM_SHA256', secret);
+      pair.c.receive(pair.s.writeHandshake('application', hs(24, 1)));
+      drain(pair.c);
+      const inner = cat(new Uint8Array(100).fill(7), Uint8Array.of(23), new Uint8Array(16284));
+      const header = Uint8Array.of(23, 3, 3, (inner.length + 16) >> 8, (inner.length + 16) & 0xff);
+      pair.c.receive(cat(header, w.aead.seal(w.nonceFor(0), header, inner)));
+      const got = drain(pair.c).filter((e) => e.type === 'appData');
+      assert.is(got.length, 1, 'padded to exactly 2^14 + 1: one appData');
+      assert.is((got[0] as { data: Uint8Array }).data.length, 100);
     }
   }
 });

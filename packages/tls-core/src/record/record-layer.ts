@@ -396,6 +396,8 @@ export class RecordLayer {
     }
     this.skipEarly = false;
     key.seq++;
+    // §5.4: padding does not change the record size limit: the whole TLSInnerPlaintext is at most 2^14 + 1 bytes.
+    if (pt.length > MAX_PLAINTEXT + 1) throw tlsError(Alert.record_overflow, `TLSInnerPlaintext of ${pt.length} bytes (with padding) exceeds 2^14 + 1`);
     // TLSInnerPlaintext: content || ContentType || zeros (§5.4).
     let i = pt.length - 1;
     while (i >= 0 && pt[i] === 0) i--;
