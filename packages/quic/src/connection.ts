@@ -2297,12 +2297,11 @@ export class Connection implements QuicConnection {
   }
 
   stopSending(id: number, code: number): void {
-    const s = this.streams.recvStreams.get(id);
-    if (s) {
-      s.stopSending(code);
-      this.recvCtrlDirty.add(id);
-      this.streams.maybeClose(id);
-    }
+    if (!this.streams.recvStreams.has(id)) return;
+    this.recvCtrlDirty.add(id);
+    this.streams.stopSending(id, code);
+    // Connection credit freed by the dropped data may make a MAX_DATA update due.
+    if (this.streams.connRecv.wantsUpdate) this.wakeAt = this.now;
   }
 
   sendDatagram(data: Uint8Array): boolean {

@@ -104,4 +104,28 @@ test('maxReassemblySegments reaches the stream manager; a nonsensical value is a
   assert.throws(() => new Pair({ provider, client: { maxReassemblySegments: 0 } }), /maxReassemblySegments/);
 });
 
+test('stopSending on a stream whose data and FIN all arrived unread (Data Recvd): the data is dropped, the connection window and the stream credit come back', () => {
+  for (const provider of providers) {
+    // The server allows 2 unidirectional streams and a 64 kB connection window; each stream brings
+    // 40 kB + FIN that the application never reads but stops. Ten of them in a row must get through.
+    const p = new Pair({ provider, delay: 5, server: { maxStreamsUni: 2, connectionWindow: 64 * 1024, maxConnectionWindow: 64 * 1024 } });
+    assert.ok(p.handshake());
+    let delivered = 0;
+    for (let i = 0; i < 10; i++) {
+      let id: number | null = null;
+      assert.ok(p.runUntil(() => (id = p.client.openStream(false)) !== null, 2000), `stream ${i} could be opened (stream credit back)`);
+      p.client.write(id!, new Uint8Array(40_000).fill(i), true);
+      p.runFor(300); // everything arrives (Data Recvd), nothing is read
+      const sid = id!;
+      p.server!.stopSending(sid, 0x10c);
+      delivered++;
+      p.runFor(100);
+    }
+    assert.is(delivered, 10);
+    const open = (p.server as unknown as { streams: { recvStreams: Map<number, unknown> } }).streams.recvStreams.size;
+    assert.is(open, 0, `${open} receive streams still held by the server`);
+    assert.equal(p.bugs(), []);
+  }
+});
+
 test.run();

@@ -228,6 +228,18 @@ export class StreamManager {
     return s;
   }
 
+  /**
+   * The application stops reading stream `id` (STOP_SENDING, §3.5): buffered data is dropped and
+   * its bytes return to the connection window now; the stream is forgotten if that closes it.
+   */
+  stopSending(id: number, code: number): void {
+    const s = this.recvStreams.get(id);
+    if (!s) return;
+    s.stopSending(code);
+    this.release(s);
+    this.maybeClose(id);
+  }
+
   /** RESET_STREAM. Returns the stream or null if ignored. */
   onResetStream(id: number, code: number, finalSize: number): RecvStream | null {
     if (!this.accept(id, 'recv', 0x04)) return null;

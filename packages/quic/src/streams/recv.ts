@@ -167,9 +167,12 @@ export class RecvStream {
   }
 
   stopSending(code: number): void {
-    if (this.stopSendingCode >= 0 || this.isReset || this.state === RecvState.dataRead || this.state === RecvState.dataRecvd) return;
+    if (this.stopSendingCode >= 0 || this.isReset || this.state === RecvState.dataRead) return;
     this.stopSendingCode = code;
-    this.stopSendingPending = true;
+    // In Data Recvd everything has arrived and the peer sends nothing more: no frame is needed
+    // (§3.5), but the unread data is still dropped, its bytes go back to the connection window
+    // and the stream counts as closed (its stream credit comes back).
+    this.stopSendingPending = this.state !== RecvState.dataRecvd;
     this.asm.discard();
     this.consumed = this.highest;
     this.flow.stop();
