@@ -107,6 +107,8 @@ export class UdpDriver {
   /** Called when no connection is left (client drivers close then). */
   onIdle: (() => void) | null = null;
   sendErrors = 0;
+  /** Datagrams handed to socket.send() whose completion callback has not run yet. */
+  private inFlight = 0;
   /** Called once with the DCID of the first long-header datagram sent (client: the ODCID). */
   onFirstLongHeader: ((dcid: Uint8Array) => void) | null = null;
   /** Version Negotiation packets seen on the socket (interop checks; a cheap look at 5 bytes). */
@@ -194,20 +196,38 @@ export class UdpDriver {
     this.arm();
   }
 
-  private flush(): void {
-    if (this.sending) return;
+  /** Sends up to SEND_BURST datagrams; true when more may be ready (the burst was used up). */
+  private flush(): boolean {
+    if (this.sending) return true;
     this.sending = true;
     try {
       const t = now();
       for (let i = 0; i < SEND_BURST; i++) {
         const tx = this.endpoint.pollTransmit(t);
-        if (!tx) return;
+        if (!tx) return false;
         this.send(tx.datagram, tx.remote);
-        if (i === SEND_BURST - 1) this.schedule(); // more may be ready: continue after I/O
       }
+      this.schedule(); // more may be ready: continue after I/O
+      return true;
     } finally {
       this.sending = false;
     }
+  }
+
+  /**
+   * Sends everything the endpoint has ready now, in bursts with I/O in between, and waits until
+   * the socket has taken every datagram (send() completions), or until `deadline` (ms, now()
+   * clock). QuicServer.close() runs it before destroy(): connections report `closed` as soon as
+   * they enter the closing state, but their CONNECTION_CLOSE may still be queued behind earlier
+   * bursts (RFC 9000 §10.2: the close is what tells the peer), and closing the socket would drop it.
+   */
+  async drain(deadline: number): Promise<void> {
+    do {
+      if (this.closed) return;
+      const more = this.flush();
+      if (!more && this.inFlight === 0) return;
+      await new Promise<void>((r) => setImmediate(r));
+    } while (now() < deadline);
   }
 
   private send(d: Uint8Array, remote: Address): void {
@@ -219,6 +239,7 @@ export class UdpDriver {
     }
     try {
       this.socket.send(d, remote.port, remote.address, this.onSent);
+      this.inFlight++;
     } catch {
       this.sendErrors++; // e.g. an IPv6 address on a udp4 socket: the datagram is lost, QUIC recovers or times out
     }
@@ -226,6 +247,7 @@ export class UdpDriver {
 
   /** send() completion (one function for every datagram). */
   private readonly onSent = (err: Error | null): void => {
+    this.inFlight--;
     if (err) this.sendErrors++;
   };
 

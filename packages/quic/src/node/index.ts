@@ -150,11 +150,15 @@ export class QuicServer extends EventEmitter {
    */
   close(code = 0, reason = 'server closing', graceMs = 2000): Promise<void> {
     this.closing ??= (async () => {
+      const deadline = now() + graceMs;
       const conns = this.connections;
       for (const c of conns) void c.close(code, reason);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(conns.map((c) => c.closed)), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
+      // `closed` resolves when a connection enters the closing state; its CONNECTION_CLOSE may
+      // still wait behind the driver's send bursts. Send them all before closing the socket.
+      await this.driver.drain(deadline);
       this.driver.destroy();
       for (const q of this.qlogs) q.close();
       this.emit('close');
