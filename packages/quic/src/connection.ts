@@ -204,6 +204,8 @@ export class Connection implements QuicConnection {
   private appWriteSecret: { secret: Uint8Array; suite: keyof typeof CipherSuites } | null = null;
   private zeroRttWrite: PacketKeys | null = null;
   private zeroRttRead: PacketKeys | null = null;
+  /** When the server drops its 0-RTT read keys (RFC 9001 §4.9.3); Infinity until set. */
+  private zeroRttDiscardAt = Infinity;
   /** Server: Initial read keys of the client's original version after switching to another (RFC 9368). */
   private initialReadAlt: PacketKeys | null = null;
   private crypto: CryptoStreams;
@@ -257,6 +259,8 @@ export class Connection implements QuicConnection {
   private closeRecvNext = 1;
   private closeInfo: CloseInfo | null = null;
   private keyDiscardDeadline = Infinity;
+  /** We updated keys and have not yet opened a packet of the new phase (RFC 9001 §6.1). */
+  private awaitingNewPhase = false;
   private pacingDeadline = Infinity;
   private maxDatagram = MIN_INITIAL_DATAGRAM;
 
@@ -660,6 +664,15 @@ export class Connection implements QuicConnection {
     if (keyUpdated) {
       this.keyDiscardDeadline = now + 3 * this.recovery.ptoPeriod();
       this.pushEvent({ type: 'keyUpdate', phase: this.oneRtt!.generation, initiatedBy: 'peer' });
+    } else if (this.awaitingNewPhase && h.type === PacketType.OneRtt && this.oneRtt!.receivedInCurrentPhase) {
+      // RFC 9001 §6.1: after our own update, the previous read keys stay until a packet protected
+      // with the new keys was opened; they go about 3 PTO after that.
+      this.awaitingNewPhase = false;
+      this.keyDiscardDeadline = now + 3 * this.recovery.ptoPeriod();
+    }
+    if (this.zeroRttRead && h.type === PacketType.OneRtt && this.zeroRttDiscardAt === Infinity) {
+      // RFC 9001 §4.9.3: the server discards 0-RTT keys (at most 3 PTO) after its first 1-RTT packet.
+      this.zeroRttDiscardAt = now + 3 * this.recovery.ptoPeriod();
     }
 
     this.rxDcidOffset = h.dcidOffset;
@@ -2132,6 +2145,7 @@ export class Connection implements QuicConnection {
     if (this.path.challengeRetry < t) t = this.path.challengeRetry;
     if (this.wakeAt < t) t = this.wakeAt;
     if (this.keepAliveAt < t) t = this.keepAliveAt;
+    if (this.zeroRttDiscardAt < t) t = this.zeroRttDiscardAt;
     return t === Infinity ? null : t;
   }
 
@@ -2152,6 +2166,10 @@ export class Connection implements QuicConnection {
       }
       if (now >= this.pacingDeadline) this.pacingDeadline = Infinity;
       if (now >= this.wakeAt) this.wakeAt = Infinity;
+      if (now >= this.zeroRttDiscardAt) {
+        this.zeroRttDiscardAt = Infinity;
+        this.zeroRttRead = null;
+      }
       if (now >= this.keepAliveAt) {
         this.keepAliveAt = Infinity; // re-armed when the PING (ack-eliciting) goes out
         if (this.state === 'established') this.pingPending = true;
@@ -2319,9 +2337,9 @@ export class Connection implements QuicConnection {
 
   updateKeys(): boolean {
     const k = this.oneRtt;
-    if (!k || !this.handshakeConfirmed || !k.canInitiateUpdate() || this.keyDiscardDeadline !== Infinity) return false;
+    if (!k || !this.handshakeConfirmed || !k.canInitiateUpdate() || this.keyDiscardDeadline !== Infinity || this.awaitingNewPhase) return false;
     k.initiateUpdate();
-    this.keyDiscardDeadline = this.now + 3 * this.recovery.ptoPeriod();
+    this.awaitingNewPhase = true; // old read keys kept until the peer's first new-phase packet (+3 PTO)
     this.pushEvent({ type: 'keyUpdate', phase: k.generation, initiatedBy: 'local' });
     this.pingPending = true; // make sure a packet in the new phase goes out
     return true;

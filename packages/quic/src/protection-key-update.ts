@@ -47,6 +47,11 @@ export class OneRttKeys {
     this.writeNext = write.next();
   }
 
+  /** A packet of the current phase has been opened (after our own update: the peer follows). */
+  get receivedInCurrentPhase(): boolean {
+    return this.firstRecvPn !== Infinity;
+  }
+
   /** True while keys of the previous phase are kept for reordered packets. */
   get previousReadKeysInstalled(): boolean {
     return this.readPrevious !== null;

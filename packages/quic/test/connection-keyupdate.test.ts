@@ -64,6 +64,23 @@ for (const provider of providers) {
     assert.not.ok(p.client.isClosed || p.server!.isClosed);
     assert.equal(p.bugs(), []);
   });
+  test(`[${provider.name}] after our own key update the old read keys stay until a packet of the new phase opens (RFC 9001 §6.1): the peer's old-phase packets are not dropped while ours are delayed`, () => {
+    let blackhole = false;
+    const p = new Pair({ provider, delay: 10, server: { keepAliveInterval: 50 }, drop: (dir) => blackhole && dir === 'up' });
+    assert.ok(p.handshake());
+    p.runFor(1000);
+    const k = (p.client as unknown as { oneRtt: { authFailures: number; generation: number } }).oneRtt;
+    assert.ok(p.client.updateKeys(), 'update allowed');
+    blackhole = true; // the client's new-phase packets reach the server only 400 ms later (> 3 PTO)
+    const f0 = k.authFailures;
+    p.runFor(400);
+    blackhole = false;
+    assert.is(k.authFailures - f0, 0, 'genuine old-phase packets of the server failed to open');
+    p.runFor(2000);
+    assert.not.ok(p.client.isClosed);
+    assert.is(k.generation, 1);
+    assert.equal(p.bugs(), []);
+  });
 }
 
 test.run();

@@ -59,6 +59,9 @@ for (const provider of providers) {
       pair.runFor(3000);
       const s2 = pair.stats();
       assert.ok(s2.upDatagrams + s2.downDatagrams - before <= 2, `${s2.upDatagrams + s2.downDatagrams - before} datagrams while idle`);
+      // RFC 9001 §4.9.3: the server no longer holds 0-RTT keys a few PTO after 1-RTT began.
+      const zs = (pair.serverConn as unknown as { inner: { zeroRttRead: unknown } }).inner;
+      assert.is(zs.zeroRttRead, null, '0-RTT read keys discarded');
       // Buffered 0-RTT/1-RTT packets are replayed after the datagram that completed the handshake,
       // not in the middle of it (that clobbered the packet being processed: the server never
       // validated the client's address and stayed amplification-limited).
