@@ -103,16 +103,39 @@ function keyLogger(file: string | undefined): ((line: string) => void) | undefin
   };
 }
 
-function transportOf(o: TransportConfig): TransportConfig {
-  const keys: (keyof TransportConfig)[] = [
-    'maxIdleTimeout', 'connectionWindow', 'maxConnectionWindow', 'streamWindow', 'maxStreamWindow', 'maxStreamsBidi', 'maxStreamsUni',
-    'sendBufferSize', 'maxUdpPayloadSize', 'maxAckDelay', 'ackDelayExponent', 'activeConnectionIdLimit', 'maxDatagramFrameSize',
-    'congestionControl', 'initialRtt', 'maxCryptoBuffer', 'disableActiveMigration', 'maxAckRanges', 'maxReassemblySegments',
-    'keepAliveInterval', 'qlog',
-  ];
+/**
+ * Every TransportConfig field, checked by the compiler (`satisfies`): a field added to
+ * TransportConfig and not listed here is a type error, so options are never silently dropped.
+ */
+const TRANSPORT_KEYS = {
+  maxIdleTimeout: true, connectionWindow: true, maxConnectionWindow: true, streamWindow: true, maxStreamWindow: true,
+  maxStreamsBidi: true, maxStreamsUni: true, sendBufferSize: true, maxUdpPayloadSize: true, maxAckDelay: true,
+  ackDelayExponent: true, activeConnectionIdLimit: true, maxDatagramFrameSize: true, congestionControl: true, initialRtt: true,
+  maxCryptoBuffer: true, disableActiveMigration: true, maxAckRanges: true, maxReassemblySegments: true, keepAliveInterval: true,
+  qlog: true,
+} as const satisfies Record<keyof TransportConfig, true>;
+
+/**
+ * The EndpointServerConfig fields ListenOptions takes over as they are (the same check): a server
+ * option added to EndpointServerConfig reaches the Endpoint without editing listen().
+ * (cidLength goes to the Endpoint itself, provider and tls are built by listen().)
+ */
+const SERVER_KEYS = {
+  retry: true, retryThreshold: true, maxConnections: true, handshakeTimeout: true, maxHandshakes: true, tokens: true,
+  versions: true, qlogFor: true,
+} as const satisfies Record<Exclude<keyof ListenOptions & keyof EndpointServerConfig, 'provider' | 'tls' | 'cidLength' | keyof TransportConfig>, true>;
+
+function pick<T extends object>(o: object, keys: Record<string, true>): T {
   const out: Record<string, unknown> = {};
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
-  return out as TransportConfig;
+  for (const k of Object.keys(keys)) {
+    const v = (o as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as T;
+}
+
+function transportOf(o: TransportConfig): TransportConfig {
+  return pick<TransportConfig>(o, TRANSPORT_KEYS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,16 +206,12 @@ export async function listen(opts: ListenOptions, onConnection?: (c: NodeQuicCon
   let server: QuicServer | null = null;
   const scfg: EndpointServerConfig = {
     ...transportOf(opts),
+    ...pick<Partial<EndpointServerConfig>>(opts, SERVER_KEYS),
     provider,
     tls,
-    retry: opts.retry,
-    retryThreshold: opts.retryThreshold,
-    maxConnections: opts.maxConnections,
-    maxHandshakes: opts.maxHandshakes,
-    tokens: opts.tokens,
-    versions: opts.versions,
   };
-  if (qlogDir) {
+  // An explicit qlogFor wins over QLOGDIR / qlogDir.
+  if (qlogDir && !opts.qlogFor) {
     const t0 = now();
     scfg.qlogFor = (params) => {
       const w = new QlogWriter(qlogDir, 'server', params.originalDcid, t0);
