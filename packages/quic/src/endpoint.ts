@@ -146,6 +146,9 @@ interface Entry {
   server: boolean;
   /** Server connections in the handshake: when the endpoint closes them (handshakeTimeout). */
   deadline: number;
+  /** The peer address this entry is indexed under in `byPeer` (port 0 / '': not indexed). */
+  peerAddress: string;
+  peerPort: number;
 }
 
 interface Slot {
@@ -157,6 +160,8 @@ interface Slot {
 const MIN_INITIAL_DATAGRAM = 1200;
 /** Client DCIDs answered with Retry that 'auto' remembers (answers with Retry again). */
 const RETRIED_MEMORY = 4096;
+/** Connections with one peer address that an unknown short-header packet is offered to (§10.3.1). */
+const MAX_PEER_OFFERS = 64;
 /** Default EndpointServerConfig.handshakeTimeout (ms). */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 const MIN_CLIENT_DCID = 8;
@@ -186,6 +191,12 @@ export class Endpoint {
   private readonly factory: ConnectionFactory | null;
   private readonly routes = new Map<number, Slot | Slot[]>();
   private readonly entries: Entry[] = [];
+  /**
+   * Entries by their connection's current peer address (addressKey), for datagrams that route by
+   * no CID (a Stateless Reset, §10.3.1). Kept current after every input and timer of a connection
+   * (that is where a peer address changes: migration, preferred address).
+   */
+  private readonly byPeer = new Map<string, Entry[]>();
   private rr = 0;
   private readonly queue: Transmit[] = [];
   private readonly maxQueued: number;
@@ -262,6 +273,7 @@ export class Endpoint {
       throw e;
     }
     this.entries.push(entry);
+    this.indexPeer(entry);
     return entry.conn;
   }
 
@@ -381,18 +393,21 @@ export class Endpoint {
 
   private unknownShort(d: Uint8Array, remote: Address, now: number): QuicConnection | null {
     // Possibly a Stateless Reset for one of our connections, or a packet to a retired CID (§10.3.1):
-    // offer it to the connections with this peer (bounded scan).
-    const key = addressKey(remote);
+    // offer it to the connections with this peer (found through the peer index, whatever the number
+    // of connections; at most MAX_PEER_OFFERS of them, as many peers may share one address only
+    // through our own client endpoints).
+    const list = this.byPeer.get(addressKey(remote));
     let offered: QuicConnection | null = null;
-    const n = Math.min(this.entries.length, 64);
-    for (let i = 0; i < n; i++) {
-      const e = this.entries[i];
-      if (!e) break;
-      const c = e.conn!;
-      if (c.isClosed || c.remote.port !== remote.port || addressKey(c.remote) !== key) continue;
-      offered = c;
-      c.receive(d, remote, now);
-      this.checkEntry(e);
+    if (list) {
+      // A copy: an offer may move a connection to another address or close it (both edit the list).
+      const cands = list.slice(0, MAX_PEER_OFFERS);
+      for (const e of cands) {
+        const c = e.conn!;
+        if (c.isClosed || c.remote.port !== remote.port || c.remote.address !== remote.address) continue;
+        offered = c;
+        c.receive(d, remote, now);
+        this.checkEntry(e);
+      }
     }
     if (!offered) this.statelessReset(d, remote, now);
     return offered;
@@ -506,6 +521,7 @@ export class Endpoint {
     if (this.handshakeTimeout > 0) entry.deadline = now + this.handshakeTimeout;
     this.handshakes++;
     this.entries.push(entry);
+    this.indexPeer(entry);
     this.stats.accepted++;
     this.events.push({ type: 'connection', connection: conn });
     conn.receive(d, remote, now);
@@ -597,7 +613,35 @@ export class Endpoint {
   }
 
   private newEntry(server: boolean): Entry {
-    return { conn: null, slots: new Set(), initialSlot: null, handshaking: false, server, deadline: Infinity };
+    return { conn: null, slots: new Set(), initialSlot: null, handshaking: false, server, deadline: Infinity, peerAddress: '', peerPort: 0 };
+  }
+
+  /** (Re)indexes a live entry under its connection's current peer address; two compares when unchanged. */
+  private indexPeer(entry: Entry): void {
+    const c = entry.conn;
+    if (!c || c.isClosed) return;
+    const r = c.remote;
+    if (r.port === entry.peerPort && r.address === entry.peerAddress) return;
+    this.unindexPeer(entry);
+    const key = addressKey(r);
+    const list = this.byPeer.get(key);
+    if (list) list.push(entry);
+    else this.byPeer.set(key, [entry]);
+    entry.peerAddress = r.address;
+    entry.peerPort = r.port;
+  }
+
+  private unindexPeer(entry: Entry): void {
+    if (entry.peerPort === 0 && entry.peerAddress === '') return;
+    const key = addressKey({ address: entry.peerAddress, port: entry.peerPort, family: 4 });
+    const list = this.byPeer.get(key);
+    if (list) {
+      const i = list.indexOf(entry);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.byPeer.delete(key);
+    }
+    entry.peerAddress = '';
+    entry.peerPort = 0;
   }
 
   private makeHost(entry: Entry): ConnectionHost {
@@ -693,7 +737,10 @@ export class Endpoint {
     }
   }
 
-  /** After any input to a connection: end its handshake bookkeeping, remove it once closed. */
+  /**
+   * After any input to a connection: end its handshake bookkeeping, remove it once closed, follow
+   * a change of its peer address (the peer index).
+   */
   private checkEntry(entry: Entry): void {
     const c = entry.conn;
     if (!c) return;
@@ -702,12 +749,14 @@ export class Endpoint {
       this.handshakes--;
     }
     if (c.isClosed) this.remove(entry);
+    else this.indexPeer(entry);
   }
 
   private remove(entry: Entry): void {
     const i = this.entries.indexOf(entry);
     if (i < 0) return;
     this.entries.splice(i, 1);
+    this.unindexPeer(entry);
     if (i < this.rr) this.rr--;
     if (entry.handshaking) {
       entry.handshaking = false;

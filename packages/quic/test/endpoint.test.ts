@@ -416,6 +416,40 @@ for (const p of providers) {
     assert.throws(() => ep.connect(CLIENT, { provider: p, tls: { alpn: ['x'], insecureSkipVerify: true }, cidLength: 12 }, 0), /cidLength/);
   });
 
+  test(`${p.name}: an unknown short-header packet reaches the connection of its peer among more than 64 (§10.3.1), also after the peer migrated`, () => {
+    const { ep, factory } = serverEndpoint(p, { retry: 'never' });
+    const N = 70;
+    const peer = (i: number): Address => ({ address: '10.0.0.1', port: 1000 + i, family: 4 });
+    for (let i = 0; i < N; i++) ep.receive(clientInitial(p, rng.bytes(8), rng.bytes(8)), peer(i), 0);
+    drain(ep);
+    assert.is(ep.connectionCount, N);
+    for (const i of [0, 10, 64, 69]) {
+      const c = factory.made[i]!;
+      const before = c.received.length;
+      // E.g. a Stateless Reset from that client: offered to its connection, not answered by a reset.
+      ep.receive(shortPacket(rng.bytes(8), 40, rng), peer(i), 1);
+      assert.is(c.received.length, before + 1, `client #${i}: offered`);
+      assert.is(ep.stats.statelessResetsSent, 0, `client #${i}: no reset toward our own peer`);
+    }
+    // Client #68 migrates: the connection reports its new address after a packet from there.
+    const m = factory.made[68]!;
+    const moved: Address = { address: '10.0.0.2', port: 4000, family: 4 };
+    m.remote = moved;
+    ep.receive(shortPacket(m.cids[0]!, 40, rng), moved, 2);
+    const n0 = m.received.length;
+    ep.receive(shortPacket(rng.bytes(8), 40, rng), moved, 2);
+    assert.is(m.received.length, n0 + 1, 'offered at the new address');
+    ep.receive(shortPacket(rng.bytes(8), 40, rng), peer(68), 2);
+    assert.is(m.received.length, n0 + 1, 'not at the old one');
+    assert.is(drain(ep, 2).length, 1, 'the old address gets a reset');
+    // A closed connection's peer gets the endpoint's reset again.
+    factory.made[69]!.finish();
+    drain(ep, 3);
+    const r0 = ep.stats.statelessResetsSent;
+    ep.receive(shortPacket(rng.bytes(8), 40, rng), peer(69), 3);
+    assert.is(ep.stats.statelessResetsSent, r0 + 1);
+  });
+
   test(`${p.name}: pollTransmit round-robins connections; nextTimeout/handleTimeout; closed connections are unrouted`, () => {
     const factory = fakeFactory();
     const ep = new Endpoint({ provider: p, factory });
