@@ -453,11 +453,17 @@ export class Endpoint {
     const scid = d.slice(h.scidOffset, h.scidOffset + h.scidLength);
     let retryToken: ValidRetryToken | null = null;
     let validated = false;
+    // A NEW_TOKEN token that validates this address; recorded as used once it opens a connection.
+    let newToken: Uint8Array | null = null;
     if (h.tokenLength > 0) {
       const token = d.subarray(h.tokenOffset, h.tokenOffset + h.tokenLength);
       const key = addressKey(remote);
+      // A NEW_TOKEN token already used (§8.1.4: no replay) is invalid here: as no token at all.
       const v = this.tokens.validate(token, key, remote.address, now);
-      if (v === 'new-token') validated = true;
+      if (v === 'new-token') {
+        validated = true;
+        newToken = token;
+      }
       else if (v && v.retryScid.length === dcid.length && bytesEq(v.retryScid, dcid)) {
         retryToken = v;
         validated = true;
@@ -514,6 +520,7 @@ export class Endpoint {
       return null;
     }
     entry.conn = conn;
+    if (newToken) this.tokens.useNewToken(newToken, now);
     // The connection may or may not have announced its first CID through cidChanged; make sure.
     if (!this.hasSlot(entry, localCid)) host.cidChanged(localCid, true);
     entry.initialSlot = this.addSlot(entry, dcid);

@@ -7,6 +7,14 @@
  * (§8.1.2); NEW_TOKEN tokens bind only the client IP (a NAT may change the port, §8.1.3) and live
  * longer. A token that does not open, has expired or names another address is simply invalid:
  * the caller decides (Retry token invalid → INVALID_TOKEN close; NEW_TOKEN invalid → treat as no token).
+ *
+ * Replay (§8.1.4: servers MUST prevent or limit it; NEW_TOKEN tokens SHOULD NOT be accepted more
+ * than once): a NEW_TOKEN token that validated an address (useNewToken) is remembered by its nonce
+ * until its lifetime has surely passed, so it validates no second connection. The record is
+ * bounded (newTokenMemory entries, oldest forgotten first): beyond that, replay is limited, not
+ * prevented. It is per TokenAuthority: endpoints that share token keys each accept a token once.
+ * Retry tokens are not recorded: they live 10 s and bind the client's address and port and the
+ * connection IDs of one handshake, whose further Initials route to that connection (§8.1.2).
  */
 import type { Aead, CryptoProvider } from '@petrel/tls-core';
 
@@ -17,6 +25,11 @@ export interface TokenOptions {
   retryLifetimeMs?: number;
   /** Lifetime of NEW_TOKEN tokens in ms (default 24 h). */
   newTokenLifetimeMs?: number;
+  /**
+   * NEW_TOKEN tokens remembered as used (replay protection, §8.1.4; default 65 536, a few MB at
+   * most); when full, the oldest record is dropped (that token could then be used once more).
+   */
+  newTokenMemory?: number;
 }
 
 export interface ValidRetryToken {
@@ -32,6 +45,9 @@ export class TokenAuthority {
   private readonly resetKey: Uint8Array;
   private readonly retryLifetime: number;
   private readonly newTokenLifetime: number;
+  private readonly newTokenMemory: number;
+  /** Used NEW_TOKEN tokens: nonce (as a string) → when the record may go (use time + lifetime; in insertion order). */
+  private readonly usedNewTokens = new Map<string, number>();
 
   constructor(
     private readonly provider: CryptoProvider,
@@ -43,6 +59,29 @@ export class TokenAuthority {
     this.resetKey = keys?.resetKey ?? provider.randomBytes(32);
     this.retryLifetime = opts.retryLifetimeMs ?? 10_000;
     this.newTokenLifetime = opts.newTokenLifetimeMs ?? 24 * 3600_000;
+    this.newTokenMemory = opts.newTokenMemory ?? 65_536;
+  }
+
+  /** NEW_TOKEN tokens recorded as used (tests, stats). */
+  get usedNewTokenCount(): number {
+    return this.usedNewTokens.size;
+  }
+
+  /**
+   * Records that `token` (a NEW_TOKEN token that validate() accepted) validated a connection's
+   * address: validate() rejects it from now on, until the record is dropped (it outlives the
+   * token's own expiry, or the memory is full).
+   */
+  useNewToken(token: Uint8Array, nowMs: number): void {
+    if (token.length < 13 || token[0] !== TokenKind.newToken || this.newTokenMemory <= 0) return;
+    const used = this.usedNewTokens;
+    // Records are inserted with non-decreasing expiry (the clock is monotonic): expired ones are at the front.
+    for (const [k, until] of used) {
+      if (until >= nowMs) break;
+      used.delete(k);
+    }
+    while (used.size >= this.newTokenMemory) used.delete(used.keys().next().value!);
+    used.set(nonceKey(token), nowMs + this.newTokenLifetime);
   }
 
   /** Stateless reset token for a connection ID we issued (RFC 9000 §10.3.2: derived, not stored). */
@@ -84,7 +123,9 @@ export class TokenAuthority {
     const dec = new TextDecoder();
     if (kind === TokenKind.newToken) {
       if (!(nowMs >= issued && nowMs - issued <= this.newTokenLifetime)) return null;
-      return dec.decode(pt.subarray(8)) === ip ? 'new-token' : null;
+      if (dec.decode(pt.subarray(8)) !== ip) return null;
+      // The nonce is authenticated (the AEAD opened with it): a used token cannot be disguised.
+      return this.usedNewTokens.has(nonceKey(token)) ? null : 'new-token';
     }
     if (kind !== TokenKind.retry) return null;
     if (!(nowMs >= issued && nowMs - issued <= this.retryLifetime)) return null;
@@ -107,4 +148,9 @@ export class TokenAuthority {
     out.set(ct, 13);
     return out;
   }
+}
+
+/** The token's 12-byte nonce as a map key (one char per byte). */
+function nonceKey(token: Uint8Array): string {
+  return String.fromCharCode(...token.subarray(1, 13));
 }

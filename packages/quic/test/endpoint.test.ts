@@ -345,6 +345,29 @@ for (const p of providers) {
     assert.is(factory.made[2]!.params!.retryScid, null);
   });
 
+  test(`${p.name}: a NEW_TOKEN token validates one connection only (§8.1.4); replayed, it counts as no token`, () => {
+    const { ep, factory } = serverEndpoint(p, { retry: 'always' });
+    const token = ep.tokens.newToken('127.0.0.1', 0);
+    ep.receive(clientInitial(p, rng.bytes(8), rng.bytes(8), token), CLIENT, 1000);
+    assert.is(factory.made.length, 1);
+    assert.is(factory.made[0]!.params!.addressValidated, true);
+    drain(ep, 1000);
+    // The same token again (a replay, or the client reusing it): Retry, not an error close.
+    const odcid = rng.bytes(8);
+    ep.receive(clientInitial(p, odcid, rng.bytes(8), token), OTHER, 2000);
+    assert.is(factory.made.length, 1);
+    const out = drain(ep, 2000);
+    assert.is(out.length, 1);
+    assert.ok(parseRetry(p, out[0]!.datagram, odcid), 'Retry');
+    assert.is(ep.stats.invalidTokens, 0);
+    // Without Retry the connection starts, but its address is not validated (anti-amplification applies).
+    const { ep: ep2, factory: f2 } = serverEndpoint(p, { retry: 'never' });
+    const t2 = ep2.tokens.newToken('127.0.0.1', 0);
+    ep2.receive(clientInitial(p, rng.bytes(8), rng.bytes(8), t2), CLIENT, 1000);
+    ep2.receive(clientInitial(p, rng.bytes(8), rng.bytes(8), t2), CLIENT, 1000);
+    assert.equal(f2.made.map((c) => c.params!.addressValidated), [true, false]);
+  });
+
   test(`${p.name}: limits refuse with CONNECTION_REFUSED; room frees when handshakes complete or connections close`, () => {
     const { ep, factory } = serverEndpoint(p, { maxHandshakes: 1, maxConnections: 2 });
     ep.receive(clientInitial(p, rng.bytes(8), rng.bytes(8)), CLIENT, 0);

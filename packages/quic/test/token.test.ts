@@ -32,6 +32,26 @@ for (const p of providers) {
     assert.is(ta.validate(t, '[::1]:1', '::1', 25 * 3600_000), null);
   });
 
+  test(`${p.name}: a used NEW_TOKEN token does not validate again (§8.1.4); the record is bounded and expires`, () => {
+    const ta = new TokenAuthority(p, { newTokenLifetimeMs: 10_000, newTokenMemory: 3 });
+    const t1 = ta.newToken('10.0.0.1', 0);
+    const t2 = ta.newToken('10.0.0.1', 0);
+    assert.is(ta.validate(t1, '10.0.0.1:1', '10.0.0.1', 100), 'new-token', 'validating alone does not use it up');
+    ta.useNewToken(t1, 100);
+    assert.is(ta.validate(t1, '10.0.0.1:1', '10.0.0.1', 200), null, 'used: no second connection');
+    assert.is(ta.validate(t2, '10.0.0.1:1', '10.0.0.1', 200), 'new-token', 'another token of the same client still works');
+    // Bounded: a fourth record drops the oldest (t1), which could then be used once more.
+    const more = [0, 1, 2].map(() => ta.newToken('10.0.0.1', 0));
+    for (const t of more) ta.useNewToken(t, 300);
+    assert.is(ta.usedNewTokenCount, 3);
+    assert.is(ta.validate(t1, '10.0.0.1:1', '10.0.0.1', 400), 'new-token');
+    assert.is(ta.validate(more[2]!, '10.0.0.1:1', '10.0.0.1', 400), null);
+    // Records go once their token has surely expired.
+    ta.useNewToken(t2, 10_301);
+    assert.is(ta.usedNewTokenCount, 1);
+    assert.is(ta.validate(t2, '10.0.0.1:1', '10.0.0.1', 10_301), null);
+  });
+
   test(`${p.name}: garbage tokens are invalid, never a throw`, () => {
     const ta = new TokenAuthority(p);
     for (let n = 0; n < 200; n++) {
