@@ -619,7 +619,9 @@ export class Connection implements QuicConnection {
     let keys: PacketKeys | null = null;
     let zeroRtt = false;
     if (h.type === PacketType.Initial) {
-      keys = h.version !== this.version && this.initialReadAlt ? this.initialReadAlt : space.read;
+      if (h.version === this.version) keys = space.read;
+      else keys = this.isServer ? this.initialReadAlt : h.version === this.pendingVersion ? this.pendingVersionKeys!.read : null;
+      if (!keys) return 0;
     } else if (h.type === PacketType.Handshake) {
       keys = space.read;
     } else if (h.type === PacketType.ZeroRtt) {
@@ -651,6 +653,15 @@ export class Connection implements QuicConnection {
     }
     if (!ok) return 0;
     if (space.received.isDuplicate(u.pn)) return 0;
+    if (!this.isServer && h.version !== this.version && h.version === this.pendingVersion) {
+      // An Initial of the server's chosen version opened: switch (RFC 9368 §4).
+      this.versionSwitched = true;
+      this.version = h.version;
+      this.spaces[0]!.read = this.pendingVersionKeys!.read;
+      this.spaces[0]!.write = this.pendingVersionKeys!.write;
+      this.pendingVersion = -1;
+      this.pendingVersionKeys = null;
+    }
 
     if (!this.receivedFromPeer) {
       this.receivedFromPeer = true;
@@ -754,12 +765,20 @@ export class Connection implements QuicConnection {
     // the Negotiated Version once it has the whole ClientHello, so a v1 ACK does not rule the
     // switch out; the ServerHello (hence Handshake keys) does, and so does an earlier switch.
     if (this.versionSwitched || this.spaces[1]!.read !== null || !areCompatibleVersions(this.version, version)) return false;
-    // The server chose another compatible version: switch Initial keys (same DCID).
-    this.versionSwitched = true;
-    this.version = version;
-    this.installInitialKeys();
+    if (type !== PacketType.Initial) return false; // the switch comes with the server's Initial
+    // The server chose another compatible version: that version's Initial keys (same DCID) open
+    // this packet, and only a packet that opens with them switches us (an unauthenticated packet
+    // with another version number must not move the connection off the real server's version).
+    if (this.pendingVersion !== version) {
+      this.pendingVersion = version;
+      this.pendingVersionKeys = initialKeys(this.provider, version, this.initialKeyDcid, false);
+    }
     return true;
   }
+
+  /** Client: a compatible version the server may have switched to, and its Initial keys (RFC 9368 §4). */
+  private pendingVersion = -1;
+  private pendingVersionKeys: { read: PacketKeys; write: PacketKeys } | null = null;
 
   private onVersionNegotiation(buf: Uint8Array, h: PacketHeader, now: number): void {
     if (this.receivedFromPeer || this.reactedToVn) return;

@@ -68,6 +68,26 @@ for (const provider of providers) {
     });
   }
 
+  test(`[${provider.name}] an Initial with another compatible version that does not open does not switch the client's version (RFC 9368 §4; only an authenticated packet may)`, () => {
+    // The server's first datagram arrives with its version rewritten to v2 (it cannot decrypt as
+    // v2); the real v1 flight follows on the server's PTO and the handshake completes in v1.
+    const p = new Pair({
+      provider,
+      delay: 10,
+      client: { versions: [QUIC_V1, QUIC_V2] },
+      mutate: (dir, data, n) => {
+        if (dir !== 'down' || n !== 0) return data;
+        const d = data.slice();
+        d[0] = (d[0]! & 0xcf) | 0x10; // v2 Initial type bits
+        d.set([0x6b, 0x33, 0x43, 0xcf], 1);
+        return d;
+      },
+    });
+    assert.ok(p.handshake(20_000), 'handshake');
+    assert.is(p.client.version, QUIC_V1);
+    assert.equal(p.bugs(), []);
+  });
+
   test(`[${provider.name}] 1-RTT packets that arrive before the client's Finished are buffered and processed after it (RFC 9001 §5.7)`, () => {
     const hsDatagrams = new Set<number>();
     const h = new PacketHeader();
