@@ -776,6 +776,9 @@ export class Connection implements QuicConnection {
     return true;
   }
 
+  /** Client: the server rejected our 0-RTT (its new limits replace the remembered ones). */
+  private zeroRttRejected = false;
+
   /** Client: a compatible version the server may have switched to, and its Initial keys (RFC 9368 §4). */
   private pendingVersion = -1;
   private pendingVersionKeys: { read: PacketKeys; write: PacketKeys } | null = null;
@@ -1267,6 +1270,10 @@ export class Connection implements QuicConnection {
           if (!ev.accepted) {
             this.recovery.onZeroRttRejected(now);
             this.zeroRttWrite = null;
+            // RFC 9001 §4.6.2: the remembered limits no longer hold; the peer's new transport
+            // parameters do, even where lower (now, or when they are applied).
+            this.zeroRttRejected = true;
+            if (this.peerParams) this.streams.restartAfterZeroRttRejected(this.peerParams);
           }
         }
         return;
@@ -1308,7 +1315,8 @@ export class Connection implements QuicConnection {
     }
     this.peerParams = p;
     this.peerParamsRaw = raw;
-    this.streams.setPeerLimits(p);
+    if (this.zeroRttRejected) this.streams.restartAfterZeroRttRejected(p);
+    else this.streams.setPeerLimits(p);
     this.recovery.peerMaxAckDelay = p.maxAckDelay;
     const local = this.cfg.maxIdleTimeout ?? 30_000;
     this.idleTimeout = local > 0 && p.maxIdleTimeout > 0 ? Math.min(local, p.maxIdleTimeout) : Math.max(local, p.maxIdleTimeout);

@@ -23,6 +23,17 @@ export class SendCredit {
     this.limit = initialLimit;
   }
 
+  /**
+   * 0-RTT was rejected (RFC 9001 §4.6.2): nothing sent under the remembered limit reached the
+   * peer; start over with the limit of its new transport parameters (which may be lower).
+   */
+  restart(limit: number): void {
+    this.limit = limit;
+    this.used = 0;
+    this.blocked = false;
+    this.blockedReported = -1;
+  }
+
   /** Bytes that may still be sent. */
   available(): number {
     return this.limit > this.used ? this.limit - this.used : 0;

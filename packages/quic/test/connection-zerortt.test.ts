@@ -70,6 +70,47 @@ for (const provider of providers) {
       assert.ok(r.virtualMs < 2000, `300 KB took ${r.virtualMs} ms`);
     });
   }
+  test(`[${provider.name}] 0-RTT rejected by a server with lower limits (2 streams, 16 kB windows): the streams and data sent in 0-RTT start over under the new limits and all arrive (RFC 9001 §4.6.2)`, () => {
+    const keys = new TicketKeyring(provider);
+    const { ticket, end } = firstTicket({ seed: 3, link: { delayMs: 10 }, server: { maxStreamsBidi: 100, tls: { tickets: { keys }, maxEarlyData: 0xffffffff } } });
+    const pair = new QuicPair({
+      provider,
+      seed: 4,
+      startTime: end + 2000,
+      link: { delayMs: 10 },
+      server: { retry: 'never', maxStreamsBidi: 2, connectionWindow: 16_384, streamWindow: 16_384, maxConnectionWindow: 16_384, maxStreamWindow: 16_384, tls: { tickets: { keys }, maxEarlyData: 0 } },
+      client: { session: ticket, earlyData: true },
+    });
+    const sizes = [30_000, 1, 1, 5000, 1, 1, 20_000, 1, 1, 1];
+    const ids: number[] = [];
+    for (const n of sizes) {
+      const id = pair.client.openStream(true)!;
+      assert.ok(id !== null, 'opened under the remembered limit of 100');
+      ids.push(id);
+      assert.is(pair.client.write(id, new Uint8Array(n).fill(ids.length), true), n);
+    }
+    const got = new Map<number, number>();
+    const fins = new Set<number>();
+    pair.addTask(() => {
+      const sc = pair.serverConn;
+      if (!sc) return;
+      for (const id of ids) {
+        for (let c = fins.has(id) ? null : sc.read(id), k = 0; c && k < 100; c = fins.has(id) ? null : sc.read(id), k++) {
+          got.set(id, (got.get(id) ?? 0) + c.data.length);
+          if (c.fin) {
+            fins.add(id);
+            sc.write(id, new Uint8Array(0), true); // our side done too: the stream closes, its credit returns
+          }
+        }
+      }
+    });
+    assert.ok(pair.runUntil(() => fins.size === ids.length, 20_000), `${fins.size} of ${ids.length} streams arrived`);
+    assert.equal(ids.map((id) => got.get(id)), sizes);
+    assert.equal(pair.events('client', 'earlyData').map((e) => e.accepted), [false]);
+    assert.equal(pair.events('client', 'closed'), []);
+    assert.equal(pair.events('server', 'closed'), []);
+    pair.assertNoBugs();
+  });
 }
 
 test.run();

@@ -126,6 +126,24 @@ export class StreamManager {
     for (const [id, s] of this.sendStreams) s.onMaxStreamData(this.peerStreamCredit(id));
   }
 
+  /**
+   * 0-RTT was rejected (RFC 9001 §4.6.2, RFC 9000 §7.4.1): the peer's new transport parameters
+   * replace the remembered ones even where lower; streams and data sent in 0-RTT start over under
+   * them (a stream beyond the new stream limit waits until MAX_STREAMS covers it).
+   */
+  restartAfterZeroRttRejected(p: PeerStreamLimits): void {
+    this.peer = { ...p };
+    this.connSend.restart(p.initialMaxData);
+    this.peerMaxStreams[0] = p.initialMaxStreamsBidi;
+    this.peerMaxStreams[1] = p.initialMaxStreamsUni;
+    for (const [id, s] of this.sendStreams) if (isLocallyInitiated(id, this.isServer)) s.restartAfterZeroRttRejected(this.peerStreamCredit(id));
+  }
+
+  /** Our stream `id` is within the peer's current stream limit (always, except after a 0-RTT rejection lowered it). */
+  private withinPeerLimit(id: number): boolean {
+    return !isLocallyInitiated(id, this.isServer) || (id >> 2) < this.peerMaxStreams[isUni(id) ? 1 : 0]!;
+  }
+
   /** The peer's initial credit for our sending part of stream `id`. */
   private peerStreamCredit(id: number): number {
     if (isUni(id)) return this.peer.initialMaxStreamDataUni;
@@ -347,7 +365,7 @@ export class StreamManager {
     for (let k = 1; k <= n; k++) {
       const idx = (this.rrIndex + k) % n;
       const s = list[idx]!;
-      if (s.hasPending(avail)) {
+      if (s.hasPending(avail) && this.withinPeerLimit(s.id)) {
         this.rrIndex = idx;
         return s.id;
       }

@@ -189,6 +189,20 @@ export class SendStream {
     return false;
   }
 
+  /**
+   * 0-RTT was rejected (RFC 9001 §4.6.2): none of what was sent reached the peer. Everything goes
+   * out again as new data, under `limit` (the stream credit of the peer's new transport
+   * parameters), and counts against the new connection credit as it does.
+   */
+  restartAfterZeroRttRejected(limit: number): void {
+    this.credit.restart(limit);
+    this.sentOffset = this.ackedPrefix;
+    this.lost.clear();
+    this.finSent = false;
+    this.finLost = false;
+    if (this.state === SendState.send || this.state === SendState.dataSent) this.state = SendState.ready;
+  }
+
   /** Copies stream bytes [offset, offset + length) into `dst` at `at`. */
   copy(offset: number, length: number, dst: Uint8Array, at: number): void {
     if (offset < this.ackedPrefix || offset + length > this.writeOffset) {
