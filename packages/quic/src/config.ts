@@ -120,5 +120,5 @@ export interface ConnectionHost {
   /** A CID starts (true) or stops (false) routing to this connection. */
   cidChanged(cid: Uint8Array, added: boolean): void;
   /** Server: a NEW_TOKEN token for the client's IP. */
-  newToken?(ip: string, now: number): Uint8Array;
+  newToken?(ip: string, now: number, version?: number): Uint8Array;
 }

@@ -1335,7 +1335,7 @@ export class Connection implements QuicConnection {
       // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes.
       this.handshakeDonePending = true;
       if (this.host.newToken) {
-        this.lastNewToken = this.host.newToken(this.path.remote.address, now);
+        this.lastNewToken = this.host.newToken(this.path.remote.address, now, this.version);
         this.newTokenPending = this.lastNewToken;
       }
       this.confirmHandshake(now);

@@ -459,7 +459,7 @@ export class Endpoint {
       const token = d.subarray(h.tokenOffset, h.tokenOffset + h.tokenLength);
       const key = addressKey(remote);
       // A NEW_TOKEN token already used (§8.1.4: no replay) is invalid here: as no token at all.
-      const v = this.tokens.validate(token, key, remote.address, now);
+      const v = this.tokens.validate(token, key, remote.address, now, version);
       if (v === 'new-token') {
         validated = true;
         newToken = token;
@@ -553,7 +553,7 @@ export class Endpoint {
 
   private sendRetry(version: number, odcid: Uint8Array, clientScid: Uint8Array, remote: Address, now: number): void {
     const retryScid = this.newCid();
-    const token = this.tokens.retryToken(addressKey(remote), odcid, retryScid, now);
+    const token = this.tokens.retryToken(addressKey(remote), odcid, retryScid, now, version);
     const bits = this.provider.randomBytes(1)[0]! & 0x0f;
     const pkt = buildRetry(this.provider, version, clientScid, retryScid, token, odcid, bits);
     if (this.enqueue(pkt, remote)) this.stats.retriesSent++;
@@ -663,7 +663,7 @@ export class Endpoint {
         }
       },
     };
-    if (this.server) host.newToken = (ip, now) => this.tokens.newToken(ip, now);
+    if (this.server) host.newToken = (ip, now, version) => this.tokens.newToken(ip, now, version);
     return host;
   }
 

@@ -89,7 +89,8 @@ export class TokenAuthority {
     return this.provider.hmac('sha256', this.resetKey, cid).subarray(0, 16);
   }
 
-  retryToken(address: string, originalDcid: Uint8Array, retryScid: Uint8Array, nowMs: number): Uint8Array {
+  /** A Retry token for a client at `address` ("ip:port"), bound to the QUIC `version` of its Initial. */
+  retryToken(address: string, originalDcid: Uint8Array, retryScid: Uint8Array, nowMs: number, version = 1): Uint8Array {
     const addr = new TextEncoder().encode(address);
     const pt = new Uint8Array(8 + 1 + originalDcid.length + 1 + retryScid.length + addr.length);
     const dv = new DataView(pt.buffer);
@@ -99,25 +100,28 @@ export class TokenAuthority {
     pt[9 + originalDcid.length] = retryScid.length;
     pt.set(retryScid, 10 + originalDcid.length);
     pt.set(addr, 10 + originalDcid.length + retryScid.length);
-    return this.seal(TokenKind.retry, pt);
+    return this.seal(TokenKind.retry, pt, version);
   }
 
-  newToken(ip: string, nowMs: number): Uint8Array {
+  /** A NEW_TOKEN token for `ip`, bound to the QUIC `version` of the connection that sends it. */
+  newToken(ip: string, nowMs: number, version = 1): Uint8Array {
     const addr = new TextEncoder().encode(ip);
     const pt = new Uint8Array(8 + addr.length);
     new DataView(pt.buffer).setFloat64(0, nowMs);
     pt.set(addr, 8);
-    return this.seal(TokenKind.newToken, pt);
+    return this.seal(TokenKind.newToken, pt, version);
   }
 
   /**
    * Checks a token from a client Initial. `address` is "ip:port" of the sender; `ip` its IP.
    * Returns the Retry token's contents, 'new-token' for a valid NEW_TOKEN token, or null.
    */
-  validate(token: Uint8Array, address: string, ip: string, nowMs: number): ValidRetryToken | 'new-token' | null {
+  validate(token: Uint8Array, address: string, ip: string, nowMs: number, version = 1): ValidRetryToken | 'new-token' | null {
     if (token.length < 1 + 12 + 16 + 8) return null;
     const kind = token[0]!;
-    const pt = this.aead.open(token.subarray(1, 13), token.subarray(0, 1), token.subarray(13));
+    // A token issued under another QUIC version does not open (RFC 9369 §5: servers MUST NOT
+    // accept a token from a different version).
+    const pt = this.aead.open(token.subarray(1, 13), tokenAad(kind, version), token.subarray(13));
     if (!pt || pt.length < 8) return null;
     const issued = new DataView(pt.buffer, pt.byteOffset, pt.byteLength).getFloat64(0);
     const dec = new TextDecoder();
@@ -138,16 +142,20 @@ export class TokenAuthority {
     return { kind: 'retry', originalDcid: pt.slice(9, 9 + odLen), retryScid: pt.slice(10 + odLen, addrStart) };
   }
 
-  private seal(kind: number, pt: Uint8Array): Uint8Array {
+  private seal(kind: number, pt: Uint8Array, version: number): Uint8Array {
     const nonce = this.provider.randomBytes(12);
-    const aad = new Uint8Array([kind]);
-    const ct = this.aead.seal(nonce, aad, pt);
+    const ct = this.aead.seal(nonce, tokenAad(kind, version), pt);
     const out = new Uint8Array(1 + 12 + ct.length);
     out[0] = kind;
     out.set(nonce, 1);
     out.set(ct, 13);
     return out;
   }
+}
+
+/** Authenticated data of a token: its kind and the QUIC version it was issued under. */
+function tokenAad(kind: number, version: number): Uint8Array {
+  return new Uint8Array([kind, version >>> 24, (version >>> 16) & 0xff, (version >>> 8) & 0xff, version & 0xff]);
 }
 
 /** The token's 12-byte nonce as a map key (one char per byte). */

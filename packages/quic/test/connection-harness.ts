@@ -53,8 +53,8 @@ export class TestHost implements ConnectionHost {
     if (added) this.routes.add(k);
     else this.routes.delete(k);
   }
-  newToken(ip: string, now: number): Uint8Array {
-    return this.ta.newToken(ip, now);
+  newToken(ip: string, now: number, version?: number): Uint8Array {
+    return this.ta.newToken(ip, now, version);
   }
 }
 

@@ -52,6 +52,17 @@ for (const p of providers) {
     assert.is(ta.validate(t2, '10.0.0.1:1', '10.0.0.1', 10_301), null);
   });
 
+  test(`${p.name}: tokens are bound to the QUIC version they were issued under (RFC 9369 §5)`, () => {
+    const ta = new TokenAuthority(p);
+    const V2 = 0x6b3343cf;
+    const nt = ta.newToken('127.0.0.1', 1000, V2);
+    assert.is(ta.validate(nt, '127.0.0.1:5000', '127.0.0.1', 2000, 1), null, 'a v2 NEW_TOKEN token on a v1 Initial');
+    assert.is(ta.validate(nt, '127.0.0.1:5000', '127.0.0.1', 2000, V2), 'new-token');
+    const rt = ta.retryToken('127.0.0.1:5000', new Uint8Array(8), new Uint8Array(8), 1000, 1);
+    assert.is(ta.validate(rt, '127.0.0.1:5000', '127.0.0.1', 2000, V2), null, 'a v1 Retry token on a v2 Initial');
+    assert.ok(ta.validate(rt, '127.0.0.1:5000', '127.0.0.1', 2000, 1));
+  });
+
   test(`${p.name}: garbage tokens are invalid, never a throw`, () => {
     const ta = new TokenAuthority(p);
     for (let n = 0; n < 200; n++) {
