@@ -422,7 +422,8 @@ test('record_overflow, decode_error, bad_record_mac, unexpected content types', 
       [Uint8Array.of(2, 40, 0, 21, 0), Alert.decode_error, 'protected alert of 3 bytes'],
       [Uint8Array.of(22), Alert.unexpected_message, 'protected empty handshake'],
     ];
-    for (const [inner, alert, what] of cases) {
+    /** A fresh connection whose client receives `inner` as a protected record under a new key. */
+    const receiveCrafted = (inner: Uint8Array) => {
       const pair = establish(p, 'TLS_AES_128_GCM_SHA256');
       const secret = p.randomBytes(32);
       const w = new RecordKey(p, 'TLS_AES_128_GCM_SHA256', secret);
@@ -431,21 +432,16 @@ test('record_overflow, decode_error, bad_record_mac, unexpected content types', 
       pair.c.receive(pair.s.writeHandshake('application', hs(24, 1)));
       drain(pair.c);
       const header = Uint8Array.of(23, 3, 3, (inner.length + 16) >> 8, (inner.length + 16) & 0xff);
-      const ct = w.aead.seal(w.nonceFor(0), header, inner);
-      pair.c.receive(cat(header, ct));
+      pair.c.receive(cat(header, w.aead.seal(w.nonceFor(0), header, inner)));
+      return pair;
+    };
+    for (const [inner, alert, what] of cases) {
+      const pair = receiveCrafted(inner);
       expectAlert(() => drain(pair.c), alert, what);
     }
     // The boundary: content 100 + type + 16284 zeros = 2^14 + 1 bytes is accepted.
     {
-      const pair = establish(p, 'TLS_AES_128_GCM_SHA256');
-      const secret = p.randomBytes(32);
-      const w = new RecordKey(p, 'TLS_AES_128_GCM_SHA256', secret);
-      pair.c.installSecret('application', 'read', 'TLS_AES_128_GCM_SHA256', secret);
-      pair.c.receive(pair.s.writeHandshake('application', hs(24, 1)));
-      drain(pair.c);
-      const inner = cat(new Uint8Array(100).fill(7), Uint8Array.of(23), new Uint8Array(16284));
-      const header = Uint8Array.of(23, 3, 3, (inner.length + 16) >> 8, (inner.length + 16) & 0xff);
-      pair.c.receive(cat(header, w.aead.seal(w.nonceFor(0), header, inner)));
+      const pair = receiveCrafted(cat(new Uint8Array(100).fill(7), Uint8Array.of(23), new Uint8Array(16284)));
       const got = drain(pair.c).filter((e) => e.type === 'appData');
       assert.is(got.length, 1, 'padded to exactly 2^14 + 1: one appData');
       assert.is((got[0] as { data: Uint8Array }).data.length, 100);
