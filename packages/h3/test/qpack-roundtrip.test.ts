@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { QpackDecoder, type FieldLine } from '../src/qpack/decoder.js';
-import { QpackEncoder } from '../src/qpack/encoder.js';
+import { MAX_OUTSTANDING_SECTIONS, QpackEncoder } from '../src/qpack/encoder.js';
 import { Rng } from './support.js';
 
 const NAMES = [':authority', ':path', 'user-agent', 'accept', 'cookie', 'x-request-id', 'x-trace', 'content-type', 'authorization', 'x-ünïcode'];
@@ -177,6 +177,33 @@ test('an encoder never evicts an unacknowledged entry: it falls back to literals
   enc.encode(8, [['x-bbbb', 'value-number-two']]);
   assert.is(enc.insertCount, 2);
   assert.is(enc.oldestIndex, 1);
+});
+
+test('a decoder that never acknowledges sections cannot grow the encoder without bound: beyond MAX_OUTSTANDING_SECTIONS new sections use only static/literal forms, and decode', () => {
+  const enc = new QpackEncoder({ maxTableCapacity: 4096, insertThreshold: 1 });
+  const dec = new QpackDecoder({ maxTableCapacity: 4096, maxBlockedStreams: 100 });
+  enc.applyPeerSettings(4096, 100);
+  const fields: FieldLine[] = [['x-custom', 'value'], [':authority', 'example.com']];
+  let last: Uint8Array = new Uint8Array(0);
+  for (let i = 0; i < 3000; i++) {
+    last = enc.encode(4 * i, fields);
+    const ins = enc.takeEncoderStream();
+    if (ins.length > 0) {
+      dec.feedEncoderStream(ins);
+      // Insert Count Increments only (the decoder keeps the entries usable), never a Section Acknowledgment.
+      enc.feedDecoderStream(Uint8Array.of(enc.insertCount - enc.knownReceivedCount));
+    }
+  }
+  assert.is(enc.outstandingSections, MAX_OUTSTANDING_SECTIONS);
+  // The last section references nothing dynamic and decodes on its own.
+  assert.is(last[0], 0, 'Required Insert Count 0');
+  const out = dec.decodeSection(4 * 2999, last);
+  assert.equal(out, { status: 'done', headers: fields });
+  // Acknowledgments bring the dynamic table back.
+  enc.feedDecoderStream(Uint8Array.of(0x80 | 0)); // Section Acknowledgment, stream 0
+  assert.is(enc.outstandingSections, MAX_OUTSTANDING_SECTIONS - 1);
+  const again = enc.encode(4 * 3000, fields);
+  assert.ok(again[0] !== 0, 'a dynamic reference again');
 });
 
 test.run();

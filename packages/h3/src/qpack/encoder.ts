@@ -35,6 +35,14 @@ const STABLE_NAMES = new Set([
 ]);
 const SENSITIVE_NAMES = new Set(['authorization', 'proxy-authorization']);
 
+/**
+ * Field sections with dynamic references that the decoder has not acknowledged yet, across all
+ * streams. A decoder that never sends Section Acknowledgments (a broken or hostile peer) would
+ * otherwise make this state grow with every message; beyond the bound, new sections use only the
+ * static table and literals (always allowed, §2.1.2) until acknowledgments come.
+ */
+export const MAX_OUTSTANDING_SECTIONS = 1024;
+
 interface Section {
   ric: number;
   refs: number[];
@@ -53,6 +61,8 @@ export class QpackEncoder {
   private krc = 0;
   private readonly refCounts = new Map<number, number>();
   private readonly sections = new Map<number, Section[]>();
+  /** Sections in `sections`, all streams together (bounded by MAX_OUTSTANDING_SECTIONS). */
+  private outstanding = 0;
   private readonly seen = new Map<string, number>();
   private pending = new Uint8Array(0);
 
@@ -83,6 +93,10 @@ export class QpackEncoder {
   /** Oldest absolute index still in the table. */
   get oldestIndex(): number {
     return this.table.dropped;
+  }
+  /** Unacknowledged field sections with dynamic references (all streams). */
+  get outstandingSections(): number {
+    return this.outstanding;
   }
   referenceCount(abs: number): number {
     return this.refCounts.get(abs) ?? 0;
@@ -165,6 +179,7 @@ export class QpackEncoder {
   /** Encodes a field section for `streamId` (§4.5). Encoder-stream bytes may be produced too. */
   encode(streamId: number, fields: readonly FieldLine[]): Uint8Array {
     const base = this.table.insertCount;
+    const dynamic = this.table.capacity > 0 && this.outstanding < MAX_OUTSTANDING_SECTIONS;
     this.canBlock = this.streamBlocks(streamId) || this.blockedStreamCount < this.peerBlockedStreams;
     const canBlock = this.canBlock;
     const w = new QpackWriter();
@@ -178,7 +193,7 @@ export class QpackEncoder {
         continue;
       }
       let abs = -1;
-      if (!sensitive && this.table.capacity > 0) {
+      if (!sensitive && dynamic) {
         const found = this.table.find(name, value);
         if (found.exact >= 0 && canBlock && this.draining(found.exact)) {
           // §2.1.1.1: refresh an entry about to be evicted with a Duplicate rather than pin it.
@@ -205,7 +220,7 @@ export class QpackEncoder {
         w.string(7, 0, vb, this.huffman);
         continue;
       }
-      const dn = this.table.capacity > 0 ? this.table.find(name, value).name : -1;
+      const dn = dynamic ? this.table.find(name, value).name : -1;
       if (this.usable(dn)) {
         this.ref(dn);
         if (dn < base) w.int(4, 0x40 | (sensitive ? 0x20 : 0), base - 1 - dn);
@@ -230,6 +245,7 @@ export class QpackEncoder {
       let list = this.sections.get(streamId);
       if (!list) this.sections.set(streamId, (list = []));
       list.push({ ric, refs });
+      this.outstanding++;
     }
     prefix.bytes(w.take());
     return prefix.take();
@@ -330,6 +346,7 @@ export class QpackEncoder {
       throw qpackError(QpackError.QPACK_DECODER_STREAM_ERROR, `Section Acknowledgment for stream ${streamId} with nothing outstanding`);
     }
     if (list!.length === 0) this.sections.delete(streamId);
+    this.outstanding--;
     this.release(s);
     if (s.ric > this.krc) this.krc = s.ric;
   }
@@ -339,6 +356,7 @@ export class QpackEncoder {
     const list = this.sections.get(streamId);
     if (!list) return;
     for (const s of list) this.release(s);
+    this.outstanding -= list.length;
     this.sections.delete(streamId);
   }
 }
