@@ -145,18 +145,20 @@ async function ourServer(extra: Partial<TlsServerOptions>) {
   return { port, accepted, keylog, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
-/** Our client, connected (and with its first ticket if `wantTicket`). */
-function ourClient(opts: TlsConnectOptions, wantTicket = false): Promise<{ s: TlsSocket; ticket: SessionTicket | null }> {
+/**
+ * Resolves with the socket's first 'session' value once it is connected (and that value came, if
+ * `wantSession`); rejects on 'error' or after 10 s. Our TlsSocket and node's TLSSocket alike.
+ */
+function connected<T>(s: NodeJS.EventEmitter, wantSession: boolean, who: string): Promise<T | null> {
   return timeout(
     new Promise((resolve, reject) => {
-      const s = connect({ servername: 'localhost', ca: CERT.certPem, ...opts });
       let secure = false;
-      let ticket: SessionTicket | null = null;
+      let session: T | null = null;
       const done = (): void => {
-        if (secure && (!wantTicket || ticket)) resolve({ s, ticket });
+        if (secure && (!wantSession || session)) resolve(session);
       };
-      s.on('session', (t: SessionTicket) => {
-        ticket ??= t;
+      s.on('session', (t: T) => {
+        session ??= t;
         done();
       });
       s.once('secureConnect', () => {
@@ -166,34 +168,23 @@ function ourClient(opts: TlsConnectOptions, wantTicket = false): Promise<{ s: Tl
       s.on('error', reject);
     }),
     10_000,
-    'petrel client',
+    who,
   );
 }
 
-function nodeClient(opts: nodeTls.ConnectionOptions, wantSession = false): Promise<{ s: nodeTls.TLSSocket; session: Buffer | null; keylog: string[] }> {
-  return timeout(
-    new Promise((resolve, reject) => {
-      const keylog: string[] = [];
-      const s = nodeTls.connect({ host: '127.0.0.1', servername: 'localhost', ca: CERT.certPem, minVersion: 'TLSv1.3', ...opts });
-      s.on('keylog', (l: Buffer) => keylog.push(l.toString()));
-      let secure = false;
-      let session: Buffer | null = null;
-      const done = (): void => {
-        if (secure && (!wantSession || session)) resolve({ s, session, keylog });
-      };
-      s.on('session', (b: Buffer) => {
-        session ??= b;
-        done();
-      });
-      s.once('secureConnect', () => {
-        secure = true;
-        done();
-      });
-      s.on('error', reject);
-    }),
-    10_000,
-    'node client',
-  );
+/** Our client, connected (and with its first ticket if `wantTicket`). */
+async function ourClient(opts: TlsConnectOptions, wantTicket = false): Promise<{ s: TlsSocket; ticket: SessionTicket | null }> {
+  const s = connect({ servername: 'localhost', ca: CERT.certPem, ...opts });
+  const ticket = await connected<SessionTicket>(s, wantTicket, 'petrel client');
+  return { s, ticket };
+}
+
+async function nodeClient(opts: nodeTls.ConnectionOptions, wantSession = false): Promise<{ s: nodeTls.TLSSocket; session: Buffer | null; keylog: string[] }> {
+  const keylog: string[] = [];
+  const s = nodeTls.connect({ host: '127.0.0.1', servername: 'localhost', ca: CERT.certPem, minVersion: 'TLSv1.3', ...opts });
+  s.on('keylog', (l: Buffer) => keylog.push(l.toString()));
+  const session = await connected<Buffer>(s, wantSession, 'node client');
+  return { s, session, keylog };
 }
 
 for (const p of providers) {
