@@ -206,6 +206,8 @@ export class Connection implements QuicConnection {
   private zeroRttRead: PacketKeys | null = null;
   /** When the server drops its 0-RTT read keys (RFC 9001 §4.9.3); Infinity until set. */
   private zeroRttDiscardAt = Infinity;
+  /** Client: the server rejected our 0-RTT (its new limits replace the remembered ones). */
+  private zeroRttRejected = false;
   /** Server: Initial read keys of the client's original version after switching to another (RFC 9368). */
   private initialReadAlt: PacketKeys | null = null;
   private crypto: CryptoStreams;
@@ -271,6 +273,9 @@ export class Connection implements QuicConnection {
   private pingPending = false;
   /** When the keep-alive PING is due (TransportConfig.keepAliveInterval), Infinity when off. */
   private keepAliveAt = Infinity;
+  /** Server: re-send the unacknowledged Initial CRYPTO data now (RFC 9002 §6.2.3), and how often that happened. */
+  private initialSpeedUp = false;
+  private initialSpeedUps = 0;
   private info: HandshakeInfo | null = null;
 
   private readonly events: ConnectionEvent[] = [];
@@ -775,9 +780,6 @@ export class Connection implements QuicConnection {
     }
     return true;
   }
-
-  /** Client: the server rejected our 0-RTT (its new limits replace the remembered ones). */
-  private zeroRttRejected = false;
 
   /** Client: a compatible version the server may have switched to, and its Initial keys (RFC 9368 §4). */
   private pendingVersion = -1;
@@ -1349,7 +1351,7 @@ export class Connection implements QuicConnection {
   private confirmHandshake(now: number): void {
     if (this.handshakeConfirmed) return;
     this.handshakeConfirmed = true;
-    if ((this.cfg.keepAliveInterval ?? 0) > 0) this.keepAliveAt = now + this.cfg.keepAliveInterval!;
+    this.armKeepAlive(now);
     this.recovery.setHandshakeConfirmed(now);
     this.discardSpace(0, now);
     this.discardSpace(1, now);
@@ -1615,7 +1617,7 @@ export class Connection implements QuicConnection {
     this.path.bytesSent += off;
     if (anyAckEliciting) {
       this.pacer.onPacketSent(now, off);
-      if (this.handshakeConfirmed && (this.cfg.keepAliveInterval ?? 0) > 0) this.keepAliveAt = now + this.cfg.keepAliveInterval!;
+      if (this.handshakeConfirmed) this.armKeepAlive(now);
       if (this.lastAckElicitingSent < 0) {
         this.lastAckElicitingSent = now;
         if (this.idleTimeout > 0) this.idleDeadline = now + this.effectiveIdle();
@@ -1652,6 +1654,12 @@ export class Connection implements QuicConnection {
       this.qlog({ time: now, name: 'transport:packet_sent', data: { header: { packet_type: '1RTT', packet_number: pn }, raw: { length: end }, frames } });
     }
     return { datagram: buf.subarray(0, end), remote };
+  }
+
+  /** The keep-alive PING is due `keepAliveInterval` after the last ack-eliciting packet (off when 0). */
+  private armKeepAlive(now: number): void {
+    const every = this.cfg.keepAliveInterval ?? 0;
+    if (every > 0) this.keepAliveAt = now + every;
   }
 
   private countOffPath(key: string, rx: number, tx: number): void {
@@ -1923,10 +1931,6 @@ export class Connection implements QuicConnection {
    * nothing of the ClientHello is acknowledged and no ServerHello came (no Handshake keys): later
    * datagrams have better use for the room (coalesced Handshake packets).
    */
-  /** Server: re-send the unacknowledged Initial CRYPTO data now (RFC 9002 §6.2.3), and how often that happened. */
-  private initialSpeedUp = false;
-  private initialSpeedUps = 0;
-
   private writeClientHelloHead(buf: Uint8Array, o: number, end: number, lowest: number, info: SentInfo): number {
     const cs = this.crypto.get(0);
     if (cs.hasPending() || cs.send.ackedPrefix > 0 || this.spaces[1]!.write) return o;

@@ -116,9 +116,7 @@ export class StreamManager {
 
   /** The peer's transport parameters arrived (limits only ever grow). */
   setPeerLimits(p: PeerStreamLimits): void {
-    if (p.initialMaxStreamsBidi > MAX_STREAMS_LIMIT || p.initialMaxStreamsUni > MAX_STREAMS_LIMIT) {
-      throw new ProtocolViolation('quic', TransportError.TRANSPORT_PARAMETER_ERROR, 'initial_max_streams above 2^60');
-    }
+    checkPeerStreamLimits(p);
     this.peer = { ...p };
     this.connSend.update(p.initialMaxData);
     if (p.initialMaxStreamsBidi > this.peerMaxStreams[0]!) this.peerMaxStreams[0] = p.initialMaxStreamsBidi;
@@ -132,6 +130,7 @@ export class StreamManager {
    * them (a stream beyond the new stream limit waits until MAX_STREAMS covers it).
    */
   restartAfterZeroRttRejected(p: PeerStreamLimits): void {
+    checkPeerStreamLimits(p);
     this.peer = { ...p };
     this.connSend.restart(p.initialMaxData);
     this.peerMaxStreams[0] = p.initialMaxStreamsBidi;
@@ -445,5 +444,12 @@ export class StreamManager {
     let n = this.recvStreams.size;
     for (const id of this.sendStreams.keys()) if (!this.recvStreams.has(id)) n++;
     return n;
+  }
+}
+
+/** The peer's initial_max_streams may not exceed 2^60 (RFC 9000 §4.6, §18.2). */
+function checkPeerStreamLimits(p: PeerStreamLimits): void {
+  if (p.initialMaxStreamsBidi > MAX_STREAMS_LIMIT || p.initialMaxStreamsUni > MAX_STREAMS_LIMIT) {
+    throw new ProtocolViolation('quic', TransportError.TRANSPORT_PARAMETER_ERROR, 'initial_max_streams above 2^60');
   }
 }
